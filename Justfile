@@ -1,0 +1,35 @@
+# Zombi developer tasks. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Builds live outside the checkout so every clone (and CI) reuses them.
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/zombi-target")
+# The Python venv with PyIceberg, DuckDB, Spark and moto that the tests read tables with.
+export ZOMBI_VENV := env_var_or_default("ZOMBI_VENV", home_directory() / ".cache/zombi-venv")
+
+default:
+    @just --list
+
+# Build and start a node (:8090) and an edge (:8080) locally; data under ./data. Ctrl-C stops both.
+run:
+    cargo build --bins
+    scripts/run-local.sh "$CARGO_TARGET_DIR/debug"
+
+# The whole test suite: unit tests and integration tests that spawn the real binaries
+# (built with crash failpoints, which do nothing unless a test arms one).
+test: venv
+    cargo build --bins --features zombi-node/failpoints
+    cargo nextest run --workspace --features zombi-node/failpoints --profile ci
+
+# Create or refresh the engines venv (PyIceberg, DuckDB, Spark, moto).
+venv:
+    scripts/venv.sh "$ZOMBI_VENV"
+
+# fmt + clippy with warnings denied.
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all

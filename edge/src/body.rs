@@ -1,0 +1,396 @@
+//! Reading request bodies within limits: a size cap on the body as sent and after
+//! decompression, and a process-wide in-flight byte budget so that a flood of requests
+//! gets 429s instead of exhausting memory. Bytes are reserved before they are buffered.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::{Body, HttpBody};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_ENCODING;
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics;
+
+/// Decompressed bytes are produced and budgeted in steps of this size.
+const DECODE_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the decompressed request body is larger than the limit of {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
+    #[error("the edge is over its in-flight byte budget")]
+    Overloaded,
+    #[error("unsupported Content-Encoding {0:?}; use gzip, zstd or none")]
+    UnsupportedEncoding(String),
+    #[error("could not read the request body: {0}")]
+    Read(String),
+    #[error("could not decompress the {encoding} request body: {message}")]
+    Corrupt { encoding: &'static str, message: String },
+}
+
+/// Request bytes the edge holds at once, across all requests.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    permits: Arc<Semaphore>,
+}
+
+impl ByteBudget {
+    pub fn new(bytes: usize) -> Self {
+        ByteBudget { permits: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))) }
+    }
+
+    /// An empty reservation that grows as bytes arrive.
+    pub fn reserve(&self) -> Reservation {
+        Reservation { permits: Arc::clone(&self.permits), permit: None }
+    }
+
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// Bytes held from a [`ByteBudget`]; returned when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    permits: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    pub fn bytes(&self) -> usize {
+        self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Reserves `bytes` more without waiting: an exhausted budget is an immediate 429.
+    pub fn grow(&mut self, bytes: usize) -> Result<(), BodyError> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(bytes).map_err(|_| BodyError::Overloaded)?;
+        let more = Arc::clone(&self.permits)
+            .try_acquire_many_owned(n)
+            .map_err(|_| BodyError::Overloaded)?;
+        metrics::inflight_bytes_changed(bytes as f64);
+        match &mut self.permit {
+            Some(permit) => permit.merge(more),
+            None => self.permit = Some(more),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let bytes = self.bytes();
+        if bytes > 0 {
+            metrics::inflight_bytes_changed(-(bytes as f64));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, BodyError> {
+        let mut values = headers.get_all(CONTENT_ENCODING).iter();
+        let Some(value) = values.next() else { return Ok(Encoding::Identity) };
+        let text = value.to_str().unwrap_or_default().trim();
+        if values.next().is_some() {
+            return Err(BodyError::UnsupportedEncoding("several Content-Encoding headers".into()));
+        }
+        if text.is_empty() || text.eq_ignore_ascii_case("identity") {
+            Ok(Encoding::Identity)
+        } else if text.eq_ignore_ascii_case("gzip") || text.eq_ignore_ascii_case("x-gzip") {
+            Ok(Encoding::Gzip)
+        } else if text.eq_ignore_ascii_case("zstd") {
+            Ok(Encoding::Zstd)
+        } else {
+            Err(BodyError::UnsupportedEncoding(String::from_utf8_lossy(value.as_bytes()).into()))
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Identity => "identity",
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+}
+
+/// A fully read, decompressed body together with the budget it holds.
+#[derive(Debug)]
+pub struct LimitedBody {
+    pub bytes: Vec<u8>,
+    /// Keep until the response is produced: the bytes (and what is parsed from them) live
+    /// that long.
+    pub reservation: Reservation,
+}
+
+/// Reads `body`, enforcing `max_bytes` on the body as sent and after decompression, and
+/// reserving every byte from `budget` before buffering it.
+pub async fn read_body(
+    body: Body,
+    encoding: Encoding,
+    max_bytes: usize,
+    budget: &ByteBudget,
+) -> Result<LimitedBody, BodyError> {
+    // With a Content-Length the whole body is checked and reserved before reading any of it.
+    let declared = body.size_hint().exact();
+    let mut reservation = budget.reserve();
+    if let Some(len) = declared {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > max_bytes {
+            return Err(BodyError::TooLarge { limit: max_bytes });
+        }
+        reservation.grow(len)?;
+    }
+
+    let mut bytes = Vec::with_capacity(reservation.bytes());
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let total = bytes.len() + frame.len();
+        if total > max_bytes {
+            return Err(BodyError::TooLarge { limit: max_bytes });
+        }
+        // Chunked bodies (and any body outgrowing its declared length) reserve as they come.
+        reservation.grow(total.saturating_sub(reservation.bytes()))?;
+        bytes.extend_from_slice(&frame);
+    }
+    metrics::body_read(bytes.len());
+
+    if encoding == Encoding::Identity {
+        return Ok(LimitedBody { bytes, reservation });
+    }
+    // Decompression is CPU work; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let decoded = decompress(encoding, &bytes, max_bytes, &mut reservation)?;
+        Ok(LimitedBody { bytes: decoded, reservation })
+    })
+    .await
+    .map_err(|e| BodyError::Read(format!("decompression task failed: {e}")))?
+}
+
+/// Streams `compressed` through a decoder, reserving each decoded chunk before keeping it,
+/// so a small bomb stops at `max_bytes` instead of expanding in memory.
+fn decompress(
+    encoding: Encoding,
+    compressed: &[u8],
+    max_bytes: usize,
+    reservation: &mut Reservation,
+) -> Result<Vec<u8>, BodyError> {
+    let corrupt = |e: std::io::Error| BodyError::Corrupt {
+        encoding: encoding.name(),
+        message: e.to_string(),
+    };
+    let mut decoder: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(compressed.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+        Encoding::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
+            // A frame may ask for a window far larger than any body we accept; cap what the
+            // decoder allocates.
+            decoder.window_log_max(window_log_for(max_bytes)).map_err(corrupt)?;
+            Box::new(decoder)
+        }
+    };
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; DECODE_CHUNK];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(e)),
+        };
+        if out.len() + n > max_bytes {
+            return Err(BodyError::DecompressedTooLarge { limit: max_bytes });
+        }
+        reservation.grow(n)?;
+        out.extend_from_slice(&chunk[..n]);
+    }
+    Ok(out)
+}
+
+/// Largest zstd window the decoder may allocate: enough for any body of `max_bytes`, and at
+/// least 8 MiB (log 23), which streaming compressors use at levels up to 19 when they do
+/// not know the input size; never beyond zstd's default limit of 128 MiB (log 27).
+fn window_log_for(max_bytes: usize) -> u32 {
+    let needed = usize::BITS - max_bytes.saturating_sub(1).leading_zeros();
+    needed.clamp(23, 27)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use bytes::Bytes;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        zstd::stream::encode_all(data, 3).unwrap()
+    }
+
+    /// A body without a Content-Length, as sent with chunked transfer encoding.
+    fn chunked(chunks: Vec<Vec<u8>>) -> Body {
+        Body::from_stream(futures::stream::iter(
+            chunks.into_iter().map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        ))
+    }
+
+    #[tokio::test]
+    async fn reads_within_limits_and_releases_the_budget() {
+        let budget = ByteBudget::new(1000);
+        let body =
+            read_body(Body::from(vec![7u8; 300]), Encoding::Identity, 500, &budget).await.unwrap();
+        assert_eq!(body.bytes, vec![7u8; 300]);
+        assert_eq!(budget.available(), 700);
+        drop(body);
+        assert_eq!(budget.available(), 1000);
+
+        let body =
+            read_body(chunked(vec![vec![1; 200], vec![2; 200]]), Encoding::Identity, 500, &budget)
+                .await
+                .unwrap();
+        assert_eq!(body.bytes.len(), 400);
+        assert_eq!(body.reservation.bytes(), 400);
+    }
+
+    #[tokio::test]
+    async fn content_length_over_the_limit_is_rejected_unread() {
+        let budget = ByteBudget::new(10_000);
+        let err = read_body(Body::from(vec![0u8; 501]), Encoding::Identity, 500, &budget)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { limit: 500 }), "{err}");
+        assert_eq!(budget.available(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn chunked_body_over_the_limit_is_rejected() {
+        let budget = ByteBudget::new(10_000);
+        let err = read_body(chunked(vec![vec![0; 300]; 3]), Encoding::Identity, 500, &budget)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { limit: 500 }), "{err}");
+        assert_eq!(budget.available(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn exhausted_budget_is_overloaded() {
+        let budget = ByteBudget::new(1000);
+        let held =
+            read_body(Body::from(vec![0u8; 800]), Encoding::Identity, 1000, &budget).await.unwrap();
+        let err = read_body(Body::from(vec![0u8; 300]), Encoding::Identity, 1000, &budget)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::Overloaded), "{err}");
+        // Chunked: the first frame fits, the second does not.
+        let err =
+            read_body(chunked(vec![vec![0; 150], vec![0; 150]]), Encoding::Identity, 1000, &budget)
+                .await
+                .unwrap_err();
+        assert!(matches!(err, BodyError::Overloaded), "{err}");
+        drop(held);
+        assert_eq!(budget.available(), 1000);
+    }
+
+    #[tokio::test]
+    async fn gzip_and_zstd_round_trip() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let budget = ByteBudget::new(1 << 20);
+        for (encoding, compressed) in [(Encoding::Gzip, gzip(&data)), (Encoding::Zstd, zstd(&data))]
+        {
+            let body = read_body(Body::from(compressed.clone()), encoding, 300_000, &budget)
+                .await
+                .unwrap();
+            assert_eq!(body.bytes, data, "{encoding:?}");
+            // Both the compressed and the decompressed bytes are held.
+            assert_eq!(body.reservation.bytes(), compressed.len() + data.len());
+        }
+        assert_eq!(budget.available(), 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn decompression_bombs_stop_at_the_limit() {
+        let zeros = vec![0u8; 4 << 20];
+        let budget = ByteBudget::new(1 << 30);
+        for (encoding, compressed) in
+            [(Encoding::Gzip, gzip(&zeros)), (Encoding::Zstd, zstd(&zeros))]
+        {
+            assert!(compressed.len() < 20_000, "{encoding:?} compressed to {}", compressed.len());
+            let err =
+                read_body(Body::from(compressed), encoding, 100_000, &budget).await.unwrap_err();
+            assert!(matches!(err, BodyError::DecompressedTooLarge { limit: 100_000 }), "{err}");
+        }
+        assert_eq!(budget.available(), 1 << 30);
+    }
+
+    #[tokio::test]
+    async fn decompressed_bytes_count_against_the_budget() {
+        let data = vec![b'x'; 200_000];
+        let budget = ByteBudget::new(100_000);
+        let err =
+            read_body(Body::from(gzip(&data)), Encoding::Gzip, 300_000, &budget).await.unwrap_err();
+        assert!(matches!(err, BodyError::Overloaded), "{err}");
+        assert_eq!(budget.available(), 100_000);
+    }
+
+    #[tokio::test]
+    async fn corrupt_compressed_bodies_are_errors() {
+        let budget = ByteBudget::new(1 << 20);
+        for encoding in [Encoding::Gzip, Encoding::Zstd] {
+            let err = read_body(
+                Body::from(b"definitely not compressed".to_vec()),
+                encoding,
+                1000,
+                &budget,
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(err, BodyError::Corrupt { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn content_encoding_header() {
+        let parse = |v: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.insert(CONTENT_ENCODING, v.parse().unwrap());
+            }
+            Encoding::from_headers(&h)
+        };
+        assert_eq!(parse(None).unwrap(), Encoding::Identity);
+        assert_eq!(parse(Some("identity")).unwrap(), Encoding::Identity);
+        assert_eq!(parse(Some("GZIP")).unwrap(), Encoding::Gzip);
+        assert_eq!(parse(Some("zstd")).unwrap(), Encoding::Zstd);
+        assert!(parse(Some("br")).is_err());
+        assert!(parse(Some("gzip, zstd")).is_err());
+    }
+
+    #[test]
+    fn zstd_window_covers_the_limit() {
+        assert_eq!(window_log_for(1), 23);
+        assert_eq!(window_log_for(16 << 20), 24);
+        assert_eq!(window_log_for((16 << 20) + 1), 25);
+        assert_eq!(window_log_for(usize::MAX), 27);
+    }
+}

@@ -1,0 +1,375 @@
+//! Forwarding producer requests to the node. Each request is one [`Group`]; a dispatcher
+//! coalesces the groups queued while earlier batches are in flight into one MessagePack
+//! batch, so under load the node sees few large batches instead of many small ones.
+//!
+//! A producer is answered from its group's result only: a 2xx is never given before the
+//! node has acknowledged the group as durable.
+
+mod client;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use zombi_shared::config::ForwardConfig;
+use zombi_shared::wire::{Ack, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch};
+
+pub use client::{ClientError, NodeClient};
+
+use crate::metrics;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForwardError {
+    #[error("too many requests are waiting for the node")]
+    QueueFull,
+    #[error("the node is overloaded: {0}")]
+    NodeOverloaded(String),
+    #[error("the node is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the node rejected the batch with HTTP {status}: {message}")]
+    Rejected { status: u16, message: String },
+    #[error("the node failed to write the events: {0}")]
+    NodeFailed(String),
+    #[error("unexpected answer from the node: {0}")]
+    Protocol(String),
+    #[error("the forwarder has stopped")]
+    Stopped,
+}
+
+impl From<GroupError> for ForwardError {
+    fn from(e: GroupError) -> Self {
+        match e.code {
+            GroupErrorCode::Overloaded => ForwardError::NodeOverloaded(e.message),
+            GroupErrorCode::Unavailable => ForwardError::Unavailable(e.message),
+            GroupErrorCode::Internal => ForwardError::NodeFailed(e.message),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Ack>, ForwardError>>;
+
+struct Submission {
+    group: Group,
+    weight: usize,
+    reply: Reply,
+}
+
+/// How batches are formed, from [`ForwardConfig`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub linger: Duration,
+    pub max_inflight: usize,
+}
+
+impl From<&ForwardConfig> for BatchLimits {
+    fn from(c: &ForwardConfig) -> Self {
+        BatchLimits {
+            max_events: c.max_batch_events as usize,
+            max_bytes: c.max_batch_bytes as usize,
+            linger: Duration::from_micros(c.linger_us),
+            max_inflight: c.max_inflight_batches as usize,
+        }
+    }
+}
+
+/// The handlers' side: submits groups and waits for their results.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("table", &self.group.table)
+            .field("events", &self.group.events.len())
+            .finish()
+    }
+}
+
+impl Forwarder {
+    /// A forwarder and the dispatcher that must run for it to make progress.
+    pub fn new(limits: BatchLimits, queue_depth: usize, client: NodeClient) -> (Self, Dispatcher) {
+        let (tx, rx) = mpsc::channel(queue_depth.max(1));
+        let dispatcher = Dispatcher {
+            queue: rx,
+            client,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
+        };
+        (Forwarder { queue: tx }, dispatcher)
+    }
+
+    /// Sends `group` to the node within a batch and returns one ack per event, in order.
+    ///
+    /// Cancel-safe: if the caller goes away, the batch still completes and the result is
+    /// dropped.
+    pub async fn submit(&self, group: Group) -> Result<Vec<Ack>, ForwardError> {
+        let weight = group.events.iter().map(|e| e.weight()).sum();
+        let (reply, result) = oneshot::channel();
+        self.queue.try_send(Submission { group, weight, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ForwardError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => ForwardError::Stopped,
+        })?;
+        result.await.map_err(|_| ForwardError::Stopped)?
+    }
+}
+
+/// Forms batches from queued submissions and sends them, at most `max_inflight` at a time.
+pub struct Dispatcher {
+    queue: mpsc::Receiver<Submission>,
+    client: NodeClient,
+    limits: BatchLimits,
+    slots: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    /// Runs until every [`Forwarder`] is dropped and the batches in flight are answered.
+    pub async fn run(mut self) {
+        // A submission that did not fit into the previous batch opens the next one; groups
+        // are never split.
+        let mut carried: Option<Submission> = None;
+        loop {
+            let slot = Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .expect("the batch slot semaphore is never closed");
+            let first = match carried.take() {
+                Some(first) => first,
+                None => match self.queue.recv().await {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
+            let mut batch = PendingBatch::new(first);
+            carried = self.fill(&mut batch).await;
+            metrics::queue_depth(self.queue.len());
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                batch.send(&client).await;
+                drop(slot);
+            });
+        }
+        let all = u32::try_from(self.limits.max_inflight.max(1)).unwrap_or(u32::MAX);
+        let _ = self.slots.acquire_many(all).await;
+    }
+
+    /// Adds queued submissions while the batch has room, lingering for more if configured.
+    /// Returns the submission that did not fit, if any.
+    async fn fill(&mut self, batch: &mut PendingBatch) -> Option<Submission> {
+        while batch.has_room(&self.limits) {
+            let Ok(next) = self.queue.try_recv() else { break };
+            if let Err(next) = batch.try_add(next, &self.limits) {
+                return Some(next);
+            }
+        }
+        if self.limits.linger.is_zero() {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.linger;
+        while batch.has_room(&self.limits) {
+            let Ok(Some(next)) = tokio::time::timeout_at(deadline, self.queue.recv()).await else {
+                break;
+            };
+            if let Err(next) = batch.try_add(next, &self.limits) {
+                return Some(next);
+            }
+        }
+        None
+    }
+}
+
+struct PendingBatch {
+    submissions: Vec<Submission>,
+    events: usize,
+    bytes: usize,
+}
+
+impl PendingBatch {
+    fn new(first: Submission) -> Self {
+        let (events, bytes) = (first.group.events.len(), first.weight);
+        PendingBatch { submissions: vec![first], events, bytes }
+    }
+
+    fn has_room(&self, limits: &BatchLimits) -> bool {
+        self.events < limits.max_events && self.bytes < limits.max_bytes
+    }
+
+    fn try_add(&mut self, next: Submission, limits: &BatchLimits) -> Result<(), Submission> {
+        let events = self.events + next.group.events.len();
+        let bytes = self.bytes + next.weight;
+        if events > limits.max_events || bytes > limits.max_bytes {
+            return Err(next);
+        }
+        self.events = events;
+        self.bytes = bytes;
+        self.submissions.push(next);
+        Ok(())
+    }
+
+    /// Sends the batch and answers every submission.
+    async fn send(self, client: &NodeClient) {
+        let group_count = self.submissions.len();
+        let mut groups = Vec::with_capacity(group_count);
+        let mut waiters = Vec::with_capacity(group_count);
+        for Submission { group, reply, .. } in self.submissions {
+            waiters.push((group.events.len(), reply));
+            groups.push(group);
+        }
+        let started = Instant::now();
+        let result = client.send(&IngestBatch { groups }).await;
+        metrics::batch_sent(self.events, group_count, started.elapsed(), result.is_ok());
+
+        let results: Vec<Result<Vec<Ack>, ForwardError>> = match result {
+            Ok(response) if response.groups.len() == group_count => response
+                .groups
+                .into_iter()
+                .zip(&waiters)
+                .map(|(result, (events, _))| match result {
+                    GroupResult::Ok(acks) if acks.len() == *events => Ok(acks),
+                    GroupResult::Ok(acks) => Err(ForwardError::Protocol(format!(
+                        "{} acks for a group of {events} events",
+                        acks.len()
+                    ))),
+                    GroupResult::Err(e) => Err(e.into()),
+                })
+                .collect(),
+            Ok(response) => {
+                let e = ForwardError::Protocol(format!(
+                    "{} group results for a batch of {group_count} groups",
+                    response.groups.len()
+                ));
+                vec![Err(e); group_count]
+            }
+            Err(e) => vec![Err(e); group_count],
+        };
+        for ((_, reply), result) in waiters.into_iter().zip(results) {
+            // A closed reply means the producer went away; its group was handled anyway.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zombi_shared::config::EdgeConfig;
+    use zombi_shared::wire::{Payload, WireEvent};
+
+    use super::*;
+    use crate::test_support::fake_node;
+
+    fn group(table: &str, events: usize) -> Group {
+        let event = WireEvent {
+            partition: 0,
+            timestamp_ms: None,
+            idempotency_key: None,
+            payload: Payload::Json("1".into()),
+        };
+        Group { table: table.into(), events: vec![event; events] }
+    }
+
+    fn forwarder(url: &str, limits: BatchLimits) -> Forwarder {
+        let config = EdgeConfig { node_url: url.into(), ..EdgeConfig::default() };
+        let (forwarder, dispatcher) =
+            Forwarder::new(limits, 100, NodeClient::new(&config).unwrap());
+        tokio::spawn(dispatcher.run());
+        forwarder
+    }
+
+    const LIMITS: BatchLimits = BatchLimits {
+        max_events: 1000,
+        max_bytes: 1 << 20,
+        linger: Duration::ZERO,
+        max_inflight: 1,
+    };
+
+    #[tokio::test]
+    async fn concurrent_submissions_share_one_batch() {
+        let (url, seen) = fake_node(Duration::from_millis(200)).await;
+        let forwarder = forwarder(&url, LIMITS);
+        // The first batch occupies the only slot; the next five queue and coalesce.
+        let first = tokio::spawn({
+            let f = forwarder.clone();
+            async move { f.submit(group("t", 1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rest: Vec<_> = (0..5)
+            .map(|i| {
+                let f = forwarder.clone();
+                tokio::spawn(async move { f.submit(group("t", i + 1)).await })
+            })
+            .collect();
+        assert_eq!(first.await.unwrap().unwrap().len(), 1);
+        let mut sequences = Vec::new();
+        for (i, handle) in rest.into_iter().enumerate() {
+            let acks = handle.await.unwrap().unwrap();
+            assert_eq!(acks.len(), i + 1);
+            sequences.extend(acks.iter().map(|a| a.sequence));
+        }
+        assert_eq!(seen.batches(), vec![1, 5]);
+        // Each group got its own slice of the batch's acks.
+        assert_eq!(sequences, (1..=15).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn linger_coalesces_without_load() {
+        let (url, seen) = fake_node(Duration::ZERO).await;
+        let limits = BatchLimits { linger: Duration::from_millis(200), max_inflight: 4, ..LIMITS };
+        let forwarder = forwarder(&url, limits);
+        let submissions = (0..3).map(|_| forwarder.submit(group("t", 2)));
+        for acks in futures::future::join_all(submissions).await {
+            assert_eq!(acks.unwrap().len(), 2);
+        }
+        assert_eq!(seen.batches(), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn batches_respect_limits_without_splitting_groups() {
+        let (url, seen) = fake_node(Duration::from_millis(200)).await;
+        let limits = BatchLimits { max_events: 10, ..LIMITS };
+        let forwarder = forwarder(&url, limits);
+        let blocker = tokio::spawn({
+            let f = forwarder.clone();
+            async move { f.submit(group("t", 1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued behind the blocker: 6 + 4 fill one batch, 7 opens the next, and 25 is
+        // larger than any batch and goes alone.
+        let sizes = [6, 4, 7, 25];
+        let mut handles = Vec::new();
+        for size in sizes {
+            let f = forwarder.clone();
+            handles.push(tokio::spawn(async move { f.submit(group("t", size)).await }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        blocker.await.unwrap().unwrap();
+        for (handle, size) in handles.into_iter().zip(sizes) {
+            assert_eq!(handle.await.unwrap().unwrap().len(), size);
+        }
+        assert_eq!(seen.batches(), vec![1, 2, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn group_errors_reach_only_their_group() {
+        let (url, _) = fake_node(Duration::ZERO).await;
+        let limits = BatchLimits { linger: Duration::from_millis(100), ..LIMITS };
+        let forwarder = forwarder(&url, limits);
+        let (ok, busy) =
+            tokio::join!(forwarder.submit(group("t", 1)), forwarder.submit(group("overloaded", 1)));
+        assert_eq!(ok.unwrap().len(), 1);
+        assert!(matches!(busy, Err(ForwardError::NodeOverloaded(m)) if m == "busy"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_node_is_unavailable_quickly() {
+        // Bind and drop to find a port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let forwarder = forwarder(&format!("http://127.0.0.1:{port}"), LIMITS);
+        let started = Instant::now();
+        let err = forwarder.submit(group("t", 1)).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Unavailable(_)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+}

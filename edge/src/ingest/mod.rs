@@ -1,0 +1,226 @@
+//! The producer write path: the ordered checks of a request, then parsing, forwarding and
+//! the reply. Cheap checks come first and nothing is read before they pass.
+
+pub mod parse;
+pub mod reply;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use tokio_util::sync::CancellationToken;
+use zombi_shared::config::EdgeConfig;
+use zombi_shared::validate_table_name;
+use zombi_shared::wire::Group;
+
+use crate::auth::ProducerAuth;
+use crate::body::{ByteBudget, Encoding, read_body};
+use crate::forward::Forwarder;
+use crate::http::error::ApiError;
+use crate::metrics::{self, Endpoint};
+
+use parse::ParseLimits;
+pub use reply::{Accepted, BulkAccepted, SingleAccepted};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What a `/tables/...` path addresses, taken from the raw (still percent-encoded) path so
+/// that an encoded `/` or non-ASCII byte reaches table-name validation and fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// Unvalidated.
+    pub table: &'a str,
+    pub endpoint: Endpoint,
+}
+
+impl<'a> Target<'a> {
+    pub fn from_path(path: &'a str) -> Self {
+        let rest = path.strip_prefix("/tables").and_then(|r| r.strip_prefix('/')).unwrap_or("");
+        match rest.strip_suffix("/bulk") {
+            Some(table) => Target { table, endpoint: Endpoint::Bulk },
+            None => Target { table: rest, endpoint: Endpoint::Single },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+impl BodyFormat {
+    fn from_headers(headers: &HeaderMap, endpoint: Endpoint) -> Result<Self, ApiError> {
+        let value = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not ascii>"));
+        // Parameters such as `charset=utf-8` are allowed; only the media type decides.
+        let essence = value.and_then(|v| v.split(';').next()).map(str::trim).unwrap_or("");
+        match endpoint {
+            _ if essence.eq_ignore_ascii_case("application/json") => Ok(BodyFormat::Json),
+            Endpoint::Bulk if essence.eq_ignore_ascii_case("application/x-ndjson") => {
+                Ok(BodyFormat::Ndjson)
+            }
+            Endpoint::Single => Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json, not {value:?}"
+            ))),
+            Endpoint::Bulk => Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json or application/x-ndjson, not {value:?}"
+            ))),
+        }
+    }
+}
+
+/// Decides what happens to a producer write.
+#[derive(Debug)]
+pub struct IngestService {
+    auth: ProducerAuth,
+    budget: ByteBudget,
+    forwarder: Forwarder,
+    shutdown: CancellationToken,
+    max_request_bytes: usize,
+    parse_limits: ParseLimits,
+}
+
+impl IngestService {
+    pub fn new(config: &EdgeConfig, forwarder: Forwarder, shutdown: CancellationToken) -> Self {
+        let limits = &config.limits;
+        IngestService {
+            auth: ProducerAuth::new(&config.auth.producer_tokens),
+            budget: ByteBudget::new(limits.max_inflight_bytes as usize),
+            forwarder,
+            shutdown,
+            max_request_bytes: limits.max_request_bytes as usize,
+            parse_limits: ParseLimits {
+                max_event_bytes: limits.max_event_bytes as usize,
+                max_records: limits.max_records_per_request as usize,
+            },
+        }
+    }
+
+    /// Handles one `POST /tables/{table}[/bulk]`. A success means the node acknowledged
+    /// every event as durable.
+    pub async fn ingest(
+        &self,
+        target: Target<'_>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Accepted, ApiError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ApiError::ShuttingDown);
+        }
+        self.auth.check(headers)?;
+        validate_table_name(target.table)?;
+        let format = BodyFormat::from_headers(headers, target.endpoint)?;
+        let encoding = Encoding::from_headers(headers)?;
+        let header_key = idempotency_header(headers, target.endpoint)?;
+
+        // Held until the reply exists: the body and the events parsed from it are in memory
+        // that long.
+        let body = read_body(body, encoding, self.max_request_bytes, &self.budget).await?;
+        let _reservation = body.reservation;
+        let events = match (target.endpoint, format) {
+            (Endpoint::Single, _) => {
+                vec![parse::single(&body.bytes, header_key, self.parse_limits)?]
+            }
+            (Endpoint::Bulk, BodyFormat::Json) => parse::bulk_json(&body.bytes, self.parse_limits)?,
+            (Endpoint::Bulk, BodyFormat::Ndjson) => {
+                parse::bulk_ndjson(&body.bytes, self.parse_limits)?
+            }
+        };
+        drop(body.bytes);
+
+        let table = target.table.to_owned();
+        let acks = self.forwarder.submit(Group { table: table.clone(), events }).await?;
+        metrics::events_acknowledged(acks.len());
+        Ok(match target.endpoint {
+            Endpoint::Single => {
+                let ack = acks.first().copied().ok_or_else(|| {
+                    ApiError::Internal("the node acknowledged a single event with no ack".into())
+                })?;
+                Accepted::Single(SingleAccepted::new(table, ack))
+            }
+            Endpoint::Bulk => Accepted::Bulk(BulkAccepted::new(table, &acks)),
+        })
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
+/// The `Idempotency-Key` header: allowed on single events only, since bulk keys are per
+/// record.
+fn idempotency_header(headers: &HeaderMap, endpoint: Endpoint) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    if endpoint == Endpoint::Bulk {
+        return Err(ApiError::InvalidRequest(
+            "the Idempotency-Key header is not allowed on bulk requests; set idempotency_key per record"
+                .into(),
+        ));
+    }
+    value.to_str().map(Some).map_err(|_| {
+        ApiError::InvalidRequest("the Idempotency-Key header must be visible ASCII".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_address_single_or_bulk() {
+        let t = |path| Target::from_path(path);
+        assert_eq!(t("/tables/events"), Target { table: "events", endpoint: Endpoint::Single });
+        assert_eq!(t("/tables/events/bulk"), Target { table: "events", endpoint: Endpoint::Bulk });
+        // A table may be called "bulk".
+        assert_eq!(t("/tables/bulk"), Target { table: "bulk", endpoint: Endpoint::Single });
+        assert_eq!(t("/tables/bulk/bulk"), Target { table: "bulk", endpoint: Endpoint::Bulk });
+        assert_eq!(t("/tables"), Target { table: "", endpoint: Endpoint::Single });
+        assert_eq!(t("/tables/"), Target { table: "", endpoint: Endpoint::Single });
+        assert_eq!(t("/tables//bulk"), Target { table: "", endpoint: Endpoint::Bulk });
+    }
+
+    #[test]
+    fn raw_paths_with_bad_tables_fail_validation() {
+        let long = format!("/tables/a{}", "b".repeat(128));
+        for path in [
+            "/tables/",
+            "/tables/a:b",
+            "/tables/a/b",
+            "/tables/a/b/bulk",
+            "/tables/../bulk",
+            "/tables/..",
+            "/tables/a%2Fb",
+            "/tables/a%2fb/bulk",
+            "/tables/%C3%A9",
+            "/tables/1abc",
+            "/tables/a/bulk/",
+            "/tables/a%20b",
+            &long,
+        ] {
+            let target = Target::from_path(path);
+            assert!(validate_table_name(target.table).is_err(), "{path} -> {target:?}");
+        }
+        let ok = format!("/tables/a{}/bulk", "b".repeat(127));
+        assert!(validate_table_name(Target::from_path(&ok).table).is_ok());
+    }
+
+    #[test]
+    fn content_types() {
+        let format = |ct: Option<&str>, endpoint| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(CONTENT_TYPE, ct.parse().unwrap());
+            }
+            BodyFormat::from_headers(&h, endpoint).ok()
+        };
+        use Endpoint::{Bulk, Single};
+        assert_eq!(format(Some("application/json"), Single), Some(BodyFormat::Json));
+        assert_eq!(format(Some("Application/JSON; charset=utf-8"), Single), Some(BodyFormat::Json));
+        assert_eq!(format(Some("application/x-ndjson"), Single), None);
+        assert_eq!(format(Some("text/plain"), Single), None);
+        assert_eq!(format(None, Single), None);
+        assert_eq!(format(Some("application/json"), Bulk), Some(BodyFormat::Json));
+        assert_eq!(format(Some("application/x-ndjson"), Bulk), Some(BodyFormat::Ndjson));
+        assert_eq!(format(Some("application/jsonx"), Bulk), None);
+        assert_eq!(format(None, Bulk), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! Success bodies of the producer API, built from the node's acks.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use zombi_shared::wire::Ack;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Accepted {
+    Single(SingleAccepted),
+    Bulk(BulkAccepted),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SingleAccepted {
+    pub table: String,
+    pub partition: u32,
+    pub sequence: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkAccepted {
+    pub table: String,
+    /// Events acknowledged, duplicates included.
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Sorted by partition.
+    pub partitions: Vec<PartitionRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRange {
+    pub partition: u32,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub count: usize,
+}
+
+impl SingleAccepted {
+    pub fn new(table: String, ack: Ack) -> Self {
+        SingleAccepted {
+            table,
+            partition: ack.partition,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        }
+    }
+}
+
+impl BulkAccepted {
+    pub fn new(table: String, acks: &[Ack]) -> Self {
+        let mut ranges: BTreeMap<u32, PartitionRange> = BTreeMap::new();
+        for ack in acks {
+            ranges
+                .entry(ack.partition)
+                .and_modify(|r| {
+                    // Duplicates carry their original, possibly older, sequence.
+                    r.first_sequence = r.first_sequence.min(ack.sequence);
+                    r.last_sequence = r.last_sequence.max(ack.sequence);
+                    r.count += 1;
+                })
+                .or_insert(PartitionRange {
+                    partition: ack.partition,
+                    first_sequence: ack.sequence,
+                    last_sequence: ack.sequence,
+                    count: 1,
+                });
+        }
+        BulkAccepted {
+            table,
+            accepted: acks.len(),
+            duplicates: acks.iter().filter(|a| a.duplicate).count(),
+            partitions: ranges.into_values().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(partition: u32, sequence: u64, duplicate: bool) -> Ack {
+        Ack { partition, sequence, duplicate }
+    }
+
+    #[test]
+    fn single_reply_mentions_duplicates_only_when_true() {
+        let json = serde_json::to_value(SingleAccepted::new("t".into(), ack(1, 7, false))).unwrap();
+        assert_eq!(json, serde_json::json!({"table": "t", "partition": 1, "sequence": 7}));
+        let json = serde_json::to_value(SingleAccepted::new("t".into(), ack(1, 7, true))).unwrap();
+        assert_eq!(json["duplicate"], true);
+    }
+
+    #[test]
+    fn bulk_reply_has_sorted_ranges() {
+        let acks = [ack(2, 10, false), ack(0, 5, false), ack(2, 11, false), ack(2, 3, true)];
+        let json =
+            serde_json::to_value(Accepted::Bulk(BulkAccepted::new("t".into(), &acks))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "table": "t", "accepted": 4, "duplicates": 1,
+                "partitions": [
+                    {"partition": 0, "first_sequence": 5, "last_sequence": 5, "count": 1},
+                    {"partition": 2, "first_sequence": 3, "last_sequence": 11, "count": 3},
+                ]
+            })
+        );
+    }
+}

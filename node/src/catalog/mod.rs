@@ -1,0 +1,239 @@
+//! Zombi's own Iceberg catalog: table metadata files live in the warehouse, and the pointer
+//! to each table's current metadata file lives in the node's RocksDB. Swapping that pointer
+//! (one synced RocksDB write) is the commit point of every Iceberg commit, so transactions
+//! built with the `iceberg` crate commit through [`ZombiCatalog`] like through any catalog.
+//!
+//! Engines read it over the Iceberg REST protocol ([`rest`]); the catalog is read-only
+//! for them: only the flusher creates tables and commits snapshots.
+
+pub mod rest;
+pub mod warehouse;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use iceberg::io::FileIO;
+use iceberg::spec::{TableMetadata, TableMetadataBuilder};
+use iceberg::table::Table;
+use iceberg::{
+    Catalog, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent, Result, Runtime,
+    TableCommit, TableCreation, TableIdent,
+};
+
+use crate::hot::HotStore;
+
+pub struct ZombiCatalog {
+    store: Arc<HotStore>,
+    file_io: FileIO,
+    namespace: NamespaceIdent,
+    /// `{warehouse}/{namespace}`: parent of every table location.
+    namespace_location: String,
+    /// Commits of one table are serialised; different tables commit in parallel.
+    commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Last metadata read per table, keyed by its location (metadata files are immutable).
+    cache: Mutex<HashMap<String, (String, Arc<TableMetadata>)>>,
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::new(
+        ErrorKind::FeatureUnsupported,
+        format!("{what} is not supported: Zombi tables are created and written by Zombi's ingest path only"),
+    )
+}
+
+impl std::fmt::Debug for ZombiCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZombiCatalog")
+            .field("namespace", &self.namespace)
+            .field("namespace_location", &self.namespace_location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZombiCatalog {
+    pub fn new(store: Arc<HotStore>, file_io: FileIO, namespace: &str, warehouse: &str) -> Self {
+        ZombiCatalog {
+            store,
+            file_io,
+            namespace: NamespaceIdent::new(namespace.to_owned()),
+            namespace_location: format!("{}/{namespace}", warehouse.trim_end_matches('/')),
+            commit_locks: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn namespace(&self) -> &NamespaceIdent {
+        &self.namespace
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    pub fn ident(&self, table: &str) -> TableIdent {
+        TableIdent::new(self.namespace.clone(), table.to_owned())
+    }
+
+    fn check_namespace(&self, ns: &NamespaceIdent) -> Result<()> {
+        if ns == &self.namespace {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::NamespaceNotFound, format!("namespace {} does not exist", ns.join("."))))
+        }
+    }
+
+    fn commit_lock(&self, table: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.commit_locks.lock().unwrap().entry(table.to_owned()).or_default().clone()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&HotStore) -> crate::hot::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, "hot store task failed").with_source(e))?
+            .map_err(|e| Error::new(ErrorKind::Unexpected, "hot store access failed").with_source(e))
+    }
+
+    async fn pointer(&self, table: &TableIdent) -> Result<Option<String>> {
+        self.check_namespace(table.namespace())?;
+        let name = table.name().to_owned();
+        self.blocking(move |s| s.catalog_pointer(&name)).await
+    }
+
+    async fn read_metadata(&self, table: &str, location: &str) -> Result<Arc<TableMetadata>> {
+        if let Some((loc, meta)) = self.cache.lock().unwrap().get(table)
+            && loc == location
+        {
+            return Ok(meta.clone());
+        }
+        let meta = Arc::new(TableMetadata::read_from(&self.file_io, location).await?);
+        self.cache.lock().unwrap().insert(table.to_owned(), (location.to_owned(), meta.clone()));
+        Ok(meta)
+    }
+
+    fn build_table(&self, ident: TableIdent, location: String, metadata: Arc<TableMetadata>) -> Result<Table> {
+        Table::builder()
+            .identifier(ident)
+            .metadata_location(location)
+            .metadata(metadata)
+            .file_io(self.file_io.clone())
+            .runtime(Runtime::try_current()?)
+            .build()
+    }
+
+    /// Writes `metadata` to `location` and makes it current.
+    async fn publish(&self, table: &str, location: &MetadataLocation, metadata: &TableMetadata) -> Result<()> {
+        metadata.write_to(&self.file_io, location).await?;
+        let (name, loc) = (table.to_owned(), location.to_string());
+        self.blocking(move |s| s.set_catalog_pointer(&name, &loc)).await
+    }
+}
+
+#[async_trait]
+impl Catalog for ZombiCatalog {
+    async fn list_namespaces(&self, parent: Option<&NamespaceIdent>) -> Result<Vec<NamespaceIdent>> {
+        match parent {
+            None => Ok(vec![self.namespace.clone()]),
+            Some(p) => self.check_namespace(p).map(|()| Vec::new()),
+        }
+    }
+
+    async fn create_namespace(&self, _: &NamespaceIdent, _: HashMap<String, String>) -> Result<Namespace> {
+        Err(unsupported("creating a namespace"))
+    }
+
+    async fn get_namespace(&self, ns: &NamespaceIdent) -> Result<Namespace> {
+        self.check_namespace(ns)?;
+        Ok(Namespace::with_properties(
+            ns.clone(),
+            HashMap::from([("location".to_owned(), self.namespace_location.clone())]),
+        ))
+    }
+
+    async fn namespace_exists(&self, ns: &NamespaceIdent) -> Result<bool> {
+        Ok(ns == &self.namespace)
+    }
+
+    async fn update_namespace(&self, _: &NamespaceIdent, _: HashMap<String, String>) -> Result<()> {
+        Err(unsupported("updating a namespace"))
+    }
+
+    async fn drop_namespace(&self, _: &NamespaceIdent) -> Result<()> {
+        Err(unsupported("dropping a namespace"))
+    }
+
+    async fn list_tables(&self, ns: &NamespaceIdent) -> Result<Vec<TableIdent>> {
+        self.check_namespace(ns)?;
+        let pointers = self.blocking(|s| s.catalog_pointers()).await?;
+        Ok(pointers.into_keys().map(|name| TableIdent::new(ns.clone(), name)).collect())
+    }
+
+    async fn create_table(&self, ns: &NamespaceIdent, creation: TableCreation) -> Result<Table> {
+        self.check_namespace(ns)?;
+        let name = creation.name.clone();
+        zombi_shared::validate_table_name(&name)
+            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
+        let lock = self.commit_lock(&name);
+        let _guard = lock.lock().await;
+        let ident = TableIdent::new(ns.clone(), name.clone());
+        if self.pointer(&ident).await?.is_some() {
+            return Err(Error::new(ErrorKind::TableAlreadyExists, format!("table {name} already exists")));
+        }
+        let table_location = format!("{}/{name}", self.namespace_location);
+        let creation = TableCreation { location: Some(table_location.clone()), ..creation };
+        let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
+        let location = MetadataLocation::new_with_metadata(table_location, &metadata);
+        self.publish(&name, &location, &metadata).await?;
+        self.build_table(ident, location.to_string(), Arc::new(metadata))
+    }
+
+    async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
+        let Some(location) = self.pointer(ident).await? else {
+            return Err(Error::new(ErrorKind::TableNotFound, format!("table {} does not exist", ident.name())));
+        };
+        let metadata = self.read_metadata(ident.name(), &location).await?;
+        self.build_table(ident.clone(), location, metadata)
+    }
+
+    async fn drop_table(&self, _: &TableIdent) -> Result<()> {
+        Err(unsupported("dropping a table"))
+    }
+
+    async fn purge_table(&self, _: &TableIdent) -> Result<()> {
+        Err(unsupported("purging a table"))
+    }
+
+    async fn table_exists(&self, ident: &TableIdent) -> Result<bool> {
+        if ident.namespace() != &self.namespace {
+            return Ok(false);
+        }
+        Ok(self.pointer(ident).await?.is_some())
+    }
+
+    async fn rename_table(&self, _: &TableIdent, _: &TableIdent) -> Result<()> {
+        Err(unsupported("renaming a table"))
+    }
+
+    async fn register_table(&self, _: &TableIdent, _: String) -> Result<Table> {
+        Err(unsupported("registering a table"))
+    }
+
+    async fn update_table(&self, commit: TableCommit) -> Result<Table> {
+        let ident = commit.identifier().clone();
+        let lock = self.commit_lock(ident.name());
+        let _guard = lock.lock().await;
+        // Requirements are checked against the current metadata under the lock, so a stale
+        // transaction fails instead of overwriting a newer snapshot.
+        let current = self.load_table(&ident).await?;
+        let staged = commit.apply(current)?;
+        let location = MetadataLocation::from_str(staged.metadata_location_result()?)?;
+        self.publish(ident.name(), &location, staged.metadata()).await?;
+        Ok(staged)
+    }
+}
+
+use std::str::FromStr as _;

@@ -1,0 +1,125 @@
+//! The combiner turns many small ingest requests into few RocksDB writes.
+//!
+//! Each table is owned by one of N shard workers (chosen by a hash of its name), so the
+//! sequences of a table are assigned by one thread without locks. A worker collects groups
+//! for up to `batch_window_us` or `batch_max_events`, writes them with one `WriteBatch`
+//! (events, high-water marks, byte counters and idempotency records together), and only
+//! then answers each group. Admission is byte-weighted: [`Combiner::admit`] refuses work
+//! beyond `limits.max_inflight_bytes` so upstream sees 429 instead of growing queues.
+
+mod error;
+mod worker;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use zombi_shared::config::NodeConfig;
+use zombi_shared::wire::{Ack, Group};
+
+pub use error::CombinerError;
+
+use crate::hot::HotStore;
+use crate::metrics as m;
+
+struct Job {
+    group: Group,
+    reply: oneshot::Sender<Result<Vec<Ack>, CombinerError>>,
+}
+
+pub struct Combiner {
+    shards: Vec<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    inflight: Arc<AtomicU64>,
+    max_inflight: u64,
+}
+
+/// Bytes admitted into the combiner; released when dropped.
+pub struct Admission {
+    inflight: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let now = self.inflight.fetch_sub(self.bytes, Ordering::AcqRel) - self.bytes;
+        metrics::gauge!(m::COMBINER_INFLIGHT_BYTES).set(now as f64);
+    }
+}
+
+impl Combiner {
+    pub fn start(store: Arc<HotStore>, config: &NodeConfig) -> std::io::Result<Self> {
+        let c = &config.combiner;
+        let settings = worker::Settings {
+            window: Duration::from_micros(c.batch_window_us),
+            max_events: c.batch_max_events as usize,
+        };
+        let mut shards = Vec::new();
+        let mut workers = Vec::new();
+        for i in 0..c.shards {
+            let (tx, rx) = sync_channel(c.queue_depth as usize);
+            let store = store.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("combiner-{i}"))
+                .spawn(move || worker::run(store, rx, settings))?;
+            shards.push(tx);
+            workers.push(handle);
+        }
+        Ok(Combiner {
+            shards,
+            workers,
+            inflight: Arc::new(AtomicU64::new(0)),
+            max_inflight: config.limits.max_inflight_bytes,
+        })
+    }
+
+    /// Reserves `bytes` of the in-flight budget, all or nothing.
+    pub fn admit(&self, bytes: u64) -> Result<Admission, CombinerError> {
+        let mut current = self.inflight.load(Ordering::Acquire);
+        loop {
+            let next = current.saturating_add(bytes);
+            if next > self.max_inflight {
+                return Err(CombinerError::Overloaded);
+            }
+            match self.inflight.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    metrics::gauge!(m::COMBINER_INFLIGHT_BYTES).set(next as f64);
+                    return Ok(Admission { inflight: self.inflight.clone(), bytes });
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inflight.load(Ordering::Acquire)
+    }
+
+    /// Writes one group durably and returns one ack per event. The group is validated.
+    pub async fn submit(&self, group: Group) -> Result<Vec<Ack>, CombinerError> {
+        let mut hasher = DefaultHasher::new();
+        group.table.hash(&mut hasher);
+        let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
+        let (reply, rx) = oneshot::channel();
+        match shard.try_send(Job { group, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(CombinerError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(CombinerError::ShuttingDown),
+        }
+        rx.await.unwrap_or(Err(CombinerError::ShuttingDown))
+    }
+
+    /// Stops the workers after they wrote everything already queued.
+    pub fn shutdown(self) {
+        drop(self.shards);
+        for w in self.workers {
+            if w.join().is_err() {
+                tracing::error!("combiner worker panicked");
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! One shard worker: a dedicated thread that owns the sequences of its tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use zombi_shared::wire::{Ack, WireEvent};
+
+use super::{CombinerError, Job};
+use crate::hot::{self, HotStore, IdemRecord, TableId, record};
+use crate::metrics as m;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settings {
+    pub window: Duration,
+    pub max_events: usize,
+}
+
+/// What a worker knows about a table it owns. Only this thread changes it, and only after
+/// the write that makes the change durable succeeded.
+#[derive(Debug, Clone)]
+struct TableState {
+    id: TableId,
+    next_sequence: BTreeMap<u32, u64>,
+    bytes: u64,
+}
+
+pub(super) fn run(store: Arc<HotStore>, rx: Receiver<Job>, settings: Settings) {
+    let mut tables: HashMap<String, TableState> = HashMap::new();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut events = jobs[0].group.events.len();
+        let deadline = Instant::now() + settings.window;
+        while events < settings.max_events {
+            let next = match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => rx.recv_timeout(left),
+                _ => rx.try_recv().map_err(|_| RecvTimeoutError::Timeout),
+            };
+            match next {
+                Ok(job) => {
+                    events += job.group.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        write_micro_batch(&store, &mut tables, jobs, events);
+    }
+}
+
+fn write_micro_batch(
+    store: &HotStore,
+    tables: &mut HashMap<String, TableState>,
+    jobs: Vec<Job>,
+    events: usize,
+) {
+    let started = Instant::now();
+    let result = stage(store, tables, &jobs).and_then(|staged| {
+        staged.batch.commit()?;
+        Ok((staged.acks, staged.tables, staged.written, staged.duplicates))
+    });
+    metrics::histogram!(m::HOT_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::COMBINER_BATCH_EVENTS).record(events as f64);
+    match result {
+        Ok((acks, staged_tables, written, duplicates)) => {
+            tables.extend(staged_tables);
+            metrics::counter!(m::EVENTS_WRITTEN).increment(written);
+            metrics::counter!(m::DUPLICATES).increment(duplicates);
+            for (job, acks) in jobs.into_iter().zip(acks) {
+                let _ = job.reply.send(Ok(acks));
+            }
+        }
+        Err(e) => {
+            // Nothing of the micro-batch is stored and the in-memory state is unchanged,
+            // so producers may retry every group.
+            tracing::error!(error = %e, events, "hot store write failed");
+            metrics::counter!(m::HOT_WRITE_ERRORS).increment(1);
+            for job in jobs {
+                let _ = job.reply.send(Err(CombinerError::Store(e.to_string())));
+            }
+        }
+    }
+}
+
+struct Staged<'a> {
+    batch: hot::HotBatch<'a>,
+    /// One ack list per job, in job order.
+    acks: Vec<Vec<Ack>>,
+    /// New state of every table the batch touches, applied once the batch is durable.
+    tables: HashMap<String, TableState>,
+    /// Partitions that received events, per table: their high-water marks are rewritten.
+    touched: HashMap<String, BTreeSet<u32>>,
+    written: u64,
+    duplicates: u64,
+}
+
+/// Assigns sequences and builds the `WriteBatch` for `jobs` without changing `tables`.
+fn stage<'a>(
+    store: &'a HotStore,
+    tables: &HashMap<String, TableState>,
+    jobs: &[Job],
+) -> Result<Staged<'a>, hot::HotError> {
+    let now = hot::now_ms();
+    let mut staged = Staged {
+        batch: store.batch(),
+        acks: Vec::with_capacity(jobs.len()),
+        tables: HashMap::new(),
+        touched: HashMap::new(),
+        written: 0,
+        duplicates: 0,
+    };
+    // Idempotency keys first written by this very batch.
+    let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
+    for job in jobs {
+        let state = staged_state(store, tables, &mut staged.tables, &job.group.table)?;
+        let mut acks = Vec::with_capacity(job.group.events.len());
+        for event in &job.group.events {
+            let ack = assign(store, state, &mut fresh_keys, &mut staged.batch, event, now)?;
+            if ack.duplicate {
+                staged.duplicates += 1;
+            } else {
+                staged.written += 1;
+                staged.touched.entry(job.group.table.clone()).or_default().insert(ack.partition);
+            }
+            acks.push(ack);
+        }
+        staged.acks.push(acks);
+    }
+    for (table, partitions) in &staged.touched {
+        let state = &staged.tables[table];
+        for partition in partitions {
+            staged.batch.put_high_water_mark(state.id, *partition, state.next_sequence[partition]);
+        }
+        staged.batch.put_bytes(state.id, state.bytes);
+    }
+    Ok(staged)
+}
+
+/// The staged state of `table`, loaded (and the table registered) on first use.
+fn staged_state<'a>(
+    store: &HotStore,
+    tables: &HashMap<String, TableState>,
+    staged: &'a mut HashMap<String, TableState>,
+    table: &str,
+) -> Result<&'a mut TableState, hot::HotError> {
+    match staged.entry(table.to_owned()) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let state = match tables.get(table) {
+                Some(state) => state.clone(),
+                None => {
+                    let id = store.ensure_table(table)?;
+                    let counters = store.table_counters(id)?;
+                    TableState { id, next_sequence: counters.high_water_marks, bytes: counters.bytes }
+                }
+            };
+            Ok(e.insert(state))
+        }
+    }
+}
+
+fn assign(
+    store: &HotStore,
+    state: &mut TableState,
+    fresh_keys: &mut HashMap<(TableId, String), IdemRecord>,
+    batch: &mut hot::HotBatch<'_>,
+    event: &WireEvent,
+    now: i64,
+) -> Result<Ack, hot::HotError> {
+    if let Some(key) = &event.idempotency_key {
+        let seen = match fresh_keys.get(&(state.id, key.clone())) {
+            Some(r) => Some(*r),
+            None => store.idempotency_lookup(state.id, key, now)?,
+        };
+        if let Some(r) = seen {
+            return Ok(Ack { partition: r.partition, sequence: r.sequence, duplicate: true });
+        }
+    }
+    let next = state.next_sequence.entry(event.partition).or_insert(0);
+    let sequence = *next;
+    *next += 1;
+    state.bytes += event.payload.len() as u64;
+    let timestamp_ms = event.timestamp_ms.unwrap_or(now);
+    let value = record::encode(timestamp_ms, now, event.idempotency_key.as_deref(), &event.payload);
+    batch.put_event(state.id, event.partition, sequence, &value);
+    if let Some(key) = &event.idempotency_key {
+        let r = IdemRecord { partition: event.partition, sequence, accepted_ms: now };
+        batch.put_idempotency(state.id, key, r);
+        fresh_keys.insert((state.id, key.clone()), r);
+    }
+    Ok(Ack { partition: event.partition, sequence, duplicate: false })
+}

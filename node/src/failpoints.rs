@@ -1,0 +1,20 @@
+//! Crash points for tests of the flusher's crash safety. Built only with the `failpoints`
+//! feature; arm one with `FAILPOINTS=<name>=return` and the process aborts right there,
+//! like a `kill -9` at the worst moment.
+
+/// Aborts the process if the failpoint `name` is armed; a no-op in normal builds.
+pub fn crash_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name, |_| -> () {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort()
+    });
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+/// Arms the failpoints named in `FAILPOINTS`; keep the guard for the process lifetime.
+#[cfg(feature = "failpoints")]
+pub fn setup() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}

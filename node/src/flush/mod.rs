@@ -1,0 +1,233 @@
+//! The flusher: the bridge from the hot store to Iceberg (SPEC §5).
+//!
+//! One task per table (so a failing or slow table never stalls the others), discovered
+//! from the hot store's table registry. Each task runs the shared background-loop shape:
+//! wait for the interval, a flush request or cancellation; run a cycle; back off
+//! exponentially after failures. A semaphore bounds how many tables flush at once.
+
+mod error;
+pub mod metrics;
+mod table;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use zombi_shared::config::NodeConfig;
+
+pub use error::FlushError;
+pub use table::TableStatus;
+
+use crate::catalog::ZombiCatalog;
+use crate::hot::HotStore;
+use table::TableFlusher;
+
+/// What everything in the flusher shares.
+pub struct Ctx {
+    pub store: Arc<HotStore>,
+    pub catalog: Arc<ZombiCatalog>,
+    pub config: Arc<NodeConfig>,
+    permits: Semaphore,
+}
+
+/// Answer to an explicit flush: the snapshot that holds everything acknowledged before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlushOutcome {
+    pub table: String,
+    pub snapshot_id: Option<i64>,
+    pub watermarks: BTreeMap<u32, u64>,
+}
+
+type FlushReply = oneshot::Sender<Result<FlushOutcome, String>>;
+
+struct Handle {
+    requests: mpsc::Sender<FlushReply>,
+    status: Arc<Mutex<TableStatus>>,
+}
+
+#[derive(Clone)]
+pub struct Flusher {
+    ctx: Arc<Ctx>,
+    tables: Arc<Mutex<HashMap<String, Handle>>>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Flusher {
+    pub fn start(store: Arc<HotStore>, catalog: Arc<ZombiCatalog>, config: Arc<NodeConfig>) -> Self {
+        metrics::describe();
+        let permits = Semaphore::new(config.flush.max_concurrent as usize);
+        let flusher = Flusher {
+            ctx: Arc::new(Ctx { store, catalog, config, permits }),
+            tables: Arc::default(),
+            tracker: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        };
+        let discovery = flusher.clone();
+        flusher.tracker.spawn(async move { discovery.discover().await });
+        flusher
+    }
+
+    /// Starts a task for every table in the hot store, checking again every interval.
+    async fn discover(self) {
+        let every = Duration::from_millis(self.ctx.config.flush.interval_ms.min(1_000));
+        loop {
+            for name in self.ctx.store.tables().into_keys() {
+                self.ensure(&name);
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// The handle of `table`'s task, starting it if the table exists and has none.
+    fn ensure(&self, table: &str) -> Option<mpsc::Sender<FlushReply>> {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(h) = tables.get(table) {
+            return Some(h.requests.clone());
+        }
+        let id = self.ctx.store.table_id(table)?;
+        let (tx, rx) = mpsc::channel(64);
+        let status = Arc::new(Mutex::new(TableStatus::default()));
+        let flusher = TableFlusher::new(self.ctx.clone(), table.to_owned(), id, status.clone());
+        self.tracker.spawn(run_table(flusher, rx, self.cancel.clone()));
+        tables.insert(table.to_owned(), Handle { requests: tx.clone(), status });
+        Some(tx)
+    }
+
+    /// Flushes and commits everything acknowledged in `table` so far.
+    pub async fn flush_now(&self, table: &str) -> Result<FlushOutcome, FlushError> {
+        let requests = self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
+        let (reply, rx) = oneshot::channel();
+        requests.send(reply).await.map_err(|_| FlushError::ShuttingDown)?;
+        rx.await.map_err(|_| FlushError::ShuttingDown)?.map_err(FlushError::Task)
+    }
+
+    pub fn status(&self, table: &str) -> Option<TableStatus> {
+        self.tables.lock().unwrap().get(table).map(|h| h.status.lock().unwrap().clone())
+    }
+
+    /// Stops every task after a final flush bounded by `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(?grace, "flusher did not stop in time");
+        }
+    }
+}
+
+/// The loop of one table: init (retried), then cycles on interval or request.
+async fn run_table(mut flusher: TableFlusher, mut requests: mpsc::Receiver<FlushReply>, cancel: CancellationToken) {
+    let ctx = flusher.ctx();
+    let interval = Duration::from_millis(flusher.settings().interval_ms);
+    let backoff = Backoff::new(&ctx.config.flush);
+    let mut failures = 0u32;
+    let mut initialised = false;
+    let mut waiting: Vec<FlushReply> = Vec::new();
+    let mut more = false;
+    loop {
+        // Start at once (creating the Iceberg table), then every interval; back off on failures.
+        let wait = if failures > 0 {
+            backoff.delay(failures)
+        } else if more || !initialised {
+            Duration::ZERO
+        } else {
+            interval
+        };
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(reply) = requests.recv() => waiting.push(reply),
+            () = tokio::time::sleep(wait) => {}
+        }
+        // Answer every request queued so far with one forced flush.
+        while let Ok(reply) = requests.try_recv() {
+            waiting.push(reply);
+        }
+        let force = !waiting.is_empty();
+        let started = Instant::now();
+        let result = async {
+            if !initialised {
+                flusher.init().await?;
+                initialised = true;
+            }
+            let _permit = ctx.permits.acquire().await;
+            let mut cycle = flusher.cycle(force).await?;
+            // A flush request covers everything acknowledged before it: drain the backlog.
+            while force && cycle.more {
+                cycle = flusher.cycle(true).await?;
+            }
+            Ok::<_, FlushError>(cycle.more)
+        }
+        .await;
+        if started.elapsed() > interval {
+            ::metrics::counter!(metrics::OVERRUNS).increment(1);
+        }
+        match result {
+            Ok(m) => {
+                more = m;
+                failures = 0;
+                flusher.record_success();
+                let outcome = flusher.outcome();
+                for reply in waiting.drain(..) {
+                    let _ = reply.send(Ok(outcome.clone()));
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                // Log the first failure and then every tenth, not every retry.
+                if failures == 1 || failures % 10 == 0 {
+                    tracing::warn!(table = %flusher.name(), failures, error = %e, "flush failed; retrying with backoff");
+                }
+                flusher.record_failure(failures, &e);
+                for reply in waiting.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    // Bounded final flush: the caller's grace period cuts it off.
+    if initialised {
+        let _permit = ctx.permits.acquire().await;
+        if let Err(e) = flusher.cycle(true).await {
+            tracing::warn!(table = %flusher.name(), error = %e, "final flush failed");
+        }
+    }
+}
+
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(c: &zombi_shared::config::FlushConfig) -> Self {
+        Backoff { initial: Duration::from_millis(c.backoff_initial_ms), max: Duration::from_millis(c.backoff_max_ms) }
+    }
+
+    fn delay(&self, failures: u32) -> Duration {
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
+        let d: Vec<u64> = (1..=6).map(|f| b.delay(f).as_millis() as u64).collect();
+        assert_eq!(d, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b.delay(200), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,439 @@
+//! The flusher of one table: reads hot events from the watermarks, writes them as Parquet
+//! split by hour, commits a snapshot carrying the complete watermark map and a commit id,
+//! persists the watermarks, and deletes flushed events once the retention window passed.
+//!
+//! Invariants (SPEC §5):
+//! - the snapshot is the truth: at start-up the persisted watermarks are reconciled with
+//!   the current snapshot's summary;
+//! - a commit whose outcome is unknown is looked up by its commit id before anything is
+//!   retried, so a retry never appends the same rows twice;
+//! - events are deleted only below a watermark that was committed at least
+//!   `retention_secs` ago.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use iceberg::spec::DataFile;
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, ErrorKind, TableCreation, TableIdent};
+use serde::Serialize;
+use zombi_shared::config::{SnapshotMode, TableFlushSettings};
+
+use super::metrics as m;
+use super::{Ctx, FlushError};
+use crate::failpoints::crash_point;
+use crate::hot::{self, TableId};
+use crate::layout;
+
+/// What `/stats`, the watermark endpoint and flush callers see of a table's flusher.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableStatus {
+    pub snapshot_id: Option<i64>,
+    /// Committed watermarks: next sequence per partition not yet in Iceberg.
+    pub watermarks: BTreeMap<u32, u64>,
+    /// Events below these were deleted from the hot store.
+    pub floors: BTreeMap<u32, u64>,
+    pub commits: u64,
+    pub rows_committed: u64,
+    pub last_commit_ms: Option<i64>,
+    pub last_flush_seconds: f64,
+    pub pending_files: usize,
+    pub pending_rows: u64,
+    pub consecutive_failures: u64,
+    pub last_error: Option<String>,
+    /// Acknowledged events not yet committed.
+    pub backlog_rows: u64,
+    /// Age of the oldest uncommitted event's acceptance, in seconds (0 with no backlog).
+    pub freshness_lag_seconds: f64,
+}
+
+/// Data files written but not yet committed (snapshot policy `thresholds`).
+#[derive(Default)]
+struct Pending {
+    files: Vec<DataFile>,
+    rows: u64,
+    bytes: u64,
+    /// Where the next read starts, per partition, once these files are counted.
+    read_to: BTreeMap<u32, u64>,
+    since: Option<Instant>,
+}
+
+pub(super) struct TableFlusher {
+    ctx: Arc<Ctx>,
+    name: String,
+    ident: TableIdent,
+    id: TableId,
+    settings: TableFlushSettings,
+    committed: BTreeMap<u32, u64>,
+    pending: Pending,
+    floors: BTreeMap<u32, u64>,
+    /// Committed watermark maps with the time of their commit, oldest first.
+    history: VecDeque<(Instant, BTreeMap<u32, u64>)>,
+    pub(super) status: Arc<Mutex<TableStatus>>,
+}
+
+/// Result of one flush cycle.
+pub(super) struct Cycle {
+    /// The read stopped at `max_rows_per_flush`: more is waiting.
+    pub more: bool,
+}
+
+impl TableFlusher {
+    pub(super) fn new(ctx: Arc<Ctx>, name: String, id: TableId, status: Arc<Mutex<TableStatus>>) -> Self {
+        let ident = ctx.catalog.ident(&name);
+        let settings = ctx.config.table_flush(&name);
+        TableFlusher {
+            ctx,
+            name,
+            ident,
+            id,
+            settings,
+            committed: BTreeMap::new(),
+            pending: Pending::default(),
+            floors: BTreeMap::new(),
+            history: VecDeque::new(),
+            status,
+        }
+    }
+
+    pub(super) fn settings(&self) -> &TableFlushSettings {
+        &self.settings
+    }
+
+    pub(super) fn ctx(&self) -> Arc<Ctx> {
+        self.ctx.clone()
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn record_success(&self) {
+        let mut status = self.status.lock().unwrap();
+        status.consecutive_failures = 0;
+        status.last_error = None;
+        metrics::gauge!(m::CONSECUTIVE_FAILURES, "table" => self.name.clone()).set(0.0);
+    }
+
+    pub(super) fn record_failure(&self, failures: u32, error: &FlushError) {
+        let mut status = self.status.lock().unwrap();
+        status.consecutive_failures = failures as u64;
+        status.last_error = Some(error.to_string());
+        metrics::counter!(m::FLUSHES, "result" => "error").increment(1);
+        metrics::gauge!(m::CONSECUTIVE_FAILURES, "table" => self.name.clone()).set(failures as f64);
+    }
+
+    /// The committed state, as a flush request's answer.
+    pub(super) fn outcome(&self) -> super::FlushOutcome {
+        let status = self.status.lock().unwrap();
+        super::FlushOutcome {
+            table: self.name.clone(),
+            snapshot_id: status.snapshot_id,
+            watermarks: self.committed.clone(),
+        }
+    }
+
+    /// Creates the Iceberg table if needed and reconciles the persisted watermarks with the
+    /// current snapshot.
+    pub(super) async fn init(&mut self) -> Result<(), FlushError> {
+        let table = self.load_or_create().await?;
+        let from_snapshot = table
+            .metadata()
+            .current_snapshot()
+            .map(|s| layout::watermarks_from_summary(&s.summary().additional_properties))
+            .unwrap_or_default();
+        let id = self.id;
+        let store = self.ctx.store.clone();
+        let (persisted, floors) =
+            tokio::task::spawn_blocking(move || Ok::<_, hot::HotError>((store.watermarks(id)?, store.floors(id)?)))
+                .await??;
+        if persisted != from_snapshot {
+            // A crash between commit and persist (or a persisted map ahead of a lost
+            // pointer): the snapshot decides.
+            let mut fixed: BTreeMap<u32, u64> = persisted.keys().map(|p| (*p, 0)).collect();
+            fixed.extend(from_snapshot.iter().map(|(p, w)| (*p, *w)));
+            tracing::info!(table = %self.name, ?persisted, snapshot = ?from_snapshot, "reconciled watermarks with the snapshot");
+            let store = self.ctx.store.clone();
+            let to_write = fixed.clone();
+            tokio::task::spawn_blocking(move || store.set_watermarks(id, &to_write)).await??;
+        }
+        for (p, floor) in &floors {
+            let w = from_snapshot.get(p).copied().unwrap_or(0);
+            if *floor > w {
+                // Would mean events were deleted before reaching Iceberg.
+                tracing::error!(table = %self.name, partition = p, floor, watermark = w, "deletion floor above the committed watermark");
+                debug_assert!(false, "deletion floor above the committed watermark");
+            }
+        }
+        self.committed = from_snapshot.clone();
+        self.floors = floors;
+        self.pending = Pending::default();
+        // Deletion clocks restart with the process: conservative, never early.
+        self.history = VecDeque::from([(Instant::now(), from_snapshot)]);
+        let mut status = self.status.lock().unwrap();
+        status.snapshot_id = table.metadata().current_snapshot_id();
+        status.watermarks = self.committed.clone();
+        status.floors = self.floors.clone();
+        Ok(())
+    }
+
+    async fn load_or_create(&self) -> Result<Table, FlushError> {
+        match self.ctx.catalog.load_table(&self.ident).await {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == ErrorKind::TableNotFound => {
+                let creation = TableCreation::builder()
+                    .name(self.name.clone())
+                    .schema(layout::schema().as_ref().clone())
+                    .partition_spec(layout::partition_spec())
+                    .sort_order(layout::sort_order())
+                    .properties(layout::table_properties())
+                    .build();
+                match self.ctx.catalog.create_table(self.ident.namespace(), creation).await {
+                    Ok(t) => {
+                        tracing::info!(table = %self.name, "created iceberg table");
+                        Ok(t)
+                    }
+                    Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
+                        Ok(self.ctx.catalog.load_table(&self.ident).await?)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One flush: read → write Parquet → maybe commit → maybe delete. `force` commits
+    /// whatever is pending regardless of the snapshot policy.
+    pub(super) async fn cycle(&mut self, force: bool) -> Result<Cycle, FlushError> {
+        let started = Instant::now();
+        let (rows, read_to, high_water_marks, more) = self.read().await?;
+        if !rows.is_empty() {
+            let count = rows.len() as u64;
+            let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows)).await??;
+            let table = self.ctx.catalog.load_table(&self.ident).await?;
+            let flush_id = uuid::Uuid::now_v7().to_string();
+            let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
+            let files = super::writer::write_data_files(&table, batches, target, &flush_id).await?;
+            crash_point("flush-after-write");
+            self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
+            self.pending.files.extend(files);
+            self.pending.rows += count;
+            self.pending.read_to.extend(read_to);
+            self.pending.since.get_or_insert_with(Instant::now);
+            metrics::counter!(m::FLUSHES, "result" => "ok").increment(1);
+        }
+        metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        if !self.pending.files.is_empty() && (force || self.policy_says_commit()) {
+            self.commit(&high_water_marks).await?;
+        }
+        self.delete_expired().await?;
+        self.update_status(&high_water_marks, started.elapsed()).await;
+        Ok(Cycle { more })
+    }
+
+    fn policy_says_commit(&self) -> bool {
+        let p = &self.settings.snapshot;
+        match p.mode {
+            SnapshotMode::EveryFlush => true,
+            SnapshotMode::Thresholds => {
+                let age = self.pending.since.map_or(Duration::ZERO, |s| s.elapsed());
+                (p.max_files > 0 && self.pending.files.len() as u64 >= p.max_files)
+                    || (p.max_bytes > 0 && self.pending.bytes >= p.max_bytes)
+                    || (p.max_age_ms > 0 && age >= Duration::from_millis(p.max_age_ms))
+            }
+        }
+    }
+
+    /// Reads unflushed events, at most `max_rows_per_flush`, shared fairly between the
+    /// partitions that have a backlog.
+    #[allow(clippy::type_complexity)]
+    async fn read(
+        &self,
+    ) -> Result<(Vec<layout::Row>, BTreeMap<u32, u64>, BTreeMap<u32, u64>, bool), FlushError> {
+        let store = self.ctx.store.clone();
+        let id = self.id;
+        let max_rows = self.ctx.config.flush.max_rows_per_flush;
+        // Read starts: pending reads first, then committed watermarks, else 0.
+        let mut starts = self.committed.clone();
+        starts.extend(self.pending.read_to.iter().map(|(p, w)| (*p, *w)));
+        let out = tokio::task::spawn_blocking(move || -> Result<_, hot::HotError> {
+            let hwm = store.table_counters(id)?.high_water_marks;
+            let backlog: Vec<(u32, u64, u64)> = hwm
+                .iter()
+                .map(|(p, h)| (*p, starts.get(p).copied().unwrap_or(0), *h))
+                .filter(|(_, from, to)| to > from)
+                .collect();
+            let per_partition = (max_rows / backlog.len().max(1) as u64).max(1);
+            let mut rows = Vec::new();
+            let mut read_to = BTreeMap::new();
+            let mut more = false;
+            for (p, from, to) in backlog {
+                let end = to.min(from + per_partition);
+                more |= end < to;
+                for item in store.scan(id, p, from, end) {
+                    let (seq, event) = item?;
+                    rows.push((p, seq, event));
+                }
+                read_to.insert(p, end);
+            }
+            Ok((rows, read_to, hwm, more))
+        })
+        .await??;
+        Ok(out)
+    }
+
+    async fn commit(&mut self, high_water_marks: &BTreeMap<u32, u64>) -> Result<(), FlushError> {
+        let started = Instant::now();
+        let commit_id = uuid::Uuid::now_v7();
+        // The complete map: every partition the table has, flushed or not.
+        let mut watermarks = self.committed.clone();
+        watermarks.extend(self.pending.read_to.iter().map(|(p, w)| (*p, *w)));
+        for p in high_water_marks.keys() {
+            watermarks.entry(*p).or_insert(0);
+        }
+        let mut props: std::collections::HashMap<String, String> = watermarks
+            .iter()
+            .map(|(p, w)| (format!("{}{p}", layout::WATERMARK_PREFIX), w.to_string()))
+            .collect();
+        props.insert(layout::COMMIT_ID_KEY.to_owned(), commit_id.to_string());
+
+        let table = self.ctx.catalog.load_table(&self.ident).await?;
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .fast_append()
+            .set_commit_uuid(commit_id)
+            .set_snapshot_properties(props)
+            .add_data_files(self.pending.files.clone())
+            .apply(tx)?;
+        crash_point("flush-before-commit");
+        let snapshot_id = match tx.commit(self.ctx.catalog.as_ref()).await {
+            Ok(table) => table.metadata().current_snapshot_id(),
+            Err(e) => match self.find_commit(&commit_id.to_string()).await {
+                // The commit went through although the call failed: never append twice.
+                Some(id) => {
+                    tracing::warn!(table = %self.name, error = %e, "commit reported an error but is in the table");
+                    metrics::counter!(m::COMMITS, "result" => "recovered").increment(1);
+                    Some(id)
+                }
+                None => {
+                    metrics::counter!(m::COMMITS, "result" => "error").increment(1);
+                    return Err(e.into());
+                }
+            },
+        };
+        crash_point("flush-after-commit");
+        let store = self.ctx.store.clone();
+        let (id, to_persist) = (self.id, watermarks.clone());
+        tokio::task::spawn_blocking(move || store.set_watermarks(id, &to_persist)).await??;
+        crash_point("flush-after-watermark");
+
+        metrics::counter!(m::COMMITS, "result" => "ok").increment(1);
+        metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::COMMIT_ROWS).record(self.pending.rows as f64);
+        metrics::histogram!(m::COMMIT_FILES).record(self.pending.files.len() as f64);
+        {
+            let mut status = self.status.lock().unwrap();
+            status.snapshot_id = snapshot_id;
+            status.commits += 1;
+            status.rows_committed += self.pending.rows;
+            status.last_commit_ms = Some(hot::now_ms());
+        }
+        self.committed = watermarks.clone();
+        self.pending = Pending::default();
+        self.history.push_back((Instant::now(), watermarks));
+        Ok(())
+    }
+
+    /// The snapshot id of the snapshot made by `commit_id`, if it is in the table.
+    async fn find_commit(&self, commit_id: &str) -> Option<i64> {
+        let table = self.ctx.catalog.load_table(&self.ident).await.ok()?;
+        table
+            .metadata()
+            .snapshots()
+            .find(|s| {
+                s.summary().additional_properties.get(layout::COMMIT_ID_KEY).map(String::as_str)
+                    == Some(commit_id)
+            })
+            .map(|s| s.snapshot_id())
+    }
+
+    /// Deletes events below the newest watermark map committed at least a retention
+    /// window ago.
+    async fn delete_expired(&mut self) -> Result<(), FlushError> {
+        let retention = Duration::from_secs(self.settings.retention_secs);
+        let Some(cutoff) = Instant::now().checked_sub(retention) else { return Ok(()) };
+        while self.history.len() > 1 && self.history[1].0 <= cutoff {
+            self.history.pop_front();
+        }
+        let Some((at, target)) = self.history.front() else { return Ok(()) };
+        if *at > cutoff {
+            return Ok(());
+        }
+        let work: Vec<(u32, u64, u64)> = target
+            .iter()
+            .map(|(p, w)| (*p, self.floors.get(p).copied().unwrap_or(0), *w))
+            .filter(|(_, floor, w)| w > floor)
+            .collect();
+        if work.is_empty() {
+            return Ok(());
+        }
+        let store = self.ctx.store.clone();
+        let id = self.id;
+        let done = work.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), hot::HotError> {
+            for (p, floor, w) in work {
+                store.delete_below(id, p, floor, w)?;
+            }
+            Ok(())
+        })
+        .await??;
+        let mut deleted = 0;
+        for (p, floor, w) in done {
+            self.floors.insert(p, w);
+            deleted += w - floor;
+        }
+        metrics::counter!(m::HOT_DELETED).increment(deleted);
+        Ok(())
+    }
+
+    async fn update_status(&self, high_water_marks: &BTreeMap<u32, u64>, took: Duration) {
+        let lagging: Vec<(u32, u64)> = high_water_marks
+            .iter()
+            .filter_map(|(p, h)| {
+                let w = self.committed.get(p).copied().unwrap_or(0);
+                (h > &w).then_some((*p, w))
+            })
+            .collect();
+        let backlog: u64 = high_water_marks
+            .iter()
+            .map(|(p, h)| h.saturating_sub(self.committed.get(p).copied().unwrap_or(0)))
+            .sum();
+        let store = self.ctx.store.clone();
+        let id = self.id;
+        // The oldest uncommitted event of each lagging partition sits at its watermark.
+        let oldest_ms = tokio::task::spawn_blocking(move || {
+            lagging
+                .into_iter()
+                .filter_map(|(p, w)| store.scan(id, p, w, w + 1).next()?.ok().map(|(_, e)| e.ingest_ms))
+                .min()
+        })
+        .await
+        .ok()
+        .flatten();
+        let lag = oldest_ms.map_or(0.0, |ms| (hot::now_ms() - ms).max(0) as f64 / 1000.0);
+        let labels = [("table", self.name.clone())];
+        metrics::gauge!(m::BACKLOG_ROWS, &labels).set(backlog as f64);
+        metrics::gauge!(m::FRESHNESS_LAG, &labels).set(lag);
+        let mut status = self.status.lock().unwrap();
+        status.watermarks = self.committed.clone();
+        status.floors = self.floors.clone();
+        status.pending_files = self.pending.files.len();
+        status.pending_rows = self.pending.rows;
+        status.backlog_rows = backlog;
+        status.freshness_lag_seconds = lag;
+        status.last_flush_seconds = took.as_secs_f64();
+    }
+}

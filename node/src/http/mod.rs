@@ -1,0 +1,284 @@
+//! The node's HTTP surface. Handlers extract request parts and call a service.
+
+mod error;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use zombi_shared::auth::check_bearer;
+use zombi_shared::config::NodeConfig;
+use zombi_shared::wire::{INGEST_PATH, MSGPACK_CONTENT_TYPE};
+
+pub use error::ApiError;
+
+use crate::combiner::Combiner;
+use crate::flush::{FlushError, Flusher, TableStatus};
+use crate::hot::HotStore;
+use crate::read::{ReadError, ReadService};
+use crate::ingest::{IngestError, IngestService};
+use crate::metrics as m;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<NodeConfig>,
+    pub store: Arc<HotStore>,
+    pub combiner: Arc<Combiner>,
+    pub ingest: Arc<IngestService>,
+    pub draining: Arc<AtomicBool>,
+    pub prometheus: Option<PrometheusHandle>,
+    pub flusher: Flusher,
+    pub reads: Arc<ReadService>,
+}
+
+/// The node's own routes; the Iceberg REST catalog (`/v1/…`) is merged in by the caller.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(INGEST_PATH, post(ingest))
+        .route("/health", get(health))
+        .route("/stats", get(stats))
+        .route("/metrics", get(prometheus))
+        .route("/tables/{table}/watermark", get(watermark))
+        .route("/tables/{table}/hot", get(hot))
+        .route("/tables/{table}/flush", post(flush))
+        .with_state(state)
+}
+
+fn check_token(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
+    let accepted: Vec<&String> = token.iter().collect();
+    check_bearer(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()), &accepted)?;
+    Ok(())
+}
+
+fn valid_table(table: &str) -> Result<(), ApiError> {
+    zombi_shared::validate_table_name(table).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::UnknownTable(_) => ApiError::NotFound(e.to_string()),
+            ReadError::Gone { .. } => ApiError::Gone(e.to_string()),
+            ReadError::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+async fn watermark(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.catalog_token)?;
+    valid_table(&table)?;
+    Ok(Json(state.reads.watermarks(&table).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotQuery {
+    partition: Option<u32>,
+    from_sequence: Option<u64>,
+    #[serde(default)]
+    format: HotFormat,
+    limit: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum HotFormat {
+    #[default]
+    Arrow,
+    Parquet,
+}
+
+/// Rows per partition one hot read returns at most unless `limit` says otherwise.
+const DEFAULT_HOT_LIMIT: u64 = 1_000_000;
+
+async fn hot(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    query: Result<Query<HotQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.catalog_token)?;
+    valid_table(&table)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_HOT_LIMIT);
+    let read = state.reads.hot(&table, q.partition, q.from_sequence, limit).await?;
+    let (content_type, body) = match q.format {
+        HotFormat::Arrow => (
+            "application/vnd.apache.arrow.stream",
+            crate::read::to_arrow_ipc(&read.batches).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+        HotFormat::Parquet => (
+            "application/vnd.apache.parquet",
+            crate::read::to_parquet(&read.batches).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+    };
+    let truncated = if read.truncated { "true" } else { "false" };
+    Ok(([(header::CONTENT_TYPE, content_type), (header::HeaderName::from_static("zombi-truncated"), truncated)], body)
+        .into_response())
+}
+
+async fn flush(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.admin_token)?;
+    valid_table(&table)?;
+    match state.flusher.flush_now(&table).await {
+        Ok(outcome) => Ok(Json(outcome).into_response()),
+        Err(FlushError::UnknownTable(t)) => Err(ApiError::NotFound(format!("table {t} does not exist"))),
+        Err(FlushError::ShuttingDown) => Err(ApiError::ShuttingDown),
+        Err(e) => Err(ApiError::Unavailable(format!("flush failed: {e}"))),
+    }
+}
+
+async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = ingest_inner(&state, &headers, body).await;
+    let response = match result {
+        Ok(bytes) => {
+            ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], bytes).into_response()
+        }
+        Err(e) => {
+            if !matches!(e, ApiError::Overloaded) {
+                metrics::counter!(m::REJECTIONS, "reason" => e.code()).increment(1);
+            }
+            e.into_response()
+        }
+    };
+    metrics::counter!(m::INGEST_REQUESTS, "status" => response.status().as_str().to_owned())
+        .increment(1);
+    response
+}
+
+async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    if state.draining.load(Ordering::Acquire) {
+        return Err(ApiError::ShuttingDown);
+    }
+    check_bearer(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        &state.config.auth.internal_tokens,
+    )?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(MSGPACK_CONTENT_TYPE) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "content type must be {MSGPACK_CONTENT_TYPE}"
+        )));
+    }
+    let limit = state.config.limits.max_batch_bytes as usize;
+    let body = read_limited(headers, body, limit).await?;
+    metrics::counter!(m::INGEST_BYTES).increment(body.len() as u64);
+    let response = state.ingest.ingest(&body).await.map_err(|e| match e {
+        IngestError::Overloaded => ApiError::Overloaded,
+        IngestError::InvalidEvent { too_large: true, .. } => ApiError::PayloadTooLarge(e.to_string()),
+        other => ApiError::BadRequest(other.to_string()),
+    })?;
+    Ok(zombi_shared::wire::encode(&response))
+}
+
+/// Reads a body of at most `limit` bytes: `Content-Length` is checked before reading, and
+/// a chunked body is cut off as soon as it passes the limit.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge(format!("request body exceeds {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::BadRequest(format!("cannot read request body: {e}"))),
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    if state.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "shutting_down"})))
+            .into_response()
+    } else {
+        Json(serde_json::json!({"status": "ok"})).into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct Stats {
+    tables: BTreeMap<String, TableStats>,
+    combiner: CombinerStats,
+}
+
+#[derive(Serialize)]
+struct TableStats {
+    /// Events ever accepted (sequences are dense from 0, so the sum of high-water marks).
+    events: u64,
+    /// Payload bytes ever accepted.
+    bytes: u64,
+    partitions: BTreeMap<u32, PartitionStats>,
+    /// The table's flusher, once it started.
+    flush: Option<TableStatus>,
+}
+
+#[derive(Serialize)]
+struct PartitionStats {
+    high_water_mark: u64,
+}
+
+#[derive(Serialize)]
+struct CombinerStats {
+    inflight_bytes: u64,
+}
+
+async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Stats>, ApiError> {
+    check_token(&headers, &state.config.auth.admin_token)?;
+    let store = state.store.clone();
+    let tables = tokio::task::spawn_blocking(move || -> Result<_, crate::hot::HotError> {
+        let mut out = BTreeMap::new();
+        for (name, id) in store.tables() {
+            let c = store.table_counters(id)?;
+            out.insert(
+                name,
+                TableStats {
+                    events: c.high_water_marks.values().sum(),
+                    bytes: c.bytes,
+                    partitions: c
+                        .high_water_marks
+                        .into_iter()
+                        .map(|(p, hwm)| (p, PartitionStats { high_water_mark: hwm }))
+                        .collect(),
+                    flush: None,
+                },
+            );
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tables = tables;
+    for (name, t) in tables.iter_mut() {
+        t.flush = state.flusher.status(name);
+    }
+    Ok(Json(Stats {
+        tables,
+        combiner: CombinerStats { inflight_bytes: state.combiner.inflight_bytes() },
+    }))
+}
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    let body = state.prometheus.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

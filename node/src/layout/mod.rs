@@ -1,0 +1,103 @@
+//! The layout of every Zombi table (SPEC §4): its Iceberg schema with field ids that never
+//! change, the partition spec `identity(event_date), identity(event_hour)`, the sort order
+//! `timestamp_ms, sequence`, and the Arrow form of stored events in that schema.
+
+mod arrow;
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use iceberg::spec::{
+    NestedField, NullOrder, PrimitiveType, Schema, SchemaRef, SortDirection, SortField, SortOrder,
+    Transform, Type, UnboundPartitionSpec,
+};
+
+pub use arrow::{HourBatch, Row, arrow_schema, events_to_batch, split_by_hour};
+
+pub const FIELD_PARTITION: i32 = 1;
+pub const FIELD_SEQUENCE: i32 = 2;
+pub const FIELD_TIMESTAMP_MS: i32 = 3;
+pub const FIELD_EVENT_TIME: i32 = 4;
+pub const FIELD_INGEST_TIME: i32 = 5;
+pub const FIELD_IDEMPOTENCY_KEY: i32 = 6;
+pub const FIELD_PAYLOAD: i32 = 7;
+pub const FIELD_PAYLOAD_BYTES: i32 = 8;
+pub const FIELD_EVENT_DATE: i32 = 9;
+pub const FIELD_EVENT_HOUR: i32 = 10;
+
+/// Snapshot summary key prefix of the watermark map: `zombi.watermark.<partition>`.
+pub const WATERMARK_PREFIX: &str = "zombi.watermark.";
+/// Snapshot summary key of the unique id of the flush that made the snapshot.
+pub const COMMIT_ID_KEY: &str = "zombi.commit-id";
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let p = |t| Type::Primitive(t);
+    let fields = [
+        NestedField::required(FIELD_PARTITION, "partition", p(PrimitiveType::Int)),
+        NestedField::required(FIELD_SEQUENCE, "sequence", p(PrimitiveType::Long)),
+        NestedField::required(FIELD_TIMESTAMP_MS, "timestamp_ms", p(PrimitiveType::Long)),
+        NestedField::required(FIELD_EVENT_TIME, "event_time", p(PrimitiveType::Timestamptz)),
+        NestedField::required(FIELD_INGEST_TIME, "ingest_time", p(PrimitiveType::Timestamptz)),
+        NestedField::optional(FIELD_IDEMPOTENCY_KEY, "idempotency_key", p(PrimitiveType::String)),
+        NestedField::optional(FIELD_PAYLOAD, "payload", p(PrimitiveType::String)),
+        NestedField::optional(FIELD_PAYLOAD_BYTES, "payload_bytes", p(PrimitiveType::Binary)),
+        NestedField::required(FIELD_EVENT_DATE, "event_date", p(PrimitiveType::Date)),
+        NestedField::required(FIELD_EVENT_HOUR, "event_hour", p(PrimitiveType::Int)),
+    ];
+    Arc::new(
+        Schema::builder()
+            .with_schema_id(0)
+            .with_fields(fields.into_iter().map(Arc::new))
+            .build()
+            .expect("the Zombi schema is valid"),
+    )
+});
+
+/// The Iceberg schema of every Zombi table.
+pub fn schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+pub fn partition_spec() -> UnboundPartitionSpec {
+    UnboundPartitionSpec::builder()
+        .with_spec_id(0)
+        .add_partition_field(FIELD_EVENT_DATE, "event_date", Transform::Identity)
+        .and_then(|b| b.add_partition_field(FIELD_EVENT_HOUR, "event_hour", Transform::Identity))
+        .expect("the Zombi partition spec is valid")
+        .build()
+}
+
+pub fn sort_order() -> SortOrder {
+    let field = |source_id| SortField {
+        source_id,
+        transform: Transform::Identity,
+        direction: SortDirection::Ascending,
+        null_order: NullOrder::First,
+    };
+    SortOrder::builder()
+        .with_order_id(1)
+        .with_sort_field(field(FIELD_TIMESTAMP_MS))
+        .with_sort_field(field(FIELD_SEQUENCE))
+        .build(&SCHEMA)
+        .expect("the Zombi sort order is valid")
+}
+
+/// Table properties set at creation.
+pub fn table_properties() -> HashMap<String, String> {
+    HashMap::from([
+        ("write.format.default".into(), "parquet".into()),
+        ("write.parquet.compression-codec".into(), "zstd".into()),
+        ("zombi.layout-version".into(), "1".into()),
+    ])
+}
+
+/// Reads the watermark map out of a snapshot summary's additional properties.
+pub fn watermarks_from_summary(props: &HashMap<String, String>) -> std::collections::BTreeMap<u32, u64> {
+    props
+        .iter()
+        .filter_map(|(k, v)| {
+            let partition = k.strip_prefix(WATERMARK_PREFIX)?.parse().ok()?;
+            Some((partition, v.parse().ok()?))
+        })
+        .collect()
+}

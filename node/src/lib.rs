@@ -1,0 +1,120 @@
+//! `zombi-node`: the storage node. It owns everything durable: the combiner, the
+//! RocksDB hot store with its WAL, sequences and idempotency records.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod combiner;
+pub mod dump;
+pub mod failpoints;
+pub mod flush;
+pub mod hot;
+pub mod http;
+pub mod ingest;
+pub mod layout;
+pub mod metrics;
+pub mod read;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use zombi_shared::config::NodeConfig;
+
+use crate::catalog::ZombiCatalog;
+use crate::combiner::Combiner;
+use crate::flush::Flusher;
+use crate::hot::HotStore;
+use crate::ingest::IngestService;
+use crate::read::ReadService;
+
+/// Runs the node until `shutdown` is cancelled, then drains: new requests get 503, requests
+/// in flight finish (bounded by `shutdown_timeout_ms`), the combiner writes what it holds,
+/// the WAL is synced, and the flusher makes a final, bounded flush.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    prometheus: Option<PrometheusHandle>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    metrics::describe();
+    let hot_dir = config.hot_dir();
+    std::fs::create_dir_all(&hot_dir)
+        .with_context(|| format!("cannot create {}", hot_dir.display()))?;
+    let (durability, window) = (config.durability, config.idempotency_window_secs);
+    let store = tokio::task::spawn_blocking(move || HotStore::open(&hot_dir, durability, window))
+        .await?
+        .context("cannot open the hot store")?;
+    let store = Arc::new(store);
+    let warehouse = catalog::warehouse::location(&config).context("cannot prepare the warehouse")?;
+    let catalog = Arc::new(ZombiCatalog::new(
+        store.clone(),
+        catalog::warehouse::file_io(&config),
+        &config.iceberg.namespace,
+        &warehouse,
+    ));
+    let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
+    let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone());
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = http::AppState {
+        config: config.clone(),
+        store: store.clone(),
+        combiner: combiner.clone(),
+        ingest: Arc::new(IngestService::new(combiner.clone(), &config)),
+        draining: draining.clone(),
+        prometheus,
+        flusher: flusher.clone(),
+        reads: Arc::new(ReadService::new(store.clone(), catalog.clone())),
+    };
+    let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
+        catalog: catalog.clone(),
+        catalog_token: config.auth.catalog_token.clone(),
+        warehouse_location: warehouse,
+    }));
+
+    let serve_shutdown = shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
+            .await
+    });
+
+    tokio::select! {
+        result = &mut server => {
+            // The server only ends by itself on an error: that is fatal.
+            result?.context("http server failed")?;
+            anyhow::bail!("http server stopped unexpectedly");
+        }
+        () = shutdown.cancelled() => {}
+    }
+    draining.store(true, Ordering::Release);
+    tracing::info!("shutting down: draining requests");
+    let grace = Duration::from_millis(config.shutdown_timeout_ms);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result?.context("http server failed while draining")?,
+        Err(_) => {
+            tracing::warn!(timeout_ms = config.shutdown_timeout_ms, "drain timed out; aborting");
+            server.abort();
+        }
+    }
+    // Requests are done (or abandoned); the combiner writes what is queued, then the WAL
+    // is synced so everything acknowledged is on disk.
+    let sync_store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        match Arc::try_unwrap(combiner) {
+            Ok(combiner) => combiner.shutdown(),
+            Err(_) => tracing::warn!("combiner still referenced at shutdown; not joined"),
+        }
+        sync_store.sync()
+    })
+    .await?
+    .context("cannot sync the hot store")?;
+    // A bounded final flush; whatever it does not finish stays durable in the hot store.
+    flusher.shutdown(grace).await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

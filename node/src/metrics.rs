@@ -1,0 +1,40 @@
+//! Metric names of the node. Labels are bounded: never a table name or a partition.
+//!
+//! | name | type | meaning |
+//! |---|---|---|
+//! | `zombi_node_ingest_requests_total{status}` | counter | internal batch requests by HTTP status |
+//! | `zombi_node_ingest_events_total` | counter | events received in valid batches |
+//! | `zombi_node_ingest_bytes_total` | counter | internal batch body bytes |
+//! | `zombi_node_rejections_total{reason}` | counter | groups or batches refused |
+//! | `zombi_node_events_written_total` | counter | events durably written to the hot store |
+//! | `zombi_node_duplicates_total` | counter | events answered from the idempotency record |
+//! | `zombi_node_combiner_inflight_bytes` | gauge | bytes admitted and not yet answered |
+//! | `zombi_node_combiner_batch_events` | histogram | events per micro-batch (one `WriteBatch`) |
+//! | `zombi_node_hot_write_seconds` | histogram | staging + RocksDB write time per micro-batch |
+//! | `zombi_node_hot_write_errors_total` | counter | failed micro-batch writes |
+
+pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
+pub const INGEST_EVENTS: &str = "zombi_node_ingest_events_total";
+pub const INGEST_BYTES: &str = "zombi_node_ingest_bytes_total";
+pub const REJECTIONS: &str = "zombi_node_rejections_total";
+pub const EVENTS_WRITTEN: &str = "zombi_node_events_written_total";
+pub const DUPLICATES: &str = "zombi_node_duplicates_total";
+pub const COMBINER_INFLIGHT_BYTES: &str = "zombi_node_combiner_inflight_bytes";
+pub const COMBINER_BATCH_EVENTS: &str = "zombi_node_combiner_batch_events";
+pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
+pub const HOT_WRITE_ERRORS: &str = "zombi_node_hot_write_errors_total";
+
+/// Describes every metric once so `/metrics` carries HELP lines.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(INGEST_REQUESTS, "Internal batch requests by HTTP status.");
+    describe_counter!(INGEST_EVENTS, Unit::Count, "Events received in valid batches.");
+    describe_counter!(INGEST_BYTES, Unit::Bytes, "Internal batch body bytes.");
+    describe_counter!(REJECTIONS, "Batches or groups refused, by reason.");
+    describe_counter!(EVENTS_WRITTEN, Unit::Count, "Events durably written to the hot store.");
+    describe_counter!(DUPLICATES, Unit::Count, "Events answered from an idempotency record.");
+    describe_gauge!(COMBINER_INFLIGHT_BYTES, Unit::Bytes, "Bytes admitted, not yet answered.");
+    describe_histogram!(COMBINER_BATCH_EVENTS, Unit::Count, "Events per micro-batch.");
+    describe_histogram!(HOT_WRITE_SECONDS, Unit::Seconds, "Micro-batch write time.");
+    describe_counter!(HOT_WRITE_ERRORS, Unit::Count, "Failed micro-batch writes.");
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing Zombi needs on a fresh Debian machine with the Rust
+# toolchain: libclang (for the rocksdb crate's bindings), just and cargo-nextest.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v just >/dev/null; then
+    # The PyPI wheel ships the prebuilt binary and installs in seconds.
+    python3 -m pip install --quiet rust-just || cargo install just --locked
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi

@@ -1,0 +1,143 @@
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Validate, check_range, check_token, check_tokens, is_loopback};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Address the producer API binds to (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Base URL of the storage node, e.g. `http://127.0.0.1:8090`.
+    pub node_url: String,
+    pub limits: EdgeLimits,
+    pub forward: ForwardConfig,
+    pub auth: EdgeAuth,
+    /// How long a graceful shutdown may take to drain in-flight requests, in ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeLimits {
+    /// Largest payload of one event, decoded.
+    pub max_event_bytes: u64,
+    /// Largest request body, both as sent and after decompression.
+    pub max_request_bytes: u64,
+    /// Most events in one bulk request.
+    pub max_records_per_request: u64,
+    /// Request bytes the edge holds at once; beyond it requests get 429.
+    pub max_inflight_bytes: u64,
+    /// `Retry-After` seconds sent with 429.
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// Largest batch sent to the node, in payload bytes.
+    pub max_batch_bytes: u64,
+    /// Most events in one batch sent to the node.
+    pub max_batch_events: u64,
+    /// How long a batch waits for more requests once it has one, in µs.
+    pub linger_us: u64,
+    /// Batches in flight to the node at once; more requests queue and coalesce.
+    pub max_inflight_batches: u64,
+    /// Requests waiting for a batch slot; beyond it requests get 429.
+    pub queue_depth: u64,
+    pub connect_timeout_ms: u64,
+    /// Deadline for the node's answer to one batch; past it the producer gets 503.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeAuth {
+    /// Bearer tokens producers may use. Empty: no producer auth.
+    pub producer_tokens: Vec<String>,
+    /// Bearer token sent to the node's internal endpoint.
+    pub internal_token: Option<String>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            node_url: "http://127.0.0.1:8090".into(),
+            limits: EdgeLimits::default(),
+            forward: ForwardConfig::default(),
+            auth: EdgeAuth::default(),
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_event_bytes: MIB,
+            max_request_bytes: 16 * MIB,
+            max_records_per_request: 100_000,
+            max_inflight_bytes: 256 * MIB,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            max_batch_bytes: 8 * MIB,
+            max_batch_events: 20_000,
+            linger_us: 200,
+            max_inflight_batches: 4,
+            queue_depth: 4096,
+            connect_timeout_ms: 1_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Validate for EdgeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.node_url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+            return Err(ConfigError::invalid("node_url", "must be an http:// or https:// URL"));
+        }
+        let l = &self.limits;
+        check_range("limits.max_request_bytes", l.max_request_bytes, 1024, u32::MAX as u64)?;
+        check_range("limits.max_event_bytes", l.max_event_bytes, 1, l.max_request_bytes)?;
+        check_range("limits.max_records_per_request", l.max_records_per_request, 1, 10_000_000)?;
+        check_range(
+            "limits.max_inflight_bytes",
+            l.max_inflight_bytes,
+            l.max_request_bytes,
+            (usize::MAX >> 4) as u64,
+        )?;
+        check_range("limits.retry_after_secs", l.retry_after_secs, 1, 3600)?;
+        let f = &self.forward;
+        check_range("forward.max_batch_bytes", f.max_batch_bytes, 1024, 1024 * MIB)?;
+        check_range("forward.max_batch_events", f.max_batch_events, 1, 10_000_000)?;
+        check_range("forward.linger_us", f.linger_us, 0, 1_000_000)?;
+        check_range("forward.max_inflight_batches", f.max_inflight_batches, 1, 1024)?;
+        check_range("forward.queue_depth", f.queue_depth, 1, 1_000_000)?;
+        check_range("forward.connect_timeout_ms", f.connect_timeout_ms, 1, 600_000)?;
+        check_range("forward.request_timeout_ms", f.request_timeout_ms, 1, 600_000)?;
+        check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
+        check_tokens("auth.producer_tokens", &self.auth.producer_tokens)?;
+        if let Some(t) = &self.auth.internal_token {
+            check_token("auth.internal_token", t)?;
+        }
+        Ok(())
+    }
+}
+
+impl EdgeConfig {
+    /// True when producers can reach this edge without a token from beyond loopback.
+    pub fn auth_off_beyond_loopback(&self) -> bool {
+        self.auth.producer_tokens.is_empty() && !is_loopback(&self.listen)
+    }
+}

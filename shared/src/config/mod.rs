@@ -1,0 +1,187 @@
+//! Configuration of both binaries. Layers, lowest first: defaults in code → TOML file
+//! (`--config`) → environment (`ZOMBI_EDGE__…` / `ZOMBI_NODE__…`, nested keys split on
+//! `__`) → command-line flags. Unknown keys are errors, and `validate()` runs before
+//! anything binds.
+
+mod edge;
+mod node;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use edge::{EdgeAuth, EdgeConfig, EdgeLimits, ForwardConfig};
+pub use node::{
+    CombinerConfig, Durability, FlushConfig, IcebergConfig, NodeAuth, NodeConfig, NodeLimits,
+    S3Config, SnapshotMode, SnapshotPolicy, TableFlushSettings, TableOverrides,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: `{key}` {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key, message: message.into() }
+    }
+}
+
+/// Loads a config: `defaults` → optional TOML file → environment with `env_prefix` →
+/// `overrides` (flags; only the keys that were given), then validates it.
+pub fn load<C>(
+    defaults: C,
+    file: Option<&Path>,
+    env_prefix: &str,
+    overrides: impl Serialize,
+) -> Result<C, ConfigError>
+where
+    C: Serialize + DeserializeOwned + Validate,
+{
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::invalid("--config", format!("{} is not a file", file.display())));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    let config: C = figment
+        .merge(Env::prefixed(env_prefix).split("__"))
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .map_err(Box::new)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Cross-field checks run after loading and before anything binds.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+pub(crate) fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+pub(crate) fn check_range(
+    key: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(key, format!("is {value}; it must be in {min}..={max}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_tokens(key: &'static str, tokens: &[String]) -> Result<(), ConfigError> {
+    for token in tokens {
+        check_token(key, token)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_token(key: &'static str, token: &str) -> Result<(), ConfigError> {
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(
+            key,
+            "holds a token that is shorter than 16 characters or not printable ASCII",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[derive(Serialize)]
+    struct NoFlags {}
+
+    #[test]
+    fn layers_apply_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                data_dir = "/tmp/from-file"
+                [combiner]
+                shards = 3
+                "#,
+            )?;
+            jail.set_env("ZOMBI_NODE__DATA_DIR", "/tmp/from-env");
+            jail.set_env("ZOMBI_NODE__COMBINER__BATCH_MAX_EVENTS", "77");
+            #[derive(Serialize)]
+            struct Flags {
+                listen: &'static str,
+            }
+            let cfg: NodeConfig = load(
+                NodeConfig::default(),
+                Some(Path::new("node.toml")),
+                "ZOMBI_NODE__",
+                Flags { listen: "127.0.0.1:0" },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.to_string(), "127.0.0.1:0");
+            assert_eq!(cfg.data_dir, Path::new("/tmp/from-env"));
+            assert_eq!(cfg.combiner.shards, 3);
+            assert_eq!(cfg.combiner.batch_max_events, 77);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("edge.toml", "listen = \"127.0.0.1:1\"\nnode_ulr = \"x\"\n")?;
+            let err = load(EdgeConfig::default(), Some(Path::new("edge.toml")), "ZOMBI_EDGE__", NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("node_ulr"), "{err}");
+            jail.create_file("ok.toml", "")?;
+            jail.set_env("ZOMBI_EDGE__LIMITS__MAX_EVENT_BYTEZ", "1");
+            let err = load(EdgeConfig::default(), Some(Path::new("ok.toml")), "ZOMBI_EDGE__", NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("max_event_bytez"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let mut cfg = NodeConfig::default();
+        cfg.combiner.shards = 0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("combiner.shards"), "{err}");
+
+        let mut cfg = EdgeConfig::default();
+        cfg.limits.max_event_bytes = cfg.limits.max_request_bytes + 1;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("limits.max_event_bytes"), "{err}");
+
+        let mut cfg = EdgeConfig::default();
+        cfg.node_url = "ftp://x".into();
+        assert!(cfg.validate().unwrap_err().to_string().contains("node_url"));
+
+        let mut cfg = NodeConfig::default();
+        cfg.auth.admin_token = Some("short".into());
+        assert!(cfg.validate().unwrap_err().to_string().contains("auth.admin_token"));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        NodeConfig::default().validate().unwrap();
+        EdgeConfig::default().validate().unwrap();
+    }
+}

@@ -1,0 +1,325 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Validate, check_range, check_token, check_tokens, is_loopback};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Address of the node's HTTP API (ingest, catalog, admin).
+    pub listen: SocketAddr,
+    /// Where RocksDB (`hot/`) and the default warehouse live.
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub combiner: CombinerConfig,
+    pub limits: NodeLimits,
+    /// A retried idempotency key within this window returns the original sequence.
+    pub idempotency_window_secs: u64,
+    pub auth: NodeAuth,
+    /// How long a graceful shutdown may take to drain, in ms.
+    pub shutdown_timeout_ms: u64,
+    pub iceberg: IcebergConfig,
+    pub flush: FlushConfig,
+    /// Per-table overrides of the flush settings, keyed by table name.
+    pub tables: BTreeMap<String, TableOverrides>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcebergConfig {
+    /// Catalog namespace holding every Zombi table.
+    pub namespace: String,
+    /// Warehouse root: `file:///abs/path` or `s3://bucket/prefix`. Empty: `file://` under
+    /// `data_dir/warehouse` (the embedded default).
+    pub warehouse: String,
+    pub s3: S3Config,
+    /// Target size of a data file; larger flushes roll over to new files.
+    pub target_file_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`. Empty: AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Path-style URLs (`endpoint/bucket/key`), needed by most S3-compatible stores.
+    pub path_style: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushConfig {
+    /// How often each table's hot events are written to Iceberg, in ms.
+    pub interval_ms: u64,
+    /// Most events one flush reads; a larger backlog is flushed in several rounds.
+    pub max_rows_per_flush: u64,
+    /// Flushed events stay in the hot store this long (for hot readers), then are deleted.
+    pub retention_secs: u64,
+    pub snapshot: SnapshotPolicy,
+    /// Tables flushed at the same time.
+    pub max_concurrent: u64,
+    /// First retry delay after a failed flush; doubles per failure up to `backoff_max_ms`.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// When written data files become an Iceberg snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotPolicy {
+    /// `every_flush` (default): every flush commits. `thresholds`: data files accumulate
+    /// until one of the thresholds below is reached.
+    pub mode: SnapshotMode,
+    pub max_files: u64,
+    pub max_bytes: u64,
+    pub max_age_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    #[default]
+    EveryFlush,
+    Thresholds,
+}
+
+/// Settings one table may override (`[tables.<name>]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TableOverrides {
+    pub flush_interval_ms: Option<u64>,
+    pub retention_secs: Option<u64>,
+    pub snapshot: Option<SnapshotPolicy>,
+}
+
+/// The flush settings in force for one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFlushSettings {
+    pub interval_ms: u64,
+    pub retention_secs: u64,
+    pub snapshot: SnapshotPolicy,
+}
+
+/// When an acknowledged event is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Written to the RocksDB WAL before the ack: survives a crash of the process.
+    #[default]
+    Wal,
+    /// WAL synced to disk before the ack (group commit): survives power loss.
+    Fsync,
+    /// No WAL: a crash loses every event not yet flushed to Iceberg. Opt-in only.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CombinerConfig {
+    /// Writer threads; each table is owned by one.
+    pub shards: u64,
+    /// How long a micro-batch waits for more work once it has some, in µs.
+    pub batch_window_us: u64,
+    /// Events after which a micro-batch is written without waiting.
+    pub batch_max_events: u64,
+    /// Queued groups per shard; beyond it ingest answers "overloaded".
+    pub queue_depth: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeLimits {
+    /// Largest payload of one event.
+    pub max_event_bytes: u64,
+    /// Largest internal batch body.
+    pub max_batch_bytes: u64,
+    /// Payload bytes accepted but not yet durable; beyond it ingest answers 429.
+    pub max_inflight_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeAuth {
+    /// Tokens edges must present on `/internal/…`. Empty: no internal auth.
+    pub internal_tokens: Vec<String>,
+    /// Token for admin endpoints (`/tables/{t}/flush`, `/stats`, …). None: no admin auth.
+    pub admin_token: Option<String>,
+    /// Token engines present to the Iceberg REST catalog and read APIs. None: no auth.
+    pub catalog_token: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            listen: "127.0.0.1:8090".parse().unwrap(),
+            data_dir: PathBuf::from("./data"),
+            durability: Durability::Wal,
+            combiner: CombinerConfig::default(),
+            limits: NodeLimits::default(),
+            idempotency_window_secs: 24 * 3600,
+            auth: NodeAuth::default(),
+            shutdown_timeout_ms: 10_000,
+            iceberg: IcebergConfig::default(),
+            flush: FlushConfig::default(),
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for IcebergConfig {
+    fn default() -> Self {
+        IcebergConfig {
+            namespace: "zombi".into(),
+            warehouse: String::new(),
+            s3: S3Config::default(),
+            target_file_size_bytes: 128 * MIB,
+        }
+    }
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            interval_ms: 1_000,
+            max_rows_per_flush: 500_000,
+            retention_secs: 60,
+            snapshot: SnapshotPolicy::default(),
+            max_concurrent: 2,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 30_000,
+        }
+    }
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            mode: SnapshotMode::EveryFlush,
+            max_files: 10,
+            max_bytes: 256 * MIB,
+            max_age_ms: 60_000,
+        }
+    }
+}
+
+impl Default for CombinerConfig {
+    fn default() -> Self {
+        CombinerConfig { shards: 2, batch_window_us: 200, batch_max_events: 4096, queue_depth: 1024 }
+    }
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits { max_event_bytes: MIB, max_batch_bytes: 64 * MIB, max_inflight_bytes: 256 * MIB }
+    }
+}
+
+impl Validate for NodeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "must not be empty"));
+        }
+        let c = &self.combiner;
+        check_range("combiner.shards", c.shards, 1, 64)?;
+        check_range("combiner.batch_window_us", c.batch_window_us, 0, 1_000_000)?;
+        check_range("combiner.batch_max_events", c.batch_max_events, 1, 1_000_000)?;
+        check_range("combiner.queue_depth", c.queue_depth, 1, 1_000_000)?;
+        let l = &self.limits;
+        check_range("limits.max_batch_bytes", l.max_batch_bytes, 1024, 4096 * MIB)?;
+        check_range("limits.max_event_bytes", l.max_event_bytes, 1, l.max_batch_bytes)?;
+        // A batch must fit the budget, or it could never be admitted.
+        check_range("limits.max_inflight_bytes", l.max_inflight_bytes, l.max_batch_bytes, u64::MAX >> 2)?;
+        check_range("idempotency_window_secs", self.idempotency_window_secs, 1, 30 * 24 * 3600)?;
+        check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
+        check_tokens("auth.internal_tokens", &self.auth.internal_tokens)?;
+        if let Some(t) = &self.auth.admin_token {
+            check_token("auth.admin_token", t)?;
+        }
+        if let Some(t) = &self.auth.catalog_token {
+            check_token("auth.catalog_token", t)?;
+        }
+        let ns = &self.iceberg.namespace;
+        if zombi_table_name_ok(ns).is_err() {
+            return Err(ConfigError::invalid(
+                "iceberg.namespace",
+                "must match ^[a-zA-Z][a-zA-Z0-9_-]{0,127}$",
+            ));
+        }
+        let w = &self.iceberg.warehouse;
+        if !(w.is_empty() || w.starts_with("file:///") || w.starts_with("s3://")) {
+            return Err(ConfigError::invalid(
+                "iceberg.warehouse",
+                "must be empty (file:// under data_dir), file:///absolute/path or s3://bucket/prefix",
+            ));
+        }
+        if w.starts_with("s3://") && w.trim_start_matches("s3://").trim_matches('/').is_empty() {
+            return Err(ConfigError::invalid("iceberg.warehouse", "needs a bucket: s3://bucket/prefix"));
+        }
+        check_range("iceberg.target_file_size_bytes", self.iceberg.target_file_size_bytes, MIB, 4096 * MIB)?;
+        let f = &self.flush;
+        check_range("flush.interval_ms", f.interval_ms, 10, 3_600_000)?;
+        check_range("flush.max_rows_per_flush", f.max_rows_per_flush, 1, 100_000_000)?;
+        check_range("flush.retention_secs", f.retention_secs, 0, 7 * 24 * 3600)?;
+        check_range("flush.max_concurrent", f.max_concurrent, 1, 64)?;
+        check_range("flush.backoff_initial_ms", f.backoff_initial_ms, 1, 600_000)?;
+        check_range("flush.backoff_max_ms", f.backoff_max_ms, f.backoff_initial_ms, 3_600_000)?;
+        check_snapshot("flush.snapshot", &f.snapshot)?;
+        for (name, t) in &self.tables {
+            if zombi_table_name_ok(name).is_err() {
+                return Err(ConfigError::invalid("tables", format!("{name:?} is not a valid table name")));
+            }
+            if let Some(ms) = t.flush_interval_ms {
+                check_range("tables.<name>.flush_interval_ms", ms, 10, 3_600_000)?;
+            }
+            if let Some(s) = t.retention_secs {
+                check_range("tables.<name>.retention_secs", s, 0, 7 * 24 * 3600)?;
+            }
+            if let Some(p) = &t.snapshot {
+                check_snapshot("tables.<name>.snapshot", p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn zombi_table_name_ok(name: &str) -> Result<(), crate::TableNameError> {
+    crate::validate_table_name(name)
+}
+
+fn check_snapshot(key: &'static str, p: &SnapshotPolicy) -> Result<(), ConfigError> {
+    if p.mode == SnapshotMode::Thresholds && p.max_files == 0 && p.max_bytes == 0 && p.max_age_ms == 0
+    {
+        return Err(ConfigError::invalid(key, "thresholds mode needs at least one non-zero threshold"));
+    }
+    check_range(key, p.max_age_ms, 0, 24 * 3_600_000)
+}
+
+impl NodeConfig {
+    /// True when the node accepts unauthenticated requests from beyond loopback.
+    pub fn auth_off_beyond_loopback(&self) -> bool {
+        (self.auth.internal_tokens.is_empty() || self.auth.admin_token.is_none())
+            && !is_loopback(&self.listen)
+    }
+
+    pub fn hot_dir(&self) -> PathBuf {
+        self.data_dir.join("hot")
+    }
+
+    /// The flush settings of `table`: its `[tables.<name>]` overrides over `[flush]`.
+    pub fn table_flush(&self, table: &str) -> TableFlushSettings {
+        let o = self.tables.get(table);
+        TableFlushSettings {
+            interval_ms: o.and_then(|o| o.flush_interval_ms).unwrap_or(self.flush.interval_ms),
+            retention_secs: o.and_then(|o| o.retention_secs).unwrap_or(self.flush.retention_secs),
+            snapshot: o.and_then(|o| o.snapshot.clone()).unwrap_or_else(|| self.flush.snapshot.clone()),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The producer's JSON event envelope and the checks both edge and node apply to an event.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::wire::{Payload, WireEvent};
+
+/// Longest accepted idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+/// Latest accepted event time: 9999-12-31T23:59:59.999Z, so every event has a valid date.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// One event as a producer sends it. Only a JSON object is an envelope: serde would also
+/// accept a struct written as an array (`[{"a":1}]`), which producers never mean.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
+pub struct Envelope<'a> {
+    #[serde(borrow, default)]
+    pub payload: Option<&'a RawValue>,
+    #[serde(default)]
+    pub payload_base64: Option<String>,
+    #[serde(default)]
+    pub partition: Option<u32>,
+    #[serde(default)]
+    pub timestamp_ms: Option<i64>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for ObjectOnly<'a> {
+            type Value = Envelope<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event envelope object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Envelope::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event needs exactly one of \"payload\" or \"payload_base64\"")]
+    PayloadChoice,
+    #[error("\"payload_base64\" is not valid base64: {0}")]
+    BadBase64(String),
+    #[error("timestamp_ms {0} is outside 0..={MAX_TIMESTAMP_MS}")]
+    BadTimestamp(i64),
+    #[error("idempotency_key must be 1..={MAX_IDEMPOTENCY_KEY_LEN} bytes")]
+    BadIdempotencyKey,
+    #[error("event payload is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+}
+
+impl EventError {
+    /// Size errors map to 413, the rest to 400.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, EventError::TooLarge { .. })
+    }
+}
+
+impl Envelope<'_> {
+    /// Turns the envelope into a wire event, checking it against `max_event_bytes`.
+    /// `header_key` is the `Idempotency-Key` header of a single-event request.
+    pub fn into_event(
+        self,
+        header_key: Option<&str>,
+        max_event_bytes: usize,
+    ) -> Result<WireEvent, EventError> {
+        let payload = match (self.payload, self.payload_base64) {
+            (Some(raw), None) => Payload::Json(raw.get().to_owned()),
+            (None, Some(b64)) => Payload::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| EventError::BadBase64(e.to_string()))?,
+            ),
+            _ => return Err(EventError::PayloadChoice),
+        };
+        let idempotency_key = match (self.idempotency_key, header_key) {
+            (Some(body), Some(header)) if body != header => {
+                return Err(EventError::BadIdempotencyKey);
+            }
+            (Some(body), _) => Some(body),
+            (None, header) => header.map(str::to_owned),
+        };
+        let event = WireEvent {
+            partition: self.partition.unwrap_or(0),
+            timestamp_ms: self.timestamp_ms,
+            idempotency_key,
+            payload,
+        };
+        check_event(&event, max_event_bytes)?;
+        Ok(event)
+    }
+}
+
+/// The checks every event passes, on the edge and again on the node.
+pub fn check_event(event: &WireEvent, max_event_bytes: usize) -> Result<(), EventError> {
+    if let Some(ts) = event.timestamp_ms
+        && !(0..=MAX_TIMESTAMP_MS).contains(&ts)
+    {
+        return Err(EventError::BadTimestamp(ts));
+    }
+    if let Some(key) = &event.idempotency_key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+    {
+        return Err(EventError::BadIdempotencyKey);
+    }
+    if event.payload.len() > max_event_bytes {
+        return Err(EventError::TooLarge { size: event.payload.len(), limit: max_event_bytes });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<WireEvent, String> {
+        let env: Envelope = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        env.into_event(None, 1024).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn payload_text_is_kept_verbatim() {
+        let ev = parse(r#"{"payload": {"b":1, "a":[1,2]}, "partition": 2, "timestamp_ms": 5}"#)
+            .unwrap();
+        assert_eq!(ev.payload, Payload::Json(r#"{"b":1, "a":[1,2]}"#.into()));
+        assert_eq!((ev.partition, ev.timestamp_ms), (2, Some(5)));
+    }
+
+    #[test]
+    fn base64_payload_is_decoded() {
+        let ev = parse(r#"{"payload_base64": "AP8H"}"#).unwrap();
+        assert_eq!(ev.payload, Payload::Bytes(vec![0, 255, 7]));
+    }
+
+    #[test]
+    fn bad_envelopes_are_rejected() {
+        for bad in [
+            r#"{}"#,
+            r#"{"payload": 1, "payload_base64": "AA=="}"#,
+            r#"{"payload_base64": "!!"}"#,
+            r#"{"payload": 1, "partition": -1}"#,
+            r#"{"payload": 1, "partition": 4294967296}"#,
+            r#"{"payload": 1, "timestamp_ms": -5}"#,
+            r#"{"payload": 1, "idempotency_key": ""}"#,
+            r#"{"payload": 1, "extra": true}"#,
+            r#"{"payload": "x"#,
+            r#"[1]"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} must be rejected");
+        }
+    }
+
+    #[test]
+    fn size_limit_is_413() {
+        let big = format!(r#"{{"payload": "{}"}}"#, "x".repeat(2000));
+        let env: Envelope = serde_json::from_str(&big).unwrap();
+        assert!(env.into_event(None, 1024).unwrap_err().is_too_large());
+    }
+
+    #[test]
+    fn header_key_must_agree_with_body_key() {
+        let env: Envelope = serde_json::from_str(r#"{"payload":1}"#).unwrap();
+        assert_eq!(env.into_event(Some("h"), 10).unwrap().idempotency_key.as_deref(), Some("h"));
+        let env: Envelope = serde_json::from_str(r#"{"payload":1,"idempotency_key":"b"}"#).unwrap();
+        assert!(env.into_event(Some("h"), 10).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Types shared by `zombi-edge` and `zombi-node`: the wire format between them, table-name
+//! and envelope validation, and configuration types. No runtime, no storage.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod envelope;
+pub mod table_name;
+pub mod wire;
+
+pub use table_name::{TableNameError, validate_table_name};

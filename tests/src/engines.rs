@@ -1,0 +1,151 @@
+//! Reading tables back through real engines: PyIceberg, DuckDB and Spark (via
+//! `tests/python/engines.py` in the project's venv) and iceberg-rust (in process).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use iceberg::{Catalog, CatalogBuilder, TableIdent};
+use iceberg_catalog_rest::RestCatalogBuilder;
+use serde::Deserialize;
+
+pub const PAIR_FACTOR: i64 = 1_000_003;
+
+/// The figures every engine reports about a table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct Figures {
+    pub count: i64,
+    pub distinct: i64,
+    pub pair_checksum: i64,
+    pub sum_v: i64,
+    #[serde(default)]
+    pub date_count: Option<i64>,
+}
+
+/// Figures of an acknowledged set of (partition, sequence, v).
+pub fn expected(acked: &[(u32, u64, i64)]) -> Figures {
+    Figures {
+        count: acked.len() as i64,
+        distinct: acked.iter().map(|(p, s, _)| (*p, *s)).collect::<std::collections::BTreeSet<_>>().len() as i64,
+        pair_checksum: acked.iter().map(|(p, s, _)| *p as i64 * PAIR_FACTOR + *s as i64).sum(),
+        sum_v: acked.iter().map(|(_, _, v)| *v).sum(),
+        date_count: None,
+    }
+}
+
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("ZOMBI_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/zombi-venv")
+    });
+    venv.join("bin/python")
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/engines.py")
+}
+
+/// Extra options for the Python engines.
+#[derive(Default, Clone)]
+pub struct EngineOpts {
+    pub date: Option<String>,
+    pub token: Option<String>,
+    pub snapshot_id: Option<i64>,
+    /// (endpoint, key, secret)
+    pub s3: Option<(String, String, String)>,
+}
+
+/// Runs the named Python engines (`pyiceberg`, `duckdb`, `spark`) against the catalog.
+pub fn python_engines(
+    uri: &str,
+    table: &str,
+    engines: &[&str],
+    opts: &EngineOpts,
+) -> Result<HashMap<String, serde_json::Value>> {
+    let python = venv_python();
+    anyhow::ensure!(python.exists(), "{} missing: run `just venv`", python.display());
+    let mut cmd = Command::new(python);
+    cmd.arg(script()).args(["--uri", uri, "--table", table, "--engines", &engines.join(",")]);
+    if let Some(d) = &opts.date {
+        cmd.args(["--date", d]);
+    }
+    if let Some(t) = &opts.token {
+        cmd.args(["--token", t]);
+    }
+    if let Some(id) = opts.snapshot_id {
+        cmd.args(["--snapshot-id", &id.to_string()]);
+    }
+    if let Some((endpoint, key, secret)) = &opts.s3 {
+        cmd.args(["--s3-endpoint", endpoint, "--s3-key", key, "--s3-secret", secret]);
+    }
+    let out = cmd.output().context("cannot run engines.py")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "engines.py failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let line = text.lines().last().context("engines.py printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+pub fn figures(v: &serde_json::Value) -> Result<Figures> {
+    Ok(serde_json::from_value(v.clone())?)
+}
+
+/// Loads `zombi.<table>` through the REST catalog with iceberg-rust and reads every row
+/// (of `snapshot_id`, or of the current snapshot).
+pub async fn iceberg_rust_rows(uri: &str, table: &str, snapshot_id: Option<i64>) -> Result<Vec<RecordBatch>> {
+    let catalog = RestCatalogBuilder::default()
+        .load("zombi", HashMap::from([("uri".to_owned(), uri.to_owned())]))
+        .await?;
+    let ident = TableIdent::from_strs(["zombi", table])?;
+    let t = catalog.load_table(&ident).await?;
+    let mut scan = t.scan().select_all();
+    if let Some(id) = snapshot_id {
+        scan = scan.snapshot_id(id);
+    }
+    let stream = scan.build()?.to_arrow().await?;
+    Ok(stream.try_collect().await?)
+}
+
+/// (partition, sequence, v) of every row; v is the payload's "v" (0 when absent).
+pub fn rows_of(batches: &[RecordBatch]) -> Vec<(u32, u64, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
+        let p = col("partition");
+        let s = col("sequence");
+        let payload = col("payload");
+        let p = p.as_any().downcast_ref::<Int32Array>().unwrap();
+        let s = s.as_any().downcast_ref::<Int64Array>().unwrap();
+        let payload = payload.as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            let v = if payload.is_null(i) {
+                0
+            } else {
+                serde_json::from_str::<serde_json::Value>(payload.value(i)).ok().and_then(|j| j["v"].as_i64()).unwrap_or(0)
+            };
+            out.push((p.value(i) as u32, s.value(i) as u64, v));
+        }
+    }
+    out
+}
+
+/// Decodes an Arrow IPC stream (the hot endpoint's answer).
+pub fn read_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Counts rows per (partition, sequence) and returns the duplicated ones.
+pub fn duplicates(rows: &[(u32, u64, i64)]) -> Vec<(u32, u64)> {
+    let mut seen: BTreeMap<(u32, u64), u32> = BTreeMap::new();
+    for (p, s, _) in rows {
+        *seen.entry((*p, *s)).or_default() += 1;
+    }
+    seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
+}
