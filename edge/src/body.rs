@@ -136,6 +136,28 @@ pub struct LimitedBody {
     pub reservation: Reservation,
 }
 
+/// Bodies refused as too large are read and thrown away up to this size (and for at most
+/// `DISCARD_TIMEOUT`), so a client still sending gets the 413 instead of a connection reset.
+/// Nothing is buffered; larger bodies are cut off.
+const DISCARD_LIMIT: usize = 1 << 20;
+const DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn discard<S, E>(frames: &mut S)
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    let drain = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = frames.next().await {
+            seen += frame.len();
+            if seen > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, drain).await;
+}
+
 /// Reads `body`, enforcing `max_bytes` on the body as sent and after decompression, and
 /// reserving every byte from `budget` before buffering it.
 pub async fn read_body(
@@ -147,20 +169,24 @@ pub async fn read_body(
     // With a Content-Length the whole body is checked and reserved before reading any of it.
     let declared = body.size_hint().exact();
     let mut reservation = budget.reserve();
+    let mut frames = body.into_data_stream();
     if let Some(len) = declared {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > max_bytes {
+            if len <= DISCARD_LIMIT {
+                discard(&mut frames).await;
+            }
             return Err(BodyError::TooLarge { limit: max_bytes });
         }
         reservation.grow(len)?;
     }
 
     let mut bytes = Vec::with_capacity(reservation.bytes());
-    let mut frames = body.into_data_stream();
     while let Some(frame) = frames.next().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let total = bytes.len() + frame.len();
         if total > max_bytes {
+            discard(&mut frames).await;
             return Err(BodyError::TooLarge { limit: max_bytes });
         }
         // Chunked bodies (and any body outgrowing its declared length) reserve as they come.

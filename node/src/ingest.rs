@@ -36,8 +36,8 @@ impl IngestService {
 
     /// Decodes and validates `body` completely before anything is admitted or stored.
     pub async fn ingest(&self, body: &[u8]) -> Result<BatchResponse, IngestError> {
-        let batch: IngestBatch = zombi_shared::wire::decode(body)
-            .map_err(|e| IngestError::Malformed(e.to_string()))?;
+        let batch: IngestBatch =
+            zombi_shared::wire::decode(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
         let weight = self.validate(&batch)?;
         let events: usize = batch.groups.iter().map(|g| g.events.len()).sum();
         metrics::counter!(m::INGEST_EVENTS).increment(events as u64);
@@ -76,14 +76,19 @@ impl IngestService {
             validate_table_name(&group.table)
                 .map_err(|e| IngestError::Invalid { group: gi, message: e.to_string() })?;
             if group.events.is_empty() {
-                return Err(IngestError::Invalid { group: gi, message: "group has no events".into() });
+                return Err(IngestError::Invalid {
+                    group: gi,
+                    message: "group has no events".into(),
+                });
             }
             for (ei, event) in group.events.iter().enumerate() {
-                check_event(event, self.max_event_bytes).map_err(|e| IngestError::InvalidEvent {
-                    group: gi,
-                    event: ei,
-                    too_large: e.is_too_large(),
-                    message: e.to_string(),
+                check_event(event, self.max_event_bytes).map_err(|e| {
+                    IngestError::InvalidEvent {
+                        group: gi,
+                        event: ei,
+                        too_large: e.is_too_large(),
+                        message: e.to_string(),
+                    }
                 })?;
                 weight += event.weight() as u64;
             }

@@ -50,7 +50,8 @@ pub async fn run(
         .await?
         .context("cannot open the hot store")?;
     let store = Arc::new(store);
-    let warehouse = catalog::warehouse::location(&config).context("cannot prepare the warehouse")?;
+    let warehouse =
+        catalog::warehouse::location(&config).context("cannot prepare the warehouse")?;
     let catalog = Arc::new(ZombiCatalog::new(
         store.clone(),
         catalog::warehouse::file_io(&config),

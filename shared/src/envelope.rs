@@ -37,7 +37,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an event envelope object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 Envelope::deserialize(serde::de::value::MapAccessDeserializer::new(map))
             }
         }
@@ -130,8 +133,8 @@ mod tests {
 
     #[test]
     fn payload_text_is_kept_verbatim() {
-        let ev = parse(r#"{"payload": {"b":1, "a":[1,2]}, "partition": 2, "timestamp_ms": 5}"#)
-            .unwrap();
+        let ev =
+            parse(r#"{"payload": {"b":1, "a":[1,2]}, "partition": 2, "timestamp_ms": 5}"#).unwrap();
         assert_eq!(ev.payload, Payload::Json(r#"{"b":1, "a":[1,2]}"#.into()));
         assert_eq!((ev.partition, ev.timestamp_ms), (2, Some(5)));
     }

@@ -29,7 +29,11 @@ pub struct Figures {
 pub fn expected(acked: &[(u32, u64, i64)]) -> Figures {
     Figures {
         count: acked.len() as i64,
-        distinct: acked.iter().map(|(p, s, _)| (*p, *s)).collect::<std::collections::BTreeSet<_>>().len() as i64,
+        distinct: acked
+            .iter()
+            .map(|(p, s, _)| (*p, *s))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as i64,
         pair_checksum: acked.iter().map(|(p, s, _)| *p as i64 * PAIR_FACTOR + *s as i64).sum(),
         sum_v: acked.iter().map(|(_, _, v)| *v).sum(),
         date_count: None,
@@ -98,8 +102,15 @@ pub fn figures(v: &serde_json::Value) -> Result<Figures> {
 
 /// Loads `zombi.<table>` through the REST catalog with iceberg-rust and reads every row
 /// (of `snapshot_id`, or of the current snapshot).
-pub async fn iceberg_rust_rows(uri: &str, table: &str, snapshot_id: Option<i64>) -> Result<Vec<RecordBatch>> {
+pub async fn iceberg_rust_rows(
+    uri: &str,
+    table: &str,
+    snapshot_id: Option<i64>,
+) -> Result<Vec<RecordBatch>> {
     let catalog = RestCatalogBuilder::default()
+        .with_storage_factory(std::sync::Arc::new(
+            iceberg_storage_opendal::OpenDalResolvingStorageFactory::new(),
+        ))
         .load("zombi", HashMap::from([("uri".to_owned(), uri.to_owned())]))
         .await?;
     let ident = TableIdent::from_strs(["zombi", table])?;
@@ -127,7 +138,10 @@ pub fn rows_of(batches: &[RecordBatch]) -> Vec<(u32, u64, i64)> {
             let v = if payload.is_null(i) {
                 0
             } else {
-                serde_json::from_str::<serde_json::Value>(payload.value(i)).ok().and_then(|j| j["v"].as_i64()).unwrap_or(0)
+                serde_json::from_str::<serde_json::Value>(payload.value(i))
+                    .ok()
+                    .and_then(|j| j["v"].as_i64())
+                    .unwrap_or(0)
             };
             out.push((p.value(i) as u32, s.value(i) as u64, v));
         }

@@ -154,14 +154,15 @@ impl Node {
     pub async fn start(env: &[(&str, &str)]) -> Result<Node> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let proc = Self::spawn(&data_dir, &env, "127.0.0.1:0".parse().unwrap())?;
         let node = Node { proc, data_dir, env, _tmp: Some(tmp) };
         wait_healthy(&node.url()).await?;
         Ok(node)
     }
 
-    fn spawn(data_dir: &Path, env: &Vec<(String, String)>, listen: SocketAddr) -> Result<Proc> {
+    fn spawn(data_dir: &Path, env: &[(String, String)], listen: SocketAddr) -> Result<Proc> {
         let mut cmd = Command::new(binary("zombi-node"));
         cmd.arg("--listen").arg(listen.to_string()).arg("--data-dir").arg(data_dir);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));

@@ -68,14 +68,31 @@ pub async fn post(
 }
 
 /// POSTs one event envelope to `{edge}/tables/{table}`.
-pub async fn send_one(client: &reqwest::Client, edge: &str, table: &str, envelope: &Value) -> Result<Reply> {
+pub async fn send_one(
+    client: &reqwest::Client,
+    edge: &str,
+    table: &str,
+    envelope: &Value,
+) -> Result<Reply> {
     let body = serde_json::to_vec(envelope)?;
-    post(client, &format!("{edge}/tables/{table}"), Some("application/json"), Encoding::Identity, &body, &[])
-        .await
+    post(
+        client,
+        &format!("{edge}/tables/{table}"),
+        Some("application/json"),
+        Encoding::Identity,
+        &body,
+        &[],
+    )
+    .await
 }
 
 /// POSTs envelopes as `{"records":[…]}` to `{edge}/tables/{table}/bulk`.
-pub async fn send_bulk(client: &reqwest::Client, edge: &str, table: &str, records: &[Value]) -> Result<Reply> {
+pub async fn send_bulk(
+    client: &reqwest::Client,
+    edge: &str,
+    table: &str,
+    records: &[Value],
+) -> Result<Reply> {
     let body = serde_json::to_vec(&json!({ "records": records }))?;
     post(
         client,

@@ -28,7 +28,8 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
     .await?;
     let url = format!("{}/tables/flood/bulk", edge.url());
     // ~400 KiB per request: a handful fill the edge's 2 MiB budget.
-    let records: Vec<_> = (0..100).map(|i| json!({"payload": {"i": i, "pad": "z".repeat(4000)}})).collect();
+    let records: Vec<_> =
+        (0..100).map(|i| json!({"payload": {"i": i, "pad": "z".repeat(4000)}})).collect();
     let body = Arc::new(ndjson(&records));
     let (rss_edge_before, rss_node_before) = (edge.rss_kib().unwrap(), node.rss_kib().unwrap());
 
@@ -45,7 +46,16 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
                 }
                 // Half the producers stream bodies without Content-Length.
                 let status = if t % 2 == 0 {
-                    match post(&c, &url, Some("application/x-ndjson"), Encoding::Identity, &body, &[]).await {
+                    match post(
+                        &c,
+                        &url,
+                        Some("application/x-ndjson"),
+                        Encoding::Identity,
+                        &body,
+                        &[],
+                    )
+                    .await
+                    {
                         Ok(r) => {
                             if r.status == 429 {
                                 assert!(r.retry_after.is_some(), "429 without Retry-After");
@@ -94,8 +104,14 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
     );
     let unexpected: Vec<_> = statuses.keys().filter(|s| ![200u16, 429, 0].contains(s)).collect();
     assert!(unexpected.is_empty(), "only 200 and 429 are acceptable under a flood: {statuses:?}");
-    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "the flood must be pushed back: {statuses:?}");
-    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "some requests must get through: {statuses:?}");
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) > 0,
+        "the flood must be pushed back: {statuses:?}"
+    );
+    assert!(
+        statuses.get(&200).copied().unwrap_or(0) > 0,
+        "some requests must get through: {statuses:?}"
+    );
     // Connection errors are only acceptable for streamed bodies cut short by an early 429.
     assert!(
         statuses.get(&0).copied().unwrap_or(0) <= statuses.get(&429).copied().unwrap_or(0),
@@ -119,7 +135,8 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
 async fn node_down_means_503_quickly_and_recovery_after() -> anyhow::Result<()> {
     let mut node = Node::start(&[]).await?;
     // A long request timeout: a fast 503 must come from the refused connection itself.
-    let edge = Edge::start(&node.url(), &[("ZOMBI_EDGE__FORWARD__REQUEST_TIMEOUT_MS", "60000")]).await?;
+    let edge =
+        Edge::start(&node.url(), &[("ZOMBI_EDGE__FORWARD__REQUEST_TIMEOUT_MS", "60000")]).await?;
     let c = client();
     let r = send_one(&c, &edge.url(), "t", &json!({"payload": 1})).await?;
     assert_eq!(r.status, 200);
@@ -141,7 +158,9 @@ async fn node_down_means_503_quickly_and_recovery_after() -> anyhow::Result<()> 
     node.restart().await?;
     let r = wait_for("writes through the edge to succeed again", Duration::from_secs(30), || {
         let (c, url) = (c.clone(), edge.url());
-        async move { send_one(&c, &url, "t", &json!({"payload": 3})).await.ok().filter(|r| r.status == 200) }
+        async move {
+            send_one(&c, &url, "t", &json!({"payload": 3})).await.ok().filter(|r| r.status == 200)
+        }
     })
     .await?;
     assert_eq!(r.body["sequence"].as_u64(), Some(1), "sequence continues after the outage");

@@ -16,7 +16,13 @@ type Acked = Arc<Mutex<HashMap<String, (u64, u64)>>>;
 
 /// One producer: alternates single and bulk requests with unique ids until `stop` or its
 /// bounds (count and time), recording every acknowledged event.
-async fn produce(edge: String, producer: usize, acked: Acked, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
+async fn produce(
+    edge: String,
+    producer: usize,
+    acked: Acked,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) {
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     for round in 0..5_000u64 {
@@ -36,8 +42,10 @@ async fn produce(edge: String, producer: usize, acked: Acked, stop: Arc<AtomicBo
             }
         } else {
             let ids: Vec<String> = (0..5).map(|i| format!("p{producer}-r{round}-{i}")).collect();
-            let records: Vec<Value> =
-                ids.iter().map(|id| json!({"payload": {"id": id}, "partition": partition})).collect();
+            let records: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"payload": {"id": id}, "partition": partition}))
+                .collect();
             sent.fetch_add(5, Ordering::Relaxed);
             if let Ok(r) = send_bulk(&c, &edge, "orders", &records).await
                 && r.status == 200
@@ -84,8 +92,12 @@ async fn kill9_under_load_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     node.kill9();
     let before_crash = count()().await.unwrap();
     node.restart().await?;
-    wait_for("400 more acknowledged events after restart", Duration::from_secs(60), at_least(before_crash + 400))
-        .await?;
+    wait_for(
+        "400 more acknowledged events after restart",
+        Duration::from_secs(60),
+        at_least(before_crash + 400),
+    )
+    .await?;
     stop.store(true, Ordering::Release);
     for p in producers {
         p.await?;
@@ -131,7 +143,13 @@ async fn idempotent_retries_survive_restarts() -> anyhow::Result<()> {
     let c = client();
     let url = edge.url();
 
-    let first = send_one(&c, &url, "pay", &json!({"payload": {"n": 1}, "partition": 2, "idempotency_key": "k-1"})).await?;
+    let first = send_one(
+        &c,
+        &url,
+        "pay",
+        &json!({"payload": {"n": 1}, "partition": 2, "idempotency_key": "k-1"}),
+    )
+    .await?;
     assert_eq!(first.status, 200, "{:?}", first.body);
     let seq = first.body["sequence"].as_u64().unwrap();
     // Same key via the header, different payload: still the original sequence, nothing new.
@@ -144,7 +162,10 @@ async fn idempotent_retries_survive_restarts() -> anyhow::Result<()> {
         &[("idempotency-key", "k-1")],
     )
     .await?;
-    assert_eq!((r.status, r.body["sequence"].as_u64(), r.body["duplicate"].as_bool()), (200, Some(seq), Some(true)));
+    assert_eq!(
+        (r.status, r.body["sequence"].as_u64(), r.body["duplicate"].as_bool()),
+        (200, Some(seq), Some(true))
+    );
 
     // Bulk with keys, one repeated inside the request.
     let records = vec![
@@ -154,7 +175,10 @@ async fn idempotent_retries_survive_restarts() -> anyhow::Result<()> {
     ];
     let bulk = send_bulk(&c, &url, "pay", &records).await?;
     assert_eq!(bulk.status, 200, "{:?}", bulk.body);
-    assert_eq!((bulk.body["accepted"].as_u64(), bulk.body["duplicates"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (bulk.body["accepted"].as_u64(), bulk.body["duplicates"].as_u64()),
+        (Some(3), Some(1))
+    );
     assert_eq!(node.table_events("pay").await?, 3);
 
     // Across a graceful restart and a kill -9, retries return the original sequences.
@@ -174,15 +198,23 @@ async fn idempotent_retries_survive_restarts() -> anyhow::Result<()> {
             }
         })
         .await?;
-        assert_eq!((r.body["sequence"].as_u64(), r.body["duplicate"].as_bool()), (Some(seq), Some(true)));
+        assert_eq!(
+            (r.body["sequence"].as_u64(), r.body["duplicate"].as_bool()),
+            (Some(seq), Some(true))
+        );
         let again = send_bulk(&c, &url, "pay", &records).await?;
-        assert_eq!(ranges_of(&again.body), ranges_of(&bulk.body), "bulk retry after restart (crash={crash})");
+        assert_eq!(
+            ranges_of(&again.body),
+            ranges_of(&bulk.body),
+            "bulk retry after restart (crash={crash})"
+        );
         assert_eq!(again.body["duplicates"].as_u64(), Some(3));
     }
     node.terminate()?;
     let stored = node.dump("pay")?;
     assert_eq!(stored.len(), 3, "one stored event per key: {stored:?}");
-    let keys: BTreeSet<&str> = stored.iter().map(|e| e["idempotency_key"].as_str().unwrap()).collect();
+    let keys: BTreeSet<&str> =
+        stored.iter().map(|e| e["idempotency_key"].as_str().unwrap()).collect();
     assert_eq!(keys, BTreeSet::from(["k-1", "b-1", "b-2"]));
     // New keys after the restarts continue the sequence instead of reusing one.
     node.restart().await?;

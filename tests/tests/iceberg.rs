@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use zombi_tests::engines::{self, EngineOpts, expected, figures, iceberg_rust_rows, read_ipc, rows_of};
+use zombi_tests::engines::{
+    self, EngineOpts, expected, figures, iceberg_rust_rows, read_ipc, rows_of,
+};
 use zombi_tests::producer::{Acked, send_acked};
 use zombi_tests::{Edge, Node, client, wait_for};
 
@@ -12,7 +14,13 @@ const HOUR: i64 = 3_600_000;
 const BASE: i64 = 1_767_304_800_000;
 
 /// Events over four hours and `partitions` partitions, late ones included, through `edges`.
-async fn write_spread(edges: &[&Edge], table: &str, partitions: u32, per_hour: i64, v0: i64) -> anyhow::Result<Vec<Acked>> {
+async fn write_spread(
+    edges: &[&Edge],
+    table: &str,
+    partitions: u32,
+    per_hour: i64,
+    v0: i64,
+) -> anyhow::Result<Vec<Acked>> {
     let c = client();
     let mut acked = Vec::new();
     let mut v = v0;
@@ -33,7 +41,8 @@ async fn write_spread(edges: &[&Edge], table: &str, partitions: u32, per_hour: i
 }
 
 fn count_on_date(acked_ts: &[(i64, Acked)], date_start: i64) -> i64 {
-    acked_ts.iter().filter(|(ts, _)| (date_start..date_start + 24 * HOUR).contains(ts)).count() as i64
+    acked_ts.iter().filter(|(ts, _)| (date_start..date_start + 24 * HOUR).contains(ts)).count()
+        as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,7 +72,8 @@ async fn every_engine_reads_exactly_the_acknowledged_set() -> anyhow::Result<()>
     assert!(want.date_count.unwrap() > 0 && want.date_count.unwrap() < want.count);
 
     let opts = EngineOpts { date: Some("2026-01-02".into()), ..Default::default() };
-    let got = engines::python_engines(&node.url(), "events", &["pyiceberg", "duckdb", "spark"], &opts)?;
+    let got =
+        engines::python_engines(&node.url(), "events", &["pyiceberg", "duckdb", "spark"], &opts)?;
     for engine in ["pyiceberg", "duckdb", "spark"] {
         assert_eq!(figures(&got[engine])?, want, "{engine} disagrees: {}", got[engine]);
     }
@@ -81,7 +91,12 @@ async fn every_engine_reads_exactly_the_acknowledged_set() -> anyhow::Result<()>
 
 /// Verifies that Iceberg holds exactly `acked` (plus possibly unacknowledged extras when
 /// `allow_extra`), each once.
-async fn assert_exact(node: &Node, table: &str, acked: &[Acked], allow_extra: bool) -> anyhow::Result<()> {
+async fn assert_exact(
+    node: &Node,
+    table: &str,
+    acked: &[Acked],
+    allow_extra: bool,
+) -> anyhow::Result<()> {
     let rows = rows_of(&iceberg_rust_rows(&node.url(), table, None).await?);
     let dups = engines::duplicates(&rows);
     assert!(dups.is_empty(), "{table}: duplicated rows {dups:?}");
@@ -99,14 +114,20 @@ async fn assert_exact(node: &Node, table: &str, acked: &[Acked], allow_extra: bo
     }
     for (p, mut seqs) in per {
         seqs.sort();
-        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{table} partition {p} has gaps");
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "{table} partition {p} has gaps"
+        );
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crashes_at_every_flush_step_leave_no_duplicate_and_no_gap() -> anyhow::Result<()> {
-    for point in ["flush-after-write", "flush-before-commit", "flush-after-commit", "flush-after-watermark"] {
+    for point in
+        ["flush-after-write", "flush-before-commit", "flush-after-commit", "flush-after-watermark"]
+    {
         let mut node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "100")]).await?;
         let edge = Edge::start(&node.url(), &[]).await?;
         // A first commit without the failpoint, so the crash hits a table with history.
@@ -115,18 +136,23 @@ async fn crashes_at_every_flush_step_leave_no_duplicate_and_no_gap() -> anyhow::
         node.set_env("FAILPOINTS", Some(&format!("{point}=return")));
         node.restart().await?;
         // One request: acknowledged before the flush that crashes on it.
-        let records: Vec<(i64, i64)> = (0..30).map(|k| (BASE + (k % 3) * HOUR + k, 1000 + k)).collect();
+        let records: Vec<(i64, i64)> =
+            (0..30).map(|k| (BASE + (k % 3) * HOUR + k, 1000 + k)).collect();
         acked.extend(send_acked(&client(), &edge.url(), "crashy", 1, &records).await?);
         let status = node.wait_exit(Duration::from_secs(60)).await?;
         assert!(!status.success(), "{point}: the node must die at the failpoint");
         node.set_env("FAILPOINTS", None);
         node.restart().await?;
-        acked.extend(wait_for("writes after the crash", Duration::from_secs(30), || async {
-            write_spread(&[&edge], "crashy", 2, 5, 5000).await.ok()
-        })
-        .await?);
+        acked.extend(
+            wait_for("writes after the crash", Duration::from_secs(30), || async {
+                write_spread(&[&edge], "crashy", 2, 5, 5000).await.ok()
+            })
+            .await?,
+        );
         node.flush("crashy").await?;
-        assert_exact(&node, "crashy", &acked, false).await.map_err(|e| anyhow::anyhow!("{point}: {e}"))?;
+        assert_exact(&node, "crashy", &acked, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{point}: {e}"))?;
     }
     Ok(())
 }
@@ -178,7 +204,8 @@ async fn snapshot_watermarks_plus_hot_reads_give_every_event_once() -> anyhow::R
             let id = snapshot["snapshot_id"].as_i64().unwrap();
             let mut rows = rows_of(&iceberg_rust_rows(&node.url(), "rt", Some(id)).await?);
             for (p, w) in snapshot["watermarks"].as_object().unwrap() {
-                let (status, body) = node.hot("rt", &format!("partition={p}&from_sequence={w}")).await?;
+                let (status, body) =
+                    node.hot("rt", &format!("partition={p}&from_sequence={w}")).await?;
                 anyhow::ensure!(status == 200, "hot {p}: {status}");
                 rows.extend(rows_of(&read_ipc(&body)?));
             }
@@ -186,7 +213,8 @@ async fn snapshot_watermarks_plus_hot_reads_give_every_event_once() -> anyhow::R
             let w = node.watermark("rt").await?;
             for p in w["high_water_marks"].as_object().unwrap().keys() {
                 if snapshot["watermarks"].get(p).is_none() {
-                    let (_, body) = node.hot("rt", &format!("partition={p}&from_sequence=0")).await?;
+                    let (_, body) =
+                        node.hot("rt", &format!("partition={p}&from_sequence=0")).await?;
                     rows.extend(rows_of(&read_ipc(&body)?));
                 }
             }
@@ -238,13 +266,24 @@ async fn flushed_events_are_deleted_after_retention() -> anyhow::Result<()> {
         if started.elapsed() > Duration::from_secs(4) {
             break;
         }
-        let records: Vec<(i64, i64)> = (0..25).map(|k| { v += 1; (BASE + k, v) }).collect();
+        let records: Vec<(i64, i64)> = (0..25)
+            .map(|k| {
+                v += 1;
+                (BASE + k, v)
+            })
+            .collect();
         acked.extend(send_acked(&c, &edge.url(), "steady", (i % 2) as u32, &records).await?);
         if i % 50 == 0 {
             let stats = node.stats().await?;
             if let Some(f) = stats["tables"]["steady"]["flush"].as_object() {
-                let hwm: u64 = stats["tables"]["steady"]["partitions"].as_object().unwrap().values().map(|p| p["high_water_mark"].as_u64().unwrap()).sum();
-                let floor: u64 = f["floors"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+                let hwm: u64 = stats["tables"]["steady"]["partitions"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|p| p["high_water_mark"].as_u64().unwrap())
+                    .sum();
+                let floor: u64 =
+                    f["floors"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
                 max_retained = max_retained.max(hwm - floor);
             }
         }
@@ -255,7 +294,11 @@ async fn flushed_events_are_deleted_after_retention() -> anyhow::Result<()> {
         let stats = node.stats().await.ok()?;
         let t = &stats["tables"]["steady"];
         let f = t["flush"].as_object()?;
-        let hwm: u64 = t["partitions"].as_object()?.values().filter_map(|p| p["high_water_mark"].as_u64()).sum();
+        let hwm: u64 = t["partitions"]
+            .as_object()?
+            .values()
+            .filter_map(|p| p["high_water_mark"].as_u64())
+            .sum();
         let floor: u64 = f["floors"].as_object()?.values().filter_map(|x| x.as_u64()).sum();
         (hwm == total && floor == total).then_some(())
     })

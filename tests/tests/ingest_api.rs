@@ -17,8 +17,20 @@ async fn bad_table_names_are_rejected_and_nothing_is_stored() -> anyhow::Result<
     let addr: std::net::SocketAddr = edge.url().trim_start_matches("http://").parse()?;
     let long = format!("a{}", "b".repeat(128));
     let bad = [
-        "a:b", "a/b", "..", "a..b", "", &long, "1abc", "_abc", "%C3%A9vents", "caf%C3%A9",
-        "a%2Fb", "a%3Ab", "a.b", "a%20b",
+        "a:b",
+        "a/b",
+        "..",
+        "a..b",
+        "",
+        &long,
+        "1abc",
+        "_abc",
+        "%C3%A9vents",
+        "caf%C3%A9",
+        "a%2Fb",
+        "a%3Ab",
+        "a.b",
+        "a%20b",
     ];
     let body = br#"{"payload":{"x":1}}"#;
     let ndjson_body = b"{\"payload\":1}\n";
@@ -70,17 +82,25 @@ async fn single_and_bulk_writes_get_dense_sequences() -> anyhow::Result<()> {
     let url = edge.url();
 
     for i in 0..5u64 {
-        let r = send_one(&c, &url, "clicks", &json!({"payload": {"i": i}, "timestamp_ms": 1_767_225_600_000i64})).await?;
+        let r = send_one(
+            &c,
+            &url,
+            "clicks",
+            &json!({"payload": {"i": i}, "timestamp_ms": 1_767_225_600_000i64}),
+        )
+        .await?;
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(r.body, json!({"table": "clicks", "partition": 0, "sequence": i}));
     }
     for i in 0..3u64 {
-        let r = send_one(&c, &url, "clicks", &json!({"payload_base64": "AP8=", "partition": 7})).await?;
+        let r = send_one(&c, &url, "clicks", &json!({"payload_base64": "AP8=", "partition": 7}))
+            .await?;
         assert_eq!((r.body["partition"].as_u64(), r.body["sequence"].as_u64()), (Some(7), Some(i)));
     }
 
     // Bulk as JSON, then NDJSON and JSON under each encoding; each continues the partitions.
-    let records: Vec<Value> = (0..4).map(|i| json!({"payload": {"b": i}, "partition": i % 2})).collect();
+    let records: Vec<Value> =
+        (0..4).map(|i| json!({"payload": {"b": i}, "partition": i % 2})).collect();
     let r = send_bulk(&c, &url, "clicks", &records).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["accepted"], 4);
@@ -103,7 +123,9 @@ async fn single_and_bulk_writes_get_dense_sequences() -> anyhow::Result<()> {
         }
     }
     // A gzip single event works too.
-    let r = post(&c, &format!("{url}/tables/clicks"), JSON, Encoding::Gzip, br#"{"payload":"g"}"#, &[]).await?;
+    let r =
+        post(&c, &format!("{url}/tables/clicks"), JSON, Encoding::Gzip, br#"{"payload":"g"}"#, &[])
+            .await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["sequence"].as_u64(), Some(next[&0]));
 
@@ -111,7 +133,10 @@ async fn single_and_bulk_writes_get_dense_sequences() -> anyhow::Result<()> {
     let events = node.dump("clicks")?;
     let mut per_partition: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for e in &events {
-        per_partition.entry(e["partition"].as_u64().unwrap()).or_default().push(e["sequence"].as_u64().unwrap());
+        per_partition
+            .entry(e["partition"].as_u64().unwrap())
+            .or_default()
+            .push(e["sequence"].as_u64().unwrap());
     }
     assert_eq!(per_partition[&0], (0..next[&0] + 1).collect::<Vec<_>>());
     assert_eq!(per_partition[&1], (0..next[&1]).collect::<Vec<_>>());
@@ -129,7 +154,10 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
     let node = Node::start(&[("ZOMBI_NODE__LIMITS__MAX_BATCH_BYTES", "1048576")]).await?;
     let edge = Edge::start(
         &node.url(),
-        &[("ZOMBI_EDGE__LIMITS__MAX_EVENT_BYTES", "1024"), ("ZOMBI_EDGE__LIMITS__MAX_REQUEST_BYTES", "65536")],
+        &[
+            ("ZOMBI_EDGE__LIMITS__MAX_EVENT_BYTES", "1024"),
+            ("ZOMBI_EDGE__LIMITS__MAX_REQUEST_BYTES", "65536"),
+        ],
     )
     .await?;
     let c = client();
@@ -145,10 +173,13 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
         b.extend(br#""}"#);
         b
     };
-    let bulk_bad_third = ndjson(&[json!({"payload": 1}), json!({"payload": 2}), json!({"payload": 3, "bogus": 1})]);
+    let bulk_bad_third =
+        ndjson(&[json!({"payload": 1}), json!({"payload": 2}), json!({"payload": 3, "bogus": 1})]);
     let bulk_big_second = ndjson(&[json!({"payload": 1}), json!({"payload": "y".repeat(2000)})]);
 
-    let cases: Vec<(&str, &str, Option<&str>, Encoding, Vec<u8>, u16, &str)> = vec![
+    // (what, url, content type, encoding, body, status, record index named in the message)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Encoding, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("text/plain", &single, Some("text/plain"), Encoding::Identity, ok_event.clone(), 415, ""),
         ("no content type", &single, None, Encoding::Identity, ok_event.clone(), 415, ""),
         ("ndjson on single", &single, NDJSON, Encoding::Identity, ok_event.clone(), 415, ""),
@@ -161,7 +192,15 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
         ("bulk bad record", &bulk, NDJSON, Encoding::Identity, bulk_bad_third, 400, "2"),
         ("bulk big record", &bulk, NDJSON, Encoding::Identity, bulk_big_second, 413, "1"),
         ("bulk empty", &bulk, JSON, Encoding::Identity, br#"{"records":[]}"#.to_vec(), 400, ""),
-        ("bulk not records", &bulk, JSON, Encoding::Identity, br#"[{"payload":1}]"#.to_vec(), 400, ""),
+        (
+            "bulk not records",
+            &bulk,
+            JSON,
+            Encoding::Identity,
+            br#"[{"payload":1}]"#.to_vec(),
+            400,
+            "",
+        ),
     ];
     for (what, url, ct, enc, body, status, index) in cases {
         let r = post(&c, url, ct, enc, &body, &[]).await?;
@@ -173,8 +212,13 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
         }
     }
     // An unknown content encoding is refused too.
-    let r = c.post(&single).header("content-type", "application/json").header("content-encoding", "br")
-        .body(ok_event.clone()).send().await?;
+    let r = c
+        .post(&single)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body(ok_event.clone())
+        .send()
+        .await?;
     assert_eq!(r.status(), 415);
     assert_eq!(node.table_events("t").await?, 0, "nothing may be stored");
 
@@ -205,7 +249,12 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
     });
     for (what, ct, body, status) in [
         ("garbage", msgpack, b"\xc1\x00garbage".to_vec(), 400),
-        ("truncated", msgpack, zombi_shared::wire::encode(&json!({"groups": [{"table": "t"}]})), 400),
+        (
+            "truncated",
+            msgpack,
+            zombi_shared::wire::encode(&json!({"groups": [{"table": "t"}]})),
+            400,
+        ),
         ("json body", JSON, b"{}".to_vec(), 415),
         ("bad table", msgpack, bad_name, 400),
         ("bad timestamp", msgpack, bad_ts, 400),
@@ -240,7 +289,9 @@ async fn tokens_are_enforced_on_edge_and_node() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let wrong_internal = Edge::start(&node.url(), &[("ZOMBI_EDGE__AUTH__INTERNAL_TOKEN", "not-the-internal-token")]).await?;
+    let wrong_internal =
+        Edge::start(&node.url(), &[("ZOMBI_EDGE__AUTH__INTERNAL_TOKEN", "not-the-internal-token")])
+            .await?;
     let c = client();
     let body = br#"{"payload":1}"#;
     let url = format!("{}/tables/t", good_edge.url());
@@ -255,12 +306,21 @@ async fn tokens_are_enforced_on_edge_and_node() -> anyhow::Result<()> {
         assert_eq!(r.status, status, "{headers:?}: {:?}", r.body);
     }
     // An edge with the wrong internal token gets no 2xx: the node refuses it.
-    let r = post(&c, &format!("{}/tables/t", wrong_internal.url()), JSON, Encoding::Identity, body, &[]).await?;
+    let r = post(
+        &c,
+        &format!("{}/tables/t", wrong_internal.url()),
+        JSON,
+        Encoding::Identity,
+        body,
+        &[],
+    )
+    .await?;
     assert!(r.status >= 500, "{:?}", r);
     // Direct internal calls without the token.
     let batch = zombi_shared::wire::encode(&zombi_shared::wire::IngestBatch { groups: vec![] });
     let internal_url = format!("{}{}", node.url(), zombi_shared::wire::INGEST_PATH);
-    let r = post(&c, &internal_url, Some("application/msgpack"), Encoding::Identity, &batch, &[]).await?;
+    let r = post(&c, &internal_url, Some("application/msgpack"), Encoding::Identity, &batch, &[])
+        .await?;
     assert_eq!(r.status, 401);
     // Admin endpoints need the admin token.
     assert_eq!(c.get(format!("{}/stats", node.url())).send().await?.status(), 401);

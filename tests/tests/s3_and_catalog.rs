@@ -57,7 +57,8 @@ async fn s3_warehouse_is_read_back_by_pyiceberg_and_duckdb() -> anyhow::Result<(
     let c = client();
     let mut acked = Vec::new();
     for p in 0..2u32 {
-        let records: Vec<(i64, i64)> = (0..50).map(|k| (1_767_225_600_000 + k * 60_000, k + 100 * p as i64)).collect();
+        let records: Vec<(i64, i64)> =
+            (0..50).map(|k| (1_767_225_600_000 + k * 60_000, k + 100 * p as i64)).collect();
         acked.extend(send_acked(&c, &edge.url(), "s3events", p, &records).await?);
     }
     let flushed = node.flush("s3events").await?;
@@ -72,7 +73,10 @@ async fn s3_warehouse_is_read_back_by_pyiceberg_and_duckdb() -> anyhow::Result<(
     let location = metadata["metadata-location"].as_str().unwrap();
     assert!(location.starts_with("s3://warehouse/lake/zombi/s3events/metadata/"), "{location}");
 
-    let opts = EngineOpts { s3: Some((moto.url.clone(), "zombi".into(), "zombi-secret".into())), ..Default::default() };
+    let opts = EngineOpts {
+        s3: Some((moto.url.clone(), "zombi".into(), "zombi-secret".into())),
+        ..Default::default()
+    };
     let got = engines::python_engines(&node.url(), "s3events", &["pyiceberg", "duckdb"], &opts)?;
     for engine in ["pyiceberg", "duckdb"] {
         assert_eq!(figures(&got[engine])?, expected(&acked), "{engine}: {}", got[engine]);
@@ -117,7 +121,11 @@ async fn catalog_speaks_iceberg_errors_and_checks_tokens() -> anyhow::Result<()>
         .send()
         .await?;
     assert_eq!(create.status(), 403);
-    let drop = c.delete(format!("{base}/v1/namespaces/zombi/tables/guarded")).header("authorization", &bearer).send().await?;
+    let drop = c
+        .delete(format!("{base}/v1/namespaces/zombi/tables/guarded"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
     assert_eq!(drop.status(), 403);
     assert!(drop.json::<Value>().await?["error"]["message"].is_string());
 

@@ -38,7 +38,9 @@ pub struct ZombiCatalog {
 fn unsupported(what: &str) -> Error {
     Error::new(
         ErrorKind::FeatureUnsupported,
-        format!("{what} is not supported: Zombi tables are created and written by Zombi's ingest path only"),
+        format!(
+            "{what} is not supported: Zombi tables are created and written by Zombi's ingest path only"
+        ),
     )
 }
 
@@ -79,7 +81,10 @@ impl ZombiCatalog {
         if ns == &self.namespace {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::NamespaceNotFound, format!("namespace {} does not exist", ns.join("."))))
+            Err(Error::new(
+                ErrorKind::NamespaceNotFound,
+                format!("namespace {} does not exist", ns.join(".")),
+            ))
         }
     }
 
@@ -95,7 +100,9 @@ impl ZombiCatalog {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Error::new(ErrorKind::Unexpected, "hot store task failed").with_source(e))?
-            .map_err(|e| Error::new(ErrorKind::Unexpected, "hot store access failed").with_source(e))
+            .map_err(|e| {
+                Error::new(ErrorKind::Unexpected, "hot store access failed").with_source(e)
+            })
     }
 
     async fn pointer(&self, table: &TableIdent) -> Result<Option<String>> {
@@ -115,7 +122,12 @@ impl ZombiCatalog {
         Ok(meta)
     }
 
-    fn build_table(&self, ident: TableIdent, location: String, metadata: Arc<TableMetadata>) -> Result<Table> {
+    fn build_table(
+        &self,
+        ident: TableIdent,
+        location: String,
+        metadata: Arc<TableMetadata>,
+    ) -> Result<Table> {
         Table::builder()
             .identifier(ident)
             .metadata_location(location)
@@ -126,7 +138,12 @@ impl ZombiCatalog {
     }
 
     /// Writes `metadata` to `location` and makes it current.
-    async fn publish(&self, table: &str, location: &MetadataLocation, metadata: &TableMetadata) -> Result<()> {
+    async fn publish(
+        &self,
+        table: &str,
+        location: &MetadataLocation,
+        metadata: &TableMetadata,
+    ) -> Result<()> {
         metadata.write_to(&self.file_io, location).await?;
         let (name, loc) = (table.to_owned(), location.to_string());
         self.blocking(move |s| s.set_catalog_pointer(&name, &loc)).await
@@ -135,14 +152,21 @@ impl ZombiCatalog {
 
 #[async_trait]
 impl Catalog for ZombiCatalog {
-    async fn list_namespaces(&self, parent: Option<&NamespaceIdent>) -> Result<Vec<NamespaceIdent>> {
+    async fn list_namespaces(
+        &self,
+        parent: Option<&NamespaceIdent>,
+    ) -> Result<Vec<NamespaceIdent>> {
         match parent {
             None => Ok(vec![self.namespace.clone()]),
             Some(p) => self.check_namespace(p).map(|()| Vec::new()),
         }
     }
 
-    async fn create_namespace(&self, _: &NamespaceIdent, _: HashMap<String, String>) -> Result<Namespace> {
+    async fn create_namespace(
+        &self,
+        _: &NamespaceIdent,
+        _: HashMap<String, String>,
+    ) -> Result<Namespace> {
         Err(unsupported("creating a namespace"))
     }
 
@@ -181,7 +205,10 @@ impl Catalog for ZombiCatalog {
         let _guard = lock.lock().await;
         let ident = TableIdent::new(ns.clone(), name.clone());
         if self.pointer(&ident).await?.is_some() {
-            return Err(Error::new(ErrorKind::TableAlreadyExists, format!("table {name} already exists")));
+            return Err(Error::new(
+                ErrorKind::TableAlreadyExists,
+                format!("table {name} already exists"),
+            ));
         }
         let table_location = format!("{}/{name}", self.namespace_location);
         let creation = TableCreation { location: Some(table_location.clone()), ..creation };
@@ -193,7 +220,10 @@ impl Catalog for ZombiCatalog {
 
     async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
         let Some(location) = self.pointer(ident).await? else {
-            return Err(Error::new(ErrorKind::TableNotFound, format!("table {} does not exist", ident.name())));
+            return Err(Error::new(
+                ErrorKind::TableNotFound,
+                format!("table {} does not exist", ident.name()),
+            ));
         };
         let metadata = self.read_metadata(ident.name(), &location).await?;
         self.build_table(ident.clone(), location, metadata)

@@ -85,7 +85,12 @@ impl Combiner {
             if next > self.max_inflight {
                 return Err(CombinerError::Overloaded);
             }
-            match self.inflight.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self.inflight.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
                     metrics::gauge!(m::COMBINER_INFLIGHT_BYTES).set(next as f64);
                     return Ok(Admission { inflight: self.inflight.clone(), bytes });

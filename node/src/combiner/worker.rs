@@ -152,7 +152,11 @@ fn staged_state<'a>(
                 None => {
                     let id = store.ensure_table(table)?;
                     let counters = store.table_counters(id)?;
-                    TableState { id, next_sequence: counters.high_water_marks, bytes: counters.bytes }
+                    TableState {
+                        id,
+                        next_sequence: counters.high_water_marks,
+                        bytes: counters.bytes,
+                    }
                 }
             };
             Ok(e.insert(state))

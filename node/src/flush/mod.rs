@@ -59,7 +59,11 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    pub fn start(store: Arc<HotStore>, catalog: Arc<ZombiCatalog>, config: Arc<NodeConfig>) -> Self {
+    pub fn start(
+        store: Arc<HotStore>,
+        catalog: Arc<ZombiCatalog>,
+        config: Arc<NodeConfig>,
+    ) -> Self {
         metrics::describe();
         let permits = Semaphore::new(config.flush.max_concurrent as usize);
         let flusher = Flusher {
@@ -104,7 +108,8 @@ impl Flusher {
 
     /// Flushes and commits everything acknowledged in `table` so far.
     pub async fn flush_now(&self, table: &str) -> Result<FlushOutcome, FlushError> {
-        let requests = self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
+        let requests =
+            self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
         let (reply, rx) = oneshot::channel();
         requests.send(reply).await.map_err(|_| FlushError::ShuttingDown)?;
         rx.await.map_err(|_| FlushError::ShuttingDown)?.map_err(FlushError::Task)
@@ -125,7 +130,11 @@ impl Flusher {
 }
 
 /// The loop of one table: init (retried), then cycles on interval or request.
-async fn run_table(mut flusher: TableFlusher, mut requests: mpsc::Receiver<FlushReply>, cancel: CancellationToken) {
+async fn run_table(
+    mut flusher: TableFlusher,
+    mut requests: mpsc::Receiver<FlushReply>,
+    cancel: CancellationToken,
+) {
     let ctx = flusher.ctx();
     let interval = Duration::from_millis(flusher.settings().interval_ms);
     let backoff = Backoff::new(&ctx.config.flush);
@@ -184,7 +193,7 @@ async fn run_table(mut flusher: TableFlusher, mut requests: mpsc::Receiver<Flush
             Err(e) => {
                 failures = failures.saturating_add(1);
                 // Log the first failure and then every tenth, not every retry.
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!(table = %flusher.name(), failures, error = %e, "flush failed; retrying with backoff");
                 }
                 flusher.record_failure(failures, &e);
@@ -210,7 +219,10 @@ struct Backoff {
 
 impl Backoff {
     fn new(c: &zombi_shared::config::FlushConfig) -> Self {
-        Backoff { initial: Duration::from_millis(c.backoff_initial_ms), max: Duration::from_millis(c.backoff_max_ms) }
+        Backoff {
+            initial: Duration::from_millis(c.backoff_initial_ms),
+            max: Duration::from_millis(c.backoff_max_ms),
+        }
     }
 
     fn delay(&self, failures: u32) -> Duration {

@@ -81,7 +81,12 @@ pub(super) struct Cycle {
 }
 
 impl TableFlusher {
-    pub(super) fn new(ctx: Arc<Ctx>, name: String, id: TableId, status: Arc<Mutex<TableStatus>>) -> Self {
+    pub(super) fn new(
+        ctx: Arc<Ctx>,
+        name: String,
+        id: TableId,
+        status: Arc<Mutex<TableStatus>>,
+    ) -> Self {
         let ident = ctx.catalog.ident(&name);
         let settings = ctx.config.table_flush(&name);
         TableFlusher {
@@ -146,9 +151,10 @@ impl TableFlusher {
             .unwrap_or_default();
         let id = self.id;
         let store = self.ctx.store.clone();
-        let (persisted, floors) =
-            tokio::task::spawn_blocking(move || Ok::<_, hot::HotError>((store.watermarks(id)?, store.floors(id)?)))
-                .await??;
+        let (persisted, floors) = tokio::task::spawn_blocking(move || {
+            Ok::<_, hot::HotError>((store.watermarks(id)?, store.floors(id)?))
+        })
+        .await??;
         if persisted != from_snapshot {
             // A crash between commit and persist (or a persisted map ahead of a lost
             // pointer): the snapshot decides.
@@ -212,7 +218,8 @@ impl TableFlusher {
         let (rows, read_to, high_water_marks, more) = self.read().await?;
         if !rows.is_empty() {
             let count = rows.len() as u64;
-            let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows)).await??;
+            let batches =
+                tokio::task::spawn_blocking(move || layout::split_by_hour(rows)).await??;
             let table = self.ctx.catalog.load_table(&self.ident).await?;
             let flush_id = uuid::Uuid::now_v7().to_string();
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
@@ -417,7 +424,9 @@ impl TableFlusher {
         let oldest_ms = tokio::task::spawn_blocking(move || {
             lagging
                 .into_iter()
-                .filter_map(|(p, w)| store.scan(id, p, w, w + 1).next()?.ok().map(|(_, e)| e.ingest_ms))
+                .filter_map(|(p, w)| {
+                    store.scan(id, p, w, w + 1).next()?.ok().map(|(_, e)| e.ingest_ms)
+                })
                 .min()
         })
         .await

@@ -45,7 +45,10 @@ pub async fn write_data_files(
         let key = PartitionKey::new(
             spec.clone(),
             schema.clone(),
-            Struct::from_iter([Some(Literal::date(hour.event_date)), Some(Literal::int(hour.event_hour))]),
+            Struct::from_iter([
+                Some(Literal::date(hour.event_date)),
+                Some(Literal::int(hour.event_hour)),
+            ]),
         );
         let mut writer = builder.build(Some(key)).await?;
         writer.write(hour.batch).await?;

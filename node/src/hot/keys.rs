@@ -84,7 +84,10 @@ pub fn hwm_prefix(table: TableId) -> [u8; 5] {
 /// Splits a per-partition meta key into (table, partition).
 pub fn parse_partition_key(key: &[u8]) -> Option<(TableId, u32)> {
     let k: &[u8; 9] = key.try_into().ok()?;
-    Some((u32::from_be_bytes(k[1..5].try_into().unwrap()), u32::from_be_bytes(k[5..].try_into().unwrap())))
+    Some((
+        u32::from_be_bytes(k[1..5].try_into().unwrap()),
+        u32::from_be_bytes(k[5..].try_into().unwrap()),
+    ))
 }
 
 pub fn pointer_key(name: &str) -> Vec<u8> {
@@ -130,7 +133,7 @@ mod tests {
 
     #[test]
     fn event_keys_sort_by_table_partition_sequence() {
-        let mut keys = vec![
+        let mut keys = [
             event_key(2, 0, 0),
             event_key(1, 1, 0),
             event_key(1, 0, 256),

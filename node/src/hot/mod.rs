@@ -146,7 +146,9 @@ impl HotStore {
     fn read_registry(&self) -> Result<BTreeMap<String, TableId>> {
         let mut out = BTreeMap::new();
         let prefix = keys::table_prefix();
-        for item in self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in
+            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
@@ -266,7 +268,9 @@ impl HotStore {
     pub fn catalog_pointers(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         let prefix = keys::pointer_prefix();
-        for item in self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in
+            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
@@ -295,12 +299,19 @@ impl HotStore {
     }
 
     /// The record of `key` if it was first written within the idempotency window.
-    pub fn idempotency_lookup(&self, table: TableId, key: &str, now_ms: i64) -> Result<Option<IdemRecord>> {
+    pub fn idempotency_lookup(
+        &self,
+        table: TableId,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<IdemRecord>> {
         let Some(v) = self.db.get_pinned_cf(self.cf(CF_IDEM), keys::idem_key(table, key))? else {
             return Ok(None);
         };
-        let record = IdemRecord::decode(&v).ok_or_else(|| corrupt(CF_IDEM, "idempotency record"))?;
-        Ok((record.accepted_ms.saturating_add(self.idempotency_window_ms) >= now_ms).then_some(record))
+        let record =
+            IdemRecord::decode(&v).ok_or_else(|| corrupt(CF_IDEM, "idempotency record"))?;
+        Ok((record.accepted_ms.saturating_add(self.idempotency_window_ms) >= now_ms)
+            .then_some(record))
     }
 
     pub fn batch(&self) -> HotBatch<'_> {
@@ -343,10 +354,15 @@ impl HotStore {
         opts.set_iterate_upper_bound(keys::event_key(table, partition, to).to_vec());
         let start = keys::event_key(table, partition, from);
         self.db
-            .iterator_cf_opt(self.cf(CF_EVENTS), opts, IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf_opt(
+                self.cf(CF_EVENTS),
+                opts,
+                IteratorMode::From(&start, Direction::Forward),
+            )
             .map(|item| {
                 let (k, v) = item?;
-                let (_, _, seq) = keys::parse_event_key(&k).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+                let (_, _, seq) =
+                    keys::parse_event_key(&k).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
                 let event = record::decode(&v).ok_or_else(|| corrupt(CF_EVENTS, "value"))?;
                 Ok((seq, event))
             })
@@ -361,11 +377,19 @@ pub struct HotBatch<'a> {
 
 impl HotBatch<'_> {
     pub fn put_event(&mut self, table: TableId, partition: u32, sequence: u64, value: &[u8]) {
-        self.batch.put_cf(self.store.cf(CF_EVENTS), keys::event_key(table, partition, sequence), value);
+        self.batch.put_cf(
+            self.store.cf(CF_EVENTS),
+            keys::event_key(table, partition, sequence),
+            value,
+        );
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
-        self.batch.put_cf(self.store.cf(CF_META), keys::hwm_key(table, partition), keys::u64_value(next));
+        self.batch.put_cf(
+            self.store.cf(CF_META),
+            keys::hwm_key(table, partition),
+            keys::u64_value(next),
+        );
     }
 
     pub fn put_bytes(&mut self, table: TableId, bytes: u64) {
@@ -410,7 +434,11 @@ mod tests {
             batch.put_event(a, 3, 0, &record::encode(1, 2, Some("k"), &payload));
             batch.put_high_water_mark(a, 3, 1);
             batch.put_bytes(a, 1);
-            batch.put_idempotency(a, "k", IdemRecord { partition: 3, sequence: 0, accepted_ms: now_ms() });
+            batch.put_idempotency(
+                a,
+                "k",
+                IdemRecord { partition: 3, sequence: 0, accepted_ms: now_ms() },
+            );
             batch.commit().unwrap();
         }
         let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();

@@ -88,7 +88,12 @@ mod tests {
             let dec = decode(&enc).unwrap();
             assert_eq!(
                 dec,
-                StoredEvent { timestamp_ms: 5, ingest_ms: 6, idempotency_key: key.map(Into::into), payload }
+                StoredEvent {
+                    timestamp_ms: 5,
+                    ingest_ms: 6,
+                    idempotency_key: key.map(Into::into),
+                    payload
+                }
             );
         }
         assert!(decode(&[9; 30]).is_none());

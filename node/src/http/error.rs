@@ -88,8 +88,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response =
-            (status, Json(json!({"error": {"code": self.code(), "message": message}}))).into_response();
-        if matches!(self, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable(_)) {
+            (status, Json(json!({"error": {"code": self.code(), "message": message}})))
+                .into_response();
+        if matches!(self, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable(_))
+        {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

@@ -24,9 +24,9 @@ pub use error::ApiError;
 use crate::combiner::Combiner;
 use crate::flush::{FlushError, Flusher, TableStatus};
 use crate::hot::HotStore;
-use crate::read::{ReadError, ReadService};
 use crate::ingest::{IngestError, IngestService};
 use crate::metrics as m;
+use crate::read::{ReadError, ReadService};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -118,15 +118,23 @@ async fn hot(
     let (content_type, body) = match q.format {
         HotFormat::Arrow => (
             "application/vnd.apache.arrow.stream",
-            crate::read::to_arrow_ipc(&read.batches).map_err(|e| ApiError::Internal(e.to_string()))?,
+            crate::read::to_arrow_ipc(&read.batches)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
         ),
         HotFormat::Parquet => (
             "application/vnd.apache.parquet",
-            crate::read::to_parquet(&read.batches).map_err(|e| ApiError::Internal(e.to_string()))?,
+            crate::read::to_parquet(&read.batches)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
         ),
     };
     let truncated = if read.truncated { "true" } else { "false" };
-    Ok(([(header::CONTENT_TYPE, content_type), (header::HeaderName::from_static("zombi-truncated"), truncated)], body)
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::HeaderName::from_static("zombi-truncated"), truncated),
+        ],
+        body,
+    )
         .into_response())
 }
 
@@ -139,7 +147,9 @@ async fn flush(
     valid_table(&table)?;
     match state.flusher.flush_now(&table).await {
         Ok(outcome) => Ok(Json(outcome).into_response()),
-        Err(FlushError::UnknownTable(t)) => Err(ApiError::NotFound(format!("table {t} does not exist"))),
+        Err(FlushError::UnknownTable(t)) => {
+            Err(ApiError::NotFound(format!("table {t} does not exist")))
+        }
         Err(FlushError::ShuttingDown) => Err(ApiError::ShuttingDown),
         Err(e) => Err(ApiError::Unavailable(format!("flush failed: {e}"))),
     }
@@ -148,9 +158,7 @@ async fn flush(
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = ingest_inner(&state, &headers, body).await;
     let response = match result {
-        Ok(bytes) => {
-            ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], bytes).into_response()
-        }
+        Ok(bytes) => ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], bytes).into_response(),
         Err(e) => {
             if !matches!(e, ApiError::Overloaded) {
                 metrics::counter!(m::REJECTIONS, "reason" => e.code()).increment(1);
@@ -163,7 +171,11 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     response
 }
 
-async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+async fn ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     if state.draining.load(Ordering::Acquire) {
         return Err(ApiError::ShuttingDown);
     }
@@ -172,7 +184,8 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         &state.config.auth.internal_tokens,
     )?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(MSGPACK_CONTENT_TYPE) {
+    if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(MSGPACK_CONTENT_TYPE)
+    {
         return Err(ApiError::UnsupportedMediaType(format!(
             "content type must be {MSGPACK_CONTENT_TYPE}"
         )));
@@ -182,11 +195,16 @@ async fn ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     metrics::counter!(m::INGEST_BYTES).increment(body.len() as u64);
     let response = state.ingest.ingest(&body).await.map_err(|e| match e {
         IngestError::Overloaded => ApiError::Overloaded,
-        IngestError::InvalidEvent { too_large: true, .. } => ApiError::PayloadTooLarge(e.to_string()),
+        IngestError::InvalidEvent { too_large: true, .. } => {
+            ApiError::PayloadTooLarge(e.to_string())
+        }
         other => ApiError::BadRequest(other.to_string()),
     })?;
     Ok(zombi_shared::wire::encode(&response))
 }
+
+/// Bodies refused for their declared size are still read (and dropped) up to this excess.
+const DISCARD_LIMIT: u64 = 4 << 20;
 
 /// Reads a body of at most `limit` bytes: `Content-Length` is checked before reading, and
 /// a chunked body is cut off as soon as it passes the limit.
@@ -197,6 +215,12 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
+        // Read a modest excess away so the sender sees the 413 rather than a reset.
+        if declared.is_some_and(|len| len <= limit as u64 + DISCARD_LIMIT) {
+            let mut body = body;
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+        }
         return Err(too_large());
     }
     match Limited::new(body, limit).collect().await {

@@ -118,7 +118,6 @@ pub fn events_to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowE
     RecordBatch::try_new(schema, columns)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,12 +141,16 @@ mod tests {
     #[test]
     fn batches_split_at_hour_boundaries_and_sort() {
         let h = MS_PER_HOUR;
-        let rows = vec![(0, 0, ev(2 * h + 5)), (0, 1, ev(h + 1)), (1, 0, ev(2 * h + 1)), (0, 2, ev(h))];
+        let rows =
+            vec![(0, 0, ev(2 * h + 5)), (0, 1, ev(h + 1)), (1, 0, ev(2 * h + 1)), (0, 2, ev(h))];
         let out = split_by_hour(rows).unwrap();
         let shape: Vec<_> = out.iter().map(|b| (b.event_hour, b.batch.num_rows())).collect();
         assert_eq!(shape, vec![(1, 2), (2, 2)]);
         let ts = out[0].batch.column(2).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
         assert_eq!(ts.values().to_vec(), vec![h, h + 1]);
-        assert_eq!(out[0].batch.schema().field(0).metadata().get("PARQUET:field_id").map(String::as_str), Some("1"));
+        assert_eq!(
+            out[0].batch.schema().field(0).metadata().get("PARQUET:field_id").map(String::as_str),
+            Some("1")
+        );
     }
 }

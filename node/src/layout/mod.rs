@@ -92,7 +92,9 @@ pub fn table_properties() -> HashMap<String, String> {
 }
 
 /// Reads the watermark map out of a snapshot summary's additional properties.
-pub fn watermarks_from_summary(props: &HashMap<String, String>) -> std::collections::BTreeMap<u32, u64> {
+pub fn watermarks_from_summary(
+    props: &HashMap<String, String>,
+) -> std::collections::BTreeMap<u32, u64> {
     props
         .iter()
         .filter_map(|(k, v)| {

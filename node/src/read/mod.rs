@@ -71,25 +71,27 @@ impl ReadService {
         let Some(id) = self.store.table_id(table) else {
             return Err(ReadError::UnknownTable(table.to_owned()));
         };
-        let (snapshot_id, watermarks) = match self.catalog.load_table(&self.catalog.ident(table)).await {
-            Ok(t) => match t.metadata().current_snapshot() {
-                Some(s) => (
-                    Some(s.snapshot_id()),
-                    layout::watermarks_from_summary(&s.summary().additional_properties),
-                ),
-                None => (None, BTreeMap::new()),
-            },
-            // Registered in the hot store but not created in Iceberg yet.
-            Err(e) if e.kind() == ErrorKind::TableNotFound => (None, BTreeMap::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let (snapshot_id, watermarks) =
+            match self.catalog.load_table(&self.catalog.ident(table)).await {
+                Ok(t) => match t.metadata().current_snapshot() {
+                    Some(s) => (
+                        Some(s.snapshot_id()),
+                        layout::watermarks_from_summary(&s.summary().additional_properties),
+                    ),
+                    None => (None, BTreeMap::new()),
+                },
+                // Registered in the hot store but not created in Iceberg yet.
+                Err(e) if e.kind() == ErrorKind::TableNotFound => (None, BTreeMap::new()),
+                Err(e) => return Err(e.into()),
+            };
         let store = self.store.clone();
         let hwm = tokio::task::spawn_blocking(move || store.table_counters(id))
             .await
             .map_err(|e| ReadError::Internal(e.to_string()))??
             .high_water_marks;
         // Complete map: partitions without a committed watermark start at 0.
-        let watermarks = hwm.keys().map(|p| (*p, watermarks.get(p).copied().unwrap_or(0))).collect();
+        let watermarks =
+            hwm.keys().map(|p| (*p, watermarks.get(p).copied().unwrap_or(0))).collect();
         Ok(Watermarks { table: table.to_owned(), snapshot_id, watermarks, high_water_marks: hwm })
     }
 
@@ -103,7 +105,8 @@ impl ReadService {
         limit: u64,
     ) -> Result<HotRead, ReadError> {
         let w = self.watermarks(table).await?;
-        let id = self.store.table_id(table).ok_or_else(|| ReadError::UnknownTable(table.to_owned()))?;
+        let id =
+            self.store.table_id(table).ok_or_else(|| ReadError::UnknownTable(table.to_owned()))?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let floors = store.floors(id)?;
@@ -113,7 +116,8 @@ impl ReadService {
                 if partition.is_some_and(|want| want != p) {
                     continue;
                 }
-                let from = from_sequence.unwrap_or_else(|| w.watermarks.get(&p).copied().unwrap_or(0));
+                let from =
+                    from_sequence.unwrap_or_else(|| w.watermarks.get(&p).copied().unwrap_or(0));
                 let floor = floors.get(&p).copied().unwrap_or(0);
                 if from < floor {
                     return Err(ReadError::Gone { partition: p, floor });
@@ -125,7 +129,10 @@ impl ReadService {
                     .map(|r| r.map(|(seq, e)| (p, seq, e)))
                     .collect::<Result<Vec<_>, _>>()?;
                 if !rows.is_empty() {
-                    batches.push(layout::events_to_batch(&rows).map_err(|e| ReadError::Internal(e.to_string()))?);
+                    batches.push(
+                        layout::events_to_batch(&rows)
+                            .map_err(|e| ReadError::Internal(e.to_string()))?,
+                    );
                 }
             }
             Ok(HotRead { batches, truncated })

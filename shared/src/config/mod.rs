@@ -48,7 +48,10 @@ where
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(file) = file {
         if !file.is_file() {
-            return Err(ConfigError::invalid("--config", format!("{} is not a file", file.display())));
+            return Err(ConfigError::invalid(
+                "--config",
+                format!("{} is not a file", file.display()),
+            ));
         }
         figment = figment.merge(Toml::file_exact(file));
     }
@@ -100,6 +103,7 @@ pub(crate) fn check_token(key: &'static str, token: &str) -> Result<(), ConfigEr
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
     use figment::Jail;
@@ -144,15 +148,21 @@ mod tests {
     fn unknown_keys_are_errors() {
         Jail::expect_with(|jail| {
             jail.create_file("edge.toml", "listen = \"127.0.0.1:1\"\nnode_ulr = \"x\"\n")?;
-            let err = load(EdgeConfig::default(), Some(Path::new("edge.toml")), "ZOMBI_EDGE__", NoFlags {})
-                .unwrap_err()
-                .to_string();
+            let err = load(
+                EdgeConfig::default(),
+                Some(Path::new("edge.toml")),
+                "ZOMBI_EDGE__",
+                NoFlags {},
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains("node_ulr"), "{err}");
             jail.create_file("ok.toml", "")?;
             jail.set_env("ZOMBI_EDGE__LIMITS__MAX_EVENT_BYTEZ", "1");
-            let err = load(EdgeConfig::default(), Some(Path::new("ok.toml")), "ZOMBI_EDGE__", NoFlags {})
-                .unwrap_err()
-                .to_string();
+            let err =
+                load(EdgeConfig::default(), Some(Path::new("ok.toml")), "ZOMBI_EDGE__", NoFlags {})
+                    .unwrap_err()
+                    .to_string();
             assert!(err.contains("max_event_bytez"), "{err}");
             Ok(())
         });
@@ -170,8 +180,7 @@ mod tests {
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("limits.max_event_bytes"), "{err}");
 
-        let mut cfg = EdgeConfig::default();
-        cfg.node_url = "ftp://x".into();
+        let cfg = EdgeConfig { node_url: "ftp://x".into(), ..Default::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("node_url"));
 
         let mut cfg = NodeConfig::default();

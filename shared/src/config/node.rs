@@ -212,13 +212,22 @@ impl Default for SnapshotPolicy {
 
 impl Default for CombinerConfig {
     fn default() -> Self {
-        CombinerConfig { shards: 2, batch_window_us: 200, batch_max_events: 4096, queue_depth: 1024 }
+        CombinerConfig {
+            shards: 2,
+            batch_window_us: 200,
+            batch_max_events: 4096,
+            queue_depth: 1024,
+        }
     }
 }
 
 impl Default for NodeLimits {
     fn default() -> Self {
-        NodeLimits { max_event_bytes: MIB, max_batch_bytes: 64 * MIB, max_inflight_bytes: 256 * MIB }
+        NodeLimits {
+            max_event_bytes: MIB,
+            max_batch_bytes: 64 * MIB,
+            max_inflight_bytes: 256 * MIB,
+        }
     }
 }
 
@@ -236,7 +245,12 @@ impl Validate for NodeConfig {
         check_range("limits.max_batch_bytes", l.max_batch_bytes, 1024, 4096 * MIB)?;
         check_range("limits.max_event_bytes", l.max_event_bytes, 1, l.max_batch_bytes)?;
         // A batch must fit the budget, or it could never be admitted.
-        check_range("limits.max_inflight_bytes", l.max_inflight_bytes, l.max_batch_bytes, u64::MAX >> 2)?;
+        check_range(
+            "limits.max_inflight_bytes",
+            l.max_inflight_bytes,
+            l.max_batch_bytes,
+            u64::MAX >> 2,
+        )?;
         check_range("idempotency_window_secs", self.idempotency_window_secs, 1, 30 * 24 * 3600)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
         check_tokens("auth.internal_tokens", &self.auth.internal_tokens)?;
@@ -261,9 +275,17 @@ impl Validate for NodeConfig {
             ));
         }
         if w.starts_with("s3://") && w.trim_start_matches("s3://").trim_matches('/').is_empty() {
-            return Err(ConfigError::invalid("iceberg.warehouse", "needs a bucket: s3://bucket/prefix"));
+            return Err(ConfigError::invalid(
+                "iceberg.warehouse",
+                "needs a bucket: s3://bucket/prefix",
+            ));
         }
-        check_range("iceberg.target_file_size_bytes", self.iceberg.target_file_size_bytes, MIB, 4096 * MIB)?;
+        check_range(
+            "iceberg.target_file_size_bytes",
+            self.iceberg.target_file_size_bytes,
+            MIB,
+            4096 * MIB,
+        )?;
         let f = &self.flush;
         check_range("flush.interval_ms", f.interval_ms, 10, 3_600_000)?;
         check_range("flush.max_rows_per_flush", f.max_rows_per_flush, 1, 100_000_000)?;
@@ -274,7 +296,10 @@ impl Validate for NodeConfig {
         check_snapshot("flush.snapshot", &f.snapshot)?;
         for (name, t) in &self.tables {
             if zombi_table_name_ok(name).is_err() {
-                return Err(ConfigError::invalid("tables", format!("{name:?} is not a valid table name")));
+                return Err(ConfigError::invalid(
+                    "tables",
+                    format!("{name:?} is not a valid table name"),
+                ));
             }
             if let Some(ms) = t.flush_interval_ms {
                 check_range("tables.<name>.flush_interval_ms", ms, 10, 3_600_000)?;
@@ -295,9 +320,15 @@ fn zombi_table_name_ok(name: &str) -> Result<(), crate::TableNameError> {
 }
 
 fn check_snapshot(key: &'static str, p: &SnapshotPolicy) -> Result<(), ConfigError> {
-    if p.mode == SnapshotMode::Thresholds && p.max_files == 0 && p.max_bytes == 0 && p.max_age_ms == 0
+    if p.mode == SnapshotMode::Thresholds
+        && p.max_files == 0
+        && p.max_bytes == 0
+        && p.max_age_ms == 0
     {
-        return Err(ConfigError::invalid(key, "thresholds mode needs at least one non-zero threshold"));
+        return Err(ConfigError::invalid(
+            key,
+            "thresholds mode needs at least one non-zero threshold",
+        ));
     }
     check_range(key, p.max_age_ms, 0, 24 * 3_600_000)
 }
@@ -319,7 +350,9 @@ impl NodeConfig {
         TableFlushSettings {
             interval_ms: o.and_then(|o| o.flush_interval_ms).unwrap_or(self.flush.interval_ms),
             retention_secs: o.and_then(|o| o.retention_secs).unwrap_or(self.flush.retention_secs),
-            snapshot: o.and_then(|o| o.snapshot.clone()).unwrap_or_else(|| self.flush.snapshot.clone()),
+            snapshot: o
+                .and_then(|o| o.snapshot.clone())
+                .unwrap_or_else(|| self.flush.snapshot.clone()),
         }
     }
 }

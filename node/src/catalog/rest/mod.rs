@@ -69,8 +69,8 @@ pub fn router(state: RestCatalogState) -> Router {
         .route("/v1/tables/rename", post(refuse_write))
         .route("/v1/transactions/commit", post(refuse_write))
         .route("/v1/{*rest}", any(no_such_endpoint))
-        // A route layer runs only for matched routes, so the node's other routes keep
-        // their own auth; the catch-all above puts every other `/v1` path behind it too.
+        // Checked for the routes above only, never for the node's routes merged beside
+        // them; the `/v1` catch-all puts unknown catalog paths behind the token too.
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app)
 }

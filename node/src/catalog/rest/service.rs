@@ -130,9 +130,7 @@ impl CatalogService {
     ) -> Result<LoadTableResult, CatalogError> {
         let table = match self.catalog.load_table(ident).await {
             Ok(table) => table,
-            Err(e) if e.kind() == ErrorKind::TableNotFound => {
-                return Err(self.missing_table(ident).await);
-            }
+            Err(e) if is_not_found(&e) => return Err(no_such_table(ident)),
             Err(e) => return Err(e.into()),
         };
         let metadata = match snapshots {
@@ -147,28 +145,32 @@ impl CatalogService {
         })
     }
 
-    /// `Ok` if the table exists, `NoSuchTable`/`NoSuchNamespace` otherwise.
+    /// `Ok` if the table exists, `NoSuchTable` otherwise.
     pub async fn table_exists(&self, ident: &TableIdent) -> Result<(), CatalogError> {
         match self.catalog.table_exists(ident).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(self.missing_table(ident).await),
-            Err(e) if e.kind() == ErrorKind::TableNotFound => Err(self.missing_table(ident).await),
+            Ok(false) => Err(no_such_table(ident)),
+            Err(e) if is_not_found(&e) => Err(no_such_table(ident)),
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// The error for a table the catalog does not have: engines distinguish a missing
-    /// namespace from a missing table by the exception type.
-    async fn missing_table(&self, ident: &TableIdent) -> CatalogError {
-        match self.namespace_exists(ident.namespace()).await {
-            Ok(()) => CatalogError::NoSuchTable(format!(
-                "table {}.{} does not exist",
-                ident.namespace().join("."),
-                ident.name()
-            )),
-            Err(e) => e,
-        }
-    }
+/// Whether loading a table failed because it, or its namespace, does not exist.
+fn is_not_found(e: &iceberg::Error) -> bool {
+    matches!(e.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound)
+}
+
+/// A missing table is `NoSuchTableException` even when its namespace is missing too: Java
+/// clients (Spark) read `ns.events.snapshots` by first asking for table `snapshots` in
+/// namespace `ns.events`, and fall back to the metadata table of `ns.events` only on
+/// `NoSuchTableException`. Iceberg's reference catalogs answer the same way.
+fn no_such_table(ident: &TableIdent) -> CatalogError {
+    CatalogError::NoSuchTable(format!(
+        "table {}.{} does not exist",
+        ident.namespace().join("."),
+        ident.name()
+    ))
 }
 
 fn no_such_namespace(namespace: &NamespaceIdent) -> CatalogError {
