@@ -3,18 +3,11 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("missing or malformed `Authorization: Bearer <token>` header")]
-    Missing,
-    #[error("the bearer token is not accepted")]
-    Rejected,
-}
+pub use zombi_shared::auth::AuthError;
 
-/// The accepted producer tokens; empty means auth is off.
 #[derive(Clone, Default)]
 pub struct ProducerAuth {
-    tokens: Vec<Vec<u8>>,
+    tokens: Vec<String>,
 }
 
 impl std::fmt::Debug for ProducerAuth {
@@ -26,7 +19,7 @@ impl std::fmt::Debug for ProducerAuth {
 
 impl ProducerAuth {
     pub fn new(tokens: &[String]) -> Self {
-        ProducerAuth { tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect() }
+        ProducerAuth { tokens: tokens.to_vec() }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -34,35 +27,11 @@ impl ProducerAuth {
     }
 
     pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
-        if !self.is_enabled() {
-            return Ok(());
-        }
-        let given = bearer_token(headers).ok_or(AuthError::Missing)?;
-        // Every token is compared, in constant time, so timing reveals neither which token
-        // matched nor how much of one did.
-        let accepted = self.tokens.iter().fold(false, |found, token| found | ct_eq(token, given));
-        if accepted { Ok(()) } else { Err(AuthError::Rejected) }
+        zombi_shared::auth::check_bearer(
+            headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+            &self.tokens,
+        )
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes();
-    // The scheme is case-insensitive (RFC 9110 §11.1).
-    let (scheme, token) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    let token = token.trim_ascii();
-    (!token.is_empty()).then_some(token)
-}
-
-/// Compares without an early exit on the first differing byte.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     metrics::describe();
+    let upkeep = prometheus.clone().map(|h| tokio::spawn(metrics::run_upkeep(h)));
     let hot_dir = config.hot_dir();
     std::fs::create_dir_all(&hot_dir)
         .with_context(|| format!("cannot create {}", hot_dir.display()))?;
@@ -77,10 +78,11 @@ pub async fn run(
         warehouse_location: warehouse,
     }));
 
-    let serve_shutdown = shutdown.clone();
+    let stop_serving = CancellationToken::new();
+    let serve_stop = stop_serving.clone();
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move { serve_shutdown.cancelled().await })
+            .with_graceful_shutdown(async move { serve_stop.cancelled().await })
             .await
     });
 
@@ -92,7 +94,10 @@ pub async fn run(
         }
         () = shutdown.cancelled() => {}
     }
+    // Requests on open connections get 503 from here on; then the listener closes and
+    // requests in flight finish.
     draining.store(true, Ordering::Release);
+    stop_serving.cancel();
     tracing::info!("shutting down: draining requests");
     let grace = Duration::from_millis(config.shutdown_timeout_ms);
     match tokio::time::timeout(grace, &mut server).await {
@@ -100,6 +105,8 @@ pub async fn run(
         Err(_) => {
             tracing::warn!(timeout_ms = config.shutdown_timeout_ms, "drain timed out; aborting");
             server.abort();
+            // Wait for the abort so the router (and its handles on the combiner) is gone.
+            let _ = server.await;
         }
     }
     // Requests are done (or abandoned); the combiner writes what is queued, then the WAL
@@ -116,6 +123,9 @@ pub async fn run(
     .context("cannot sync the hot store")?;
     // A bounded final flush; whatever it does not finish stays durable in the hot store.
     flusher.shutdown(grace).await;
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -78,9 +78,7 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if config.durability == config::Durability::None {
         tracing::warn!("durability = none: a crash loses every event not yet flushed");
     }
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
+    let prometheus = zombi_node::metrics::install_recorder()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -14,10 +14,12 @@ pub fn check_bearer<S: AsRef<str>>(header: Option<&[u8]>, accepted: &[S]) -> Res
     if accepted.is_empty() {
         return Ok(());
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let token = header
         .and_then(|h| std::str::from_utf8(h).ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|h| h.split_at_checked(7))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer "))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Missing)?;
     // Check every token without early exit so timing does not reveal which one matched.
@@ -41,6 +43,7 @@ mod tests {
     fn bearer_checks() {
         let tokens = ["secret-token-0123456789".to_string()];
         assert_eq!(check_bearer(Some(b"Bearer secret-token-0123456789"), &tokens), Ok(()));
+        assert_eq!(check_bearer(Some(b"bearer secret-token-0123456789"), &tokens), Ok(()));
         assert_eq!(check_bearer(Some(b"Bearer wrong"), &tokens), Err(AuthError::Rejected));
         assert_eq!(check_bearer(Some(b"Basic xyz"), &tokens), Err(AuthError::Missing));
         assert_eq!(check_bearer(None, &tokens), Err(AuthError::Missing));

@@ -58,6 +58,8 @@ pub enum EventError {
     BadTimestamp(i64),
     #[error("idempotency_key must be 1..={MAX_IDEMPOTENCY_KEY_LEN} bytes")]
     BadIdempotencyKey,
+    #[error("the Idempotency-Key header and the body's idempotency_key differ")]
+    KeyConflict,
     #[error("event payload is {size} bytes; the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
 }
@@ -88,7 +90,7 @@ impl Envelope<'_> {
         };
         let idempotency_key = match (self.idempotency_key, header_key) {
             (Some(body), Some(header)) if body != header => {
-                return Err(EventError::BadIdempotencyKey);
+                return Err(EventError::KeyConflict);
             }
             (Some(body), _) => Some(body),
             (None, header) => header.map(str::to_owned),

@@ -152,11 +152,15 @@ fn staged_state<'a>(
                 None => {
                     let id = store.ensure_table(table)?;
                     let counters = store.table_counters(id)?;
-                    TableState {
-                        id,
-                        next_sequence: counters.high_water_marks,
-                        bytes: counters.bytes,
+                    let mut next_sequence = counters.high_water_marks;
+                    // With durability `none` a crash can lose high-water marks that the
+                    // (always logged) flush watermarks already passed: never hand out a
+                    // sequence that may be in Iceberg.
+                    for (p, w) in store.watermarks(id)? {
+                        let next = next_sequence.entry(p).or_insert(0);
+                        *next = (*next).max(w);
                     }
+                    TableState { id, next_sequence, bytes: counters.bytes }
                 }
             };
             Ok(e.insert(state))

@@ -58,6 +58,9 @@ struct Pending {
     /// Where the next read starts, per partition, once these files are counted.
     read_to: BTreeMap<u32, u64>,
     since: Option<Instant>,
+    /// Commit id of an attempt with these files whose outcome is unknown; looked up before
+    /// the files are committed again.
+    unverified: Option<String>,
 }
 
 pub(super) struct TableFlusher {
@@ -294,42 +297,22 @@ impl TableFlusher {
 
     async fn commit(&mut self, high_water_marks: &BTreeMap<u32, u64>) -> Result<(), FlushError> {
         let started = Instant::now();
-        let commit_id = uuid::Uuid::now_v7();
         // The complete map: every partition the table has, flushed or not.
         let mut watermarks = self.committed.clone();
         watermarks.extend(self.pending.read_to.iter().map(|(p, w)| (*p, *w)));
         for p in high_water_marks.keys() {
             watermarks.entry(*p).or_insert(0);
         }
-        let mut props: std::collections::HashMap<String, String> = watermarks
-            .iter()
-            .map(|(p, w)| (format!("{}{p}", layout::WATERMARK_PREFIX), w.to_string()))
-            .collect();
-        props.insert(layout::COMMIT_ID_KEY.to_owned(), commit_id.to_string());
-
         let table = self.ctx.catalog.load_table(&self.ident).await?;
-        let tx = Transaction::new(&table);
-        let tx = tx
-            .fast_append()
-            .set_commit_uuid(commit_id)
-            .set_snapshot_properties(props)
-            .add_data_files(self.pending.files.clone())
-            .apply(tx)?;
-        crash_point("flush-before-commit");
-        let snapshot_id = match tx.commit(self.ctx.catalog.as_ref()).await {
-            Ok(table) => table.metadata().current_snapshot_id(),
-            Err(e) => match self.find_commit(&commit_id.to_string()).await {
-                // The commit went through although the call failed: never append twice.
-                Some(id) => {
-                    tracing::warn!(table = %self.name, error = %e, "commit reported an error but is in the table");
-                    metrics::counter!(m::COMMITS, "result" => "recovered").increment(1);
-                    Some(id)
-                }
-                None => {
-                    metrics::counter!(m::COMMITS, "result" => "error").increment(1);
-                    return Err(e.into());
-                }
-            },
+        // An earlier attempt with these very files may have gone through: check it first.
+        let earlier = self.pending.unverified.as_deref().and_then(|id| find_commit(&table, id));
+        let snapshot_id = match earlier {
+            Some(id) => {
+                tracing::warn!(table = %self.name, "an unconfirmed commit is in the table");
+                metrics::counter!(m::COMMITS, "result" => "recovered").increment(1);
+                Some(id)
+            }
+            None => self.append(&table, &watermarks).await?,
         };
         crash_point("flush-after-commit");
         let store = self.ctx.store.clone();
@@ -354,17 +337,47 @@ impl TableFlusher {
         Ok(())
     }
 
-    /// The snapshot id of the snapshot made by `commit_id`, if it is in the table.
-    async fn find_commit(&self, commit_id: &str) -> Option<i64> {
-        let table = self.ctx.catalog.load_table(&self.ident).await.ok()?;
-        table
-            .metadata()
-            .snapshots()
-            .find(|s| {
-                s.summary().additional_properties.get(layout::COMMIT_ID_KEY).map(String::as_str)
-                    == Some(commit_id)
-            })
-            .map(|s| s.snapshot_id())
+    /// Appends the pending files as one snapshot carrying `watermarks` and a new commit id.
+    async fn append(
+        &mut self,
+        table: &Table,
+        watermarks: &BTreeMap<u32, u64>,
+    ) -> Result<Option<i64>, FlushError> {
+        let commit_id = uuid::Uuid::now_v7().to_string();
+        let mut props: std::collections::HashMap<String, String> = watermarks
+            .iter()
+            .map(|(p, w)| (format!("{}{p}", layout::WATERMARK_PREFIX), w.to_string()))
+            .collect();
+        props.insert(layout::COMMIT_ID_KEY.to_owned(), commit_id.clone());
+        let tx = Transaction::new(table);
+        let tx = tx
+            .fast_append()
+            .set_snapshot_properties(props)
+            .add_data_files(self.pending.files.clone())
+            .apply(tx)?;
+        crash_point("flush-before-commit");
+        // Until the table says otherwise the outcome is unknown: remember the id, so that
+        // no retry appends the same rows twice.
+        self.pending.unverified = Some(commit_id.clone());
+        match tx.commit(self.ctx.catalog.as_ref()).await {
+            Ok(table) => Ok(table.metadata().current_snapshot_id()),
+            Err(e) => {
+                let reloaded = self.ctx.catalog.load_table(&self.ident).await?;
+                match find_commit(&reloaded, &commit_id) {
+                    Some(id) => {
+                        tracing::warn!(table = %self.name, error = %e, "commit reported an error but is in the table");
+                        metrics::counter!(m::COMMITS, "result" => "recovered").increment(1);
+                        Ok(Some(id))
+                    }
+                    None => {
+                        // Checked: not committed, so a new attempt is safe.
+                        self.pending.unverified = None;
+                        metrics::counter!(m::COMMITS, "result" => "error").increment(1);
+                        Err(e.into())
+                    }
+                }
+            }
+        }
     }
 
     /// Deletes events below the newest watermark map committed at least a retention
@@ -445,4 +458,16 @@ impl TableFlusher {
         status.freshness_lag_seconds = lag;
         status.last_flush_seconds = took.as_secs_f64();
     }
+}
+
+/// The id of the snapshot made by `commit_id`, if it is in the table.
+fn find_commit(table: &Table, commit_id: &str) -> Option<i64> {
+    table
+        .metadata()
+        .snapshots()
+        .find(|s| {
+            s.summary().additional_properties.get(layout::COMMIT_ID_KEY).map(String::as_str)
+                == Some(commit_id)
+        })
+        .map(|s| s.snapshot_id())
 }

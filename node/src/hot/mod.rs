@@ -181,7 +181,8 @@ impl HotStore {
         };
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), keys::table_key(name), id.to_be_bytes());
-        self.write(batch)?;
+        // Logged and synced in every durability mode: an id must never be handed out twice.
+        self.write_synced(batch)?;
         tables.insert(name.to_owned(), id);
         Ok(id)
     }

@@ -102,7 +102,7 @@ enum HotFormat {
 }
 
 /// Rows per partition one hot read returns at most unless `limit` says otherwise.
-const DEFAULT_HOT_LIMIT: u64 = 1_000_000;
+const DEFAULT_HOT_LIMIT: u64 = 100_000;
 
 async fn hot(
     State(state): State<AppState>,

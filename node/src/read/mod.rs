@@ -128,6 +128,12 @@ impl ReadService {
                     .scan(id, p, from, to)
                     .map(|r| r.map(|(seq, e)| (p, seq, e)))
                     .collect::<Result<Vec<_>, _>>()?;
+                // Retention may have deleted part of the range while it was read: then the
+                // answer would be silently short, so refuse it like any read below the floor.
+                let floor_after = store.floors(id)?.get(&p).copied().unwrap_or(0);
+                if from < floor_after {
+                    return Err(ReadError::Gone { partition: p, floor: floor_after });
+                }
                 if !rows.is_empty() {
                     batches.push(
                         layout::events_to_batch(&rows)

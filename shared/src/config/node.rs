@@ -320,15 +320,9 @@ fn zombi_table_name_ok(name: &str) -> Result<(), crate::TableNameError> {
 }
 
 fn check_snapshot(key: &'static str, p: &SnapshotPolicy) -> Result<(), ConfigError> {
-    if p.mode == SnapshotMode::Thresholds
-        && p.max_files == 0
-        && p.max_bytes == 0
-        && p.max_age_ms == 0
-    {
-        return Err(ConfigError::invalid(
-            key,
-            "thresholds mode needs at least one non-zero threshold",
-        ));
+    if p.mode == SnapshotMode::Thresholds && p.max_age_ms == 0 {
+        // Without an age bound a quiet table would never become visible.
+        return Err(ConfigError::invalid(key, "thresholds mode needs snapshot.max_age_ms > 0"));
     }
     check_range(key, p.max_age_ms, 0, 24 * 3_600_000)
 }
@@ -336,7 +330,9 @@ fn check_snapshot(key: &'static str, p: &SnapshotPolicy) -> Result<(), ConfigErr
 impl NodeConfig {
     /// True when the node accepts unauthenticated requests from beyond loopback.
     pub fn auth_off_beyond_loopback(&self) -> bool {
-        (self.auth.internal_tokens.is_empty() || self.auth.admin_token.is_none())
+        (self.auth.internal_tokens.is_empty()
+            || self.auth.admin_token.is_none()
+            || self.auth.catalog_token.is_none())
             && !is_loopback(&self.listen)
     }
 
