@@ -25,6 +25,11 @@ test: venv
 venv:
     scripts/venv.sh "$ZOMBI_VENV"
 
+# Throughput, latency and freshness on this machine (release build; takes ~1 minute).
+bench:
+    cargo build --release --bins
+    ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench"
+
 # fmt + clippy with warnings denied.
 check:
     cargo fmt --all -- --check

@@ -349,3 +349,39 @@ async fn a_failing_table_backs_off_without_stalling_others() -> anyhow::Result<(
     assert_exact(&node, "broken", &a, false).await?;
     assert_exact(&node, "healthy", &b, false).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thresholds_policy_holds_files_until_a_threshold() -> anyhow::Result<()> {
+    // `batched` commits every third data file (or after 10 minutes); `events` keeps the
+    // default of one snapshot per flush.
+    let node = Node::start(&[
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "50"),
+        (
+            "ZOMBI_NODE__TABLES",
+            r#"{batched={snapshot={mode="thresholds",max_files=3,max_age_ms=600000}}}"#,
+        ),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let mut acked = Vec::new();
+    for round in 1..=3u64 {
+        acked.extend(send_acked(&c, &edge.url(), "batched", 0, &[(BASE, round as i64)]).await?);
+        let status = wait_for("the round's data file", Duration::from_secs(30), || async {
+            let s = node.stats().await.ok()?;
+            let f = s["tables"]["batched"]["flush"].clone();
+            let committed = f["commits"].as_u64()? > 0;
+            (f["pending_files"].as_u64()? == round || committed).then_some(f)
+        })
+        .await?;
+        if round < 3 {
+            assert_eq!(status["commits"], 0, "no snapshot before the threshold: {status}");
+            assert!(node.watermark("batched").await?["snapshot_id"].is_null());
+        }
+    }
+    let w = node.wait_flushed("batched", Duration::from_secs(30)).await?;
+    assert_eq!(w["watermarks"]["0"], 3);
+    let stats = node.stats().await?;
+    assert_eq!(stats["tables"]["batched"]["flush"]["commits"], 1, "one snapshot for three files");
+    assert_exact(&node, "batched", &acked, false).await
+}

@@ -45,6 +45,8 @@ pub struct TableStatus {
     pub last_error: Option<String>,
     /// Acknowledged events not yet committed.
     pub backlog_rows: u64,
+    /// Payload bytes of that backlog, estimated from the table's average event size.
+    pub backlog_bytes: u64,
     /// Age of the oldest uncommitted event's acceptance, in seconds (0 with no backlog).
     pub freshness_lag_seconds: f64,
 }
@@ -434,20 +436,25 @@ impl TableFlusher {
         let store = self.ctx.store.clone();
         let id = self.id;
         // The oldest uncommitted event of each lagging partition sits at its watermark.
-        let oldest_ms = tokio::task::spawn_blocking(move || {
-            lagging
+        let (oldest_ms, counters) = tokio::task::spawn_blocking(move || {
+            let oldest = lagging
                 .into_iter()
                 .filter_map(|(p, w)| {
                     store.scan(id, p, w, w + 1).next()?.ok().map(|(_, e)| e.ingest_ms)
                 })
-                .min()
+                .min();
+            (oldest, store.table_counters(id).ok())
         })
         .await
-        .ok()
-        .flatten();
+        .unwrap_or((None, None));
+        let backlog_bytes = counters.map_or(0, |c| {
+            let events: u64 = c.high_water_marks.values().sum();
+            (c.bytes as u128 * backlog as u128 / events.max(1) as u128) as u64
+        });
         let lag = oldest_ms.map_or(0.0, |ms| (hot::now_ms() - ms).max(0) as f64 / 1000.0);
         let labels = [("table", self.name.clone())];
         metrics::gauge!(m::BACKLOG_ROWS, &labels).set(backlog as f64);
+        metrics::gauge!(m::BACKLOG_BYTES, &labels).set(backlog_bytes as f64);
         metrics::gauge!(m::FRESHNESS_LAG, &labels).set(lag);
         let mut status = self.status.lock().unwrap();
         status.watermarks = self.committed.clone();
@@ -455,6 +462,7 @@ impl TableFlusher {
         status.pending_files = self.pending.files.len();
         status.pending_rows = self.pending.rows;
         status.backlog_rows = backlog;
+        status.backlog_bytes = backlog_bytes;
         status.freshness_lag_seconds = lag;
         status.last_flush_seconds = took.as_secs_f64();
     }
