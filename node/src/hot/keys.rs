@@ -45,11 +45,16 @@ pub fn parse_event_key(key: &[u8]) -> Option<(TableId, u32, u64)> {
     ))
 }
 
-pub fn table_key(name: &str) -> Vec<u8> {
+/// `tag · name`: the shape of every per-table-name meta key.
+fn named_key(tag: u8, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
-    k.push(TAG_TABLE);
+    k.push(tag);
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+pub fn table_key(name: &str) -> Vec<u8> {
+    named_key(TAG_TABLE, name)
 }
 
 pub fn table_prefix() -> [u8; 1] {
@@ -91,10 +96,7 @@ pub fn parse_partition_key(key: &[u8]) -> Option<(TableId, u32)> {
 }
 
 pub fn pointer_key(name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + name.len());
-    k.push(TAG_POINTER);
-    k.extend_from_slice(name.as_bytes());
-    k
+    named_key(TAG_POINTER, name)
 }
 
 pub fn pointer_prefix() -> [u8; 1] {

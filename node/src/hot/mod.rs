@@ -144,18 +144,26 @@ impl HotStore {
     }
 
     fn read_registry(&self) -> Result<BTreeMap<String, TableId>> {
+        self.named_values(keys::table_prefix(), |v| {
+            keys::parse_u32(v).ok_or_else(|| corrupt(CF_META, "table id"))
+        })
+    }
+
+    /// Every `tag · name` meta entry, name → decoded value, sorted by name.
+    fn named_values<T>(
+        &self,
+        prefix: [u8; 1],
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<BTreeMap<String, T>> {
         let mut out = BTreeMap::new();
-        let prefix = keys::table_prefix();
-        for item in
-            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
-        {
+        let meta = self.cf(CF_META);
+        for item in self.db.iterator_cf(meta, IteratorMode::From(&prefix, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
             }
             let name = std::str::from_utf8(&k[1..]).map_err(|e| corrupt(CF_META, e))?;
-            let id = keys::parse_u32(&v).ok_or_else(|| corrupt(CF_META, "table id"))?;
-            out.insert(name.to_owned(), id);
+            out.insert(name.to_owned(), decode(&v)?);
         }
         Ok(out)
     }
@@ -267,20 +275,9 @@ impl HotStore {
 
     /// Every table with Iceberg metadata, name → metadata location, sorted by name.
     pub fn catalog_pointers(&self) -> Result<BTreeMap<String, String>> {
-        let mut out = BTreeMap::new();
-        let prefix = keys::pointer_prefix();
-        for item in
-            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let name = std::str::from_utf8(&k[1..]).map_err(|e| corrupt(CF_META, e))?;
-            let location = String::from_utf8(v.to_vec()).map_err(|e| corrupt(CF_META, e))?;
-            out.insert(name.to_owned(), location);
-        }
-        Ok(out)
+        self.named_values(keys::pointer_prefix(), |v| {
+            String::from_utf8(v.to_vec()).map_err(|e| corrupt(CF_META, e))
+        })
     }
 
     /// Points a table at a new metadata file: the commit point of an Iceberg commit.
