@@ -189,7 +189,7 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             interval_ms: 1_000,
-            max_rows_per_flush: 500_000,
+            max_rows_per_flush: 100_000,
             retention_secs: 60,
             snapshot: SnapshotPolicy::default(),
             max_concurrent: 2,
