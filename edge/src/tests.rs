@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::EdgeConfig;
 
-use crate::test_support::{Seen, fake_node};
+use crate::test_support::{Seen, fake_node, wait_until};
 
 const TOKEN: &str = "producer-token-0123456789";
 
@@ -299,18 +299,26 @@ async fn declared_length_over_the_budget_is_429_before_reading() {
     let mut holder = TcpStream::connect(&edge.addr).await.unwrap();
     let head = "POST /tables/t HTTP/1.1\r\nhost: e\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n";
     holder.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
     let body = format!(r#"{{"payload": "{}"}}"#, "x".repeat(2000));
+    // Once the edge has parsed the holder's headers, its 4096 bytes are reserved.
+    wait_until("the holder's reservation", || {
+        let request = edge.post("/tables/t", "application/json", body.clone()).send();
+        async move { request.await.unwrap().status() == 429 }
+    })
+    .await;
     let response = edge.post("/tables/t", "application/json", body.clone()).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
     assert_eq!(answer(response).await.1["error"]["code"], "overloaded");
 
     drop(holder);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let response = edge.post("/tables/t", "application/json", body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    // The closed connection releases its reservation; then writes fit again.
+    wait_until("the reservation to be released", || {
+        let request = edge.post("/tables/t", "application/json", body.clone()).send();
+        async move { request.await.unwrap().status() == 200 }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -369,11 +377,15 @@ async fn other_routes_and_methods() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
-    let (url, _) = fake_node(Duration::from_millis(300)).await;
+    let (url, seen) = fake_node(Duration::from_millis(300)).await;
     let edge = Edge::start(config(&url)).await;
     let request = edge.post("/tables/t", "application/json", r#"{"payload":1}"#).send();
     let in_flight = tokio::spawn(request);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the request to reach the node", || {
+        let n = seen.events();
+        async move { n == 1 }
+    })
+    .await;
     edge.shutdown.cancel();
     assert_eq!(in_flight.await.unwrap().unwrap().status(), 200);
     edge.task.await.unwrap().unwrap();
@@ -383,13 +395,17 @@ async fn shutdown_drains_in_flight_requests() {
 
 #[tokio::test]
 async fn shutdown_is_bounded_by_the_timeout() {
-    let (url, _) = fake_node(Duration::from_secs(30)).await;
+    let (url, seen) = fake_node(Duration::from_secs(30)).await;
     let mut config = config(&url);
     config.shutdown_timeout_ms = 200;
     let edge = Edge::start(config).await;
     let _in_flight =
         tokio::spawn(edge.post("/tables/t", "application/json", r#"{"payload":1}"#).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the request to reach the node", || {
+        let n = seen.events();
+        async move { n == 1 }
+    })
+    .await;
     let started = Instant::now();
     edge.shutdown.cancel();
     edge.task.await.unwrap().unwrap();

@@ -43,11 +43,13 @@ impl IngestService {
         metrics::counter!(m::INGEST_EVENTS).increment(events as u64);
 
         // All groups of the batch are admitted together, so a batch is refused whole.
-        let _admission = self.combiner.admit(weight).map_err(|_| {
+        let admission = Arc::new(self.combiner.admit(weight).map_err(|_| {
             metrics::counter!(m::REJECTIONS, "reason" => "overloaded").increment(1);
             IngestError::Overloaded
-        })?;
-        let results = join_all(batch.groups.into_iter().map(|g| self.combiner.submit(g))).await;
+        })?);
+        let results =
+            join_all(batch.groups.into_iter().map(|g| self.combiner.submit(g, admission.clone())))
+                .await;
         let groups = results
             .into_iter()
             .map(|r| match r {

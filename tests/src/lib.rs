@@ -154,8 +154,13 @@ impl Node {
     pub async fn start(env: &[(&str, &str)]) -> Result<Node> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> =
+        let mut env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Tests that read the hot store with `dump` must not race retention: unless a test
+        // sets its own, flushed events stay for an hour.
+        if !env.iter().any(|(k, _)| k == "ZOMBI_NODE__FLUSH__RETENTION_SECS") {
+            env.push(("ZOMBI_NODE__FLUSH__RETENTION_SECS".into(), "3600".into()));
+        }
         let proc = Self::spawn(&data_dir, &env, "127.0.0.1:0".parse().unwrap())?;
         let node = Node { proc, data_dir, env, _tmp: Some(tmp) };
         wait_healthy(&node.url()).await?;

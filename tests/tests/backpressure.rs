@@ -23,6 +23,8 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
             ("ZOMBI_EDGE__LIMITS__MAX_REQUEST_BYTES", "524288"),
             ("ZOMBI_EDGE__LIMITS__MAX_EVENT_BYTES", "65536"),
             ("ZOMBI_EDGE__FORWARD__MAX_BATCH_BYTES", "524288"),
+            // A slow node on a loaded machine must show as 429s, not forward timeouts.
+            ("ZOMBI_EDGE__FORWARD__REQUEST_TIMEOUT_MS", "120000"),
         ],
     )
     .await?;

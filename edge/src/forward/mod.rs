@@ -16,6 +16,7 @@ use zombi_shared::wire::{Ack, Group, GroupError, GroupErrorCode, GroupResult, In
 
 pub use client::{ClientError, NodeClient};
 
+use crate::body::Reservation;
 use crate::metrics;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +52,9 @@ type Reply = oneshot::Sender<Result<Vec<Ack>, ForwardError>>;
 struct Submission {
     group: Group,
     weight: usize,
+    /// The producer's byte reservation: released when the batch is answered, not when the
+    /// producer stops waiting, so queued work always counts against the budget.
+    hold: Option<Reservation>,
     reply: Reply,
 }
 
@@ -107,9 +111,18 @@ impl Forwarder {
     /// Cancel-safe: if the caller goes away, the batch still completes and the result is
     /// dropped.
     pub async fn submit(&self, group: Group) -> Result<Vec<Ack>, ForwardError> {
+        self.submit_holding(group, None).await
+    }
+
+    /// Like [`Forwarder::submit`], keeping `hold` alive until the batch is answered.
+    pub async fn submit_holding(
+        &self,
+        group: Group,
+        hold: Option<Reservation>,
+    ) -> Result<Vec<Ack>, ForwardError> {
         let weight = group.events.iter().map(|e| e.weight()).sum();
         let (reply, result) = oneshot::channel();
-        self.queue.try_send(Submission { group, weight, reply }).map_err(|e| match e {
+        self.queue.try_send(Submission { group, weight, hold, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ForwardError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => ForwardError::Stopped,
         })?;
@@ -214,9 +227,11 @@ impl PendingBatch {
         let group_count = self.submissions.len();
         let mut groups = Vec::with_capacity(group_count);
         let mut waiters = Vec::with_capacity(group_count);
-        for Submission { group, reply, .. } in self.submissions {
+        let mut holds = Vec::with_capacity(group_count);
+        for Submission { group, reply, hold, .. } in self.submissions {
             waiters.push((group.events.len(), reply));
             groups.push(group);
+            holds.push(hold);
         }
         let started = Instant::now();
         let result = client.send(&IngestBatch { groups }).await;
@@ -249,6 +264,7 @@ impl PendingBatch {
             // A closed reply means the producer went away; its group was handled anyway.
             let _ = reply.send(result);
         }
+        drop(holds);
     }
 }
 

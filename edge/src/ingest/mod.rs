@@ -112,10 +112,10 @@ impl IngestService {
         let encoding = Encoding::from_headers(headers)?;
         let header_key = idempotency_header(headers, target.endpoint)?;
 
-        // Held until the reply exists: the body and the events parsed from it are in memory
-        // that long.
+        // Held until the node answered: the body and the events parsed from it are in
+        // memory that long.
         let body = read_body(body, encoding, self.max_request_bytes, &self.budget).await?;
-        let _reservation = body.reservation;
+        let reservation = body.reservation;
         let events = match (target.endpoint, format) {
             (Endpoint::Single, _) => {
                 vec![parse::single(&body.bytes, header_key, self.parse_limits)?]
@@ -128,7 +128,10 @@ impl IngestService {
         drop(body.bytes);
 
         let table = target.table.to_owned();
-        let acks = self.forwarder.submit(Group { table: table.clone(), events }).await?;
+        // The reservation travels with the group: if the producer gives up, the queued
+        // group still counts against the budget until the node answered it.
+        let group = Group { table: table.clone(), events };
+        let acks = self.forwarder.submit_holding(group, Some(reservation)).await?;
         metrics::events_acknowledged(acks.len());
         Ok(match target.endpoint {
             Endpoint::Single => {

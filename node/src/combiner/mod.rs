@@ -29,6 +29,8 @@ use crate::metrics as m;
 struct Job {
     group: Group,
     reply: oneshot::Sender<Result<Vec<Ack>, CombinerError>>,
+    /// Released when the job is done, even if the request that sent it went away.
+    _admission: Arc<Admission>,
 }
 
 pub struct Combiner {
@@ -104,13 +106,18 @@ impl Combiner {
         self.inflight.load(Ordering::Acquire)
     }
 
-    /// Writes one group durably and returns one ack per event. The group is validated.
-    pub async fn submit(&self, group: Group) -> Result<Vec<Ack>, CombinerError> {
+    /// Writes one group durably and returns one ack per event. The group is validated and
+    /// admitted; `admission` stays held until the group is written.
+    pub async fn submit(
+        &self,
+        group: Group,
+        admission: Arc<Admission>,
+    ) -> Result<Vec<Ack>, CombinerError> {
         let mut hasher = DefaultHasher::new();
         group.table.hash(&mut hasher);
         let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
         let (reply, rx) = oneshot::channel();
-        match shard.try_send(Job { group, reply }) {
+        match shard.try_send(Job { group, reply, _admission: admission }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(CombinerError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(CombinerError::ShuttingDown),

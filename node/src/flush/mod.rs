@@ -169,9 +169,13 @@ async fn run_table(
                 initialised = true;
             }
             let _permit = ctx.permits.acquire().await;
+            // A flush request covers everything acknowledged before it, and no more: under
+            // sustained ingest, chasing the moving head would never return.
+            let target = if force { Some(flusher.high_water_marks().await?) } else { None };
             let mut cycle = flusher.cycle(force).await?;
-            // A flush request covers everything acknowledged before it: drain the backlog.
-            while force && cycle.more {
+            while let Some(target) = &target
+                && !flusher.covers(target)
+            {
                 cycle = flusher.cycle(true).await?;
             }
             Ok::<_, FlushError>(cycle.more)

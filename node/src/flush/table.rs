@@ -76,6 +76,8 @@ pub(super) struct TableFlusher {
     floors: BTreeMap<u32, u64>,
     /// Committed watermark maps with the time of their commit, oldest first.
     history: VecDeque<(Instant, BTreeMap<u32, u64>)>,
+    /// `committed` is ahead of what RocksDB holds.
+    watermarks_unsaved: bool,
     pub(super) status: Arc<Mutex<TableStatus>>,
 }
 
@@ -104,6 +106,7 @@ impl TableFlusher {
             pending: Pending::default(),
             floors: BTreeMap::new(),
             history: VecDeque::new(),
+            watermarks_unsaved: false,
             status,
         }
     }
@@ -118,6 +121,17 @@ impl TableFlusher {
 
     pub(super) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The table's high-water marks now: everything acknowledged so far is below them.
+    pub(super) async fn high_water_marks(&self) -> Result<BTreeMap<u32, u64>, FlushError> {
+        let (store, id) = (self.ctx.store.clone(), self.id);
+        Ok(tokio::task::spawn_blocking(move || store.table_counters(id)).await??.high_water_marks)
+    }
+
+    /// Whether the committed watermarks reach `target` in every partition.
+    pub(super) fn covers(&self, target: &BTreeMap<u32, u64>) -> bool {
+        target.iter().all(|(p, h)| self.committed.get(p).copied().unwrap_or(0) >= *h)
     }
 
     pub(super) fn record_success(&self) {
@@ -220,7 +234,16 @@ impl TableFlusher {
     /// whatever is pending regardless of the snapshot policy.
     pub(super) async fn cycle(&mut self, force: bool) -> Result<Cycle, FlushError> {
         let started = Instant::now();
-        let (rows, read_to, high_water_marks, more) = self.read().await?;
+        if self.watermarks_unsaved {
+            self.persist_watermarks().await?;
+        }
+        // While an earlier commit attempt is unconfirmed, the pending files must stay
+        // exactly those of the attempt: read nothing new until it is settled.
+        let (rows, read_to, high_water_marks, more) = if self.pending.unverified.is_some() {
+            (Vec::new(), BTreeMap::new(), self.high_water_marks().await?, true)
+        } else {
+            self.read().await?
+        };
         if !rows.is_empty() {
             let count = rows.len() as u64;
             let batches =
@@ -233,10 +256,10 @@ impl TableFlusher {
             self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
             self.pending.files.extend(files);
             self.pending.rows += count;
-            self.pending.read_to.extend(read_to);
             self.pending.since.get_or_insert_with(Instant::now);
             metrics::counter!(m::FLUSHES, "result" => "ok").increment(1);
         }
+        self.pending.read_to.extend(read_to);
         metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
         if !self.pending.files.is_empty() && (force || self.policy_says_commit()) {
             self.commit(&high_water_marks).await?;
@@ -259,8 +282,10 @@ impl TableFlusher {
         }
     }
 
-    /// Reads unflushed events, at most `max_rows_per_flush`, shared fairly between the
-    /// partitions that have a backlog.
+    /// Reads unflushed events: at most `max_rows_per_flush` rows and about
+    /// `max_bytes_per_flush` payload bytes, shared fairly between the partitions that have
+    /// a backlog. Returns the rows, where each partition's read ended, the high-water marks
+    /// and whether more is waiting.
     #[allow(clippy::type_complexity)]
     async fn read(
         &self,
@@ -268,9 +293,11 @@ impl TableFlusher {
         let store = self.ctx.store.clone();
         let id = self.id;
         let max_rows = self.ctx.config.flush.max_rows_per_flush;
+        let max_bytes = self.ctx.config.flush.max_bytes_per_flush;
         // Read starts: pending reads first, then committed watermarks, else 0.
         let mut starts = self.committed.clone();
         starts.extend(self.pending.read_to.iter().map(|(p, w)| (*p, *w)));
+        let table = self.name.clone();
         let out = tokio::task::spawn_blocking(move || -> Result<_, hot::HotError> {
             let hwm = store.table_counters(id)?.high_water_marks;
             let backlog: Vec<(u32, u64, u64)> = hwm
@@ -278,17 +305,33 @@ impl TableFlusher {
                 .map(|(p, h)| (*p, starts.get(p).copied().unwrap_or(0), *h))
                 .filter(|(_, from, to)| to > from)
                 .collect();
-            let per_partition = (max_rows / backlog.len().max(1) as u64).max(1);
+            let share = backlog.len().max(1) as u64;
+            let (rows_each, bytes_each) = ((max_rows / share).max(1), (max_bytes / share).max(1));
             let mut rows = Vec::new();
             let mut read_to = BTreeMap::new();
             let mut more = false;
             for (p, from, to) in backlog {
-                let end = to.min(from + per_partition);
-                more |= end < to;
-                for item in store.scan(id, p, from, end) {
+                let (mut end, mut bytes) = (from, 0u64);
+                for item in store.scan(id, p, from, to.min(from + rows_each)) {
                     let (seq, event) = item?;
+                    if seq != end {
+                        // Only durability `none` can lose acknowledged events: skip the gap
+                        // rather than stall the partition, and say so.
+                        tracing::error!(%table, partition = p, from = end, to = seq, "events missing from the hot store");
+                        ::metrics::counter!(m::HOT_GAPS).increment(seq - end);
+                    }
+                    bytes += event.payload.len() as u64;
                     rows.push((p, seq, event));
+                    end = seq + 1;
+                    if bytes >= bytes_each {
+                        break;
+                    }
                 }
+                if bytes < bytes_each {
+                    // The whole range was read (events missing at its end included).
+                    end = to.min(from + rows_each);
+                }
+                more |= end < to;
                 read_to.insert(p, end);
             }
             Ok((rows, read_to, hwm, more))
@@ -316,12 +359,8 @@ impl TableFlusher {
             }
             None => self.append(&table, &watermarks).await?,
         };
-        crash_point("flush-after-commit");
-        let store = self.ctx.store.clone();
-        let (id, to_persist) = (self.id, watermarks.clone());
-        tokio::task::spawn_blocking(move || store.set_watermarks(id, &to_persist)).await??;
-        crash_point("flush-after-watermark");
-
+        // Iceberg holds the files now: the in-memory state follows the snapshot at once,
+        // whatever happens to the persisted copy below.
         metrics::counter!(m::COMMITS, "result" => "ok").increment(1);
         metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::COMMIT_ROWS).record(self.pending.rows as f64);
@@ -336,6 +375,20 @@ impl TableFlusher {
         self.committed = watermarks.clone();
         self.pending = Pending::default();
         self.history.push_back((Instant::now(), watermarks));
+        self.watermarks_unsaved = true;
+        crash_point("flush-after-commit");
+        self.persist_watermarks().await?;
+        crash_point("flush-after-watermark");
+        Ok(())
+    }
+
+    /// Persists the committed watermarks; a failure is retried at the next cycle (and the
+    /// snapshot would correct them at start-up anyway).
+    async fn persist_watermarks(&mut self) -> Result<(), FlushError> {
+        let store = self.ctx.store.clone();
+        let (id, to_persist) = (self.id, self.committed.clone());
+        tokio::task::spawn_blocking(move || store.set_watermarks(id, &to_persist)).await??;
+        self.watermarks_unsaved = false;
         Ok(())
     }
 
@@ -354,6 +407,8 @@ impl TableFlusher {
         let tx = Transaction::new(table);
         let tx = tx
             .fast_append()
+            // Data file names are unique per flush; skip reading every manifest to check.
+            .with_check_duplicate(false)
             .set_snapshot_properties(props)
             .add_data_files(self.pending.files.clone())
             .apply(tx)?;

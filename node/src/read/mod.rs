@@ -51,7 +51,12 @@ pub struct Watermarks {
     pub high_water_marks: BTreeMap<u32, u64>,
 }
 
-/// Hot events of one request, one batch per partition, plus whether `limit` cut them.
+/// Payload bytes one hot read returns at most (beyond one event); the rest is marked
+/// truncated and read with a higher `from_sequence`.
+pub const MAX_HOT_READ_BYTES: u64 = 64 << 20;
+
+/// Hot events of one request, one batch per partition, plus whether `limit` or the byte
+/// cap cut them.
 pub struct HotRead {
     pub batches: Vec<RecordBatch>,
     pub truncated: bool,
@@ -112,9 +117,14 @@ impl ReadService {
             let floors = store.floors(id)?;
             let mut batches = Vec::new();
             let mut truncated = false;
+            let mut bytes = 0u64;
             for (&p, &hwm) in &w.high_water_marks {
                 if partition.is_some_and(|want| want != p) {
                     continue;
+                }
+                if bytes >= MAX_HOT_READ_BYTES {
+                    truncated = true;
+                    break;
                 }
                 let from =
                     from_sequence.unwrap_or_else(|| w.watermarks.get(&p).copied().unwrap_or(0));
@@ -124,10 +134,17 @@ impl ReadService {
                 }
                 let to = hwm.min(from.saturating_add(limit));
                 truncated |= to < hwm;
-                let rows = store
-                    .scan(id, p, from, to)
-                    .map(|r| r.map(|(seq, e)| (p, seq, e)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut rows = Vec::new();
+                for item in store.scan(id, p, from, to) {
+                    let (seq, e) = item?;
+                    bytes += e.payload.len() as u64;
+                    rows.push((p, seq, e));
+                    if bytes >= MAX_HOT_READ_BYTES {
+                        // Cut here: the caller continues from the last sequence + 1.
+                        truncated |= seq + 1 < hwm;
+                        break;
+                    }
+                }
                 // Retention may have deleted part of the range while it was read: then the
                 // answer would be silently short, so refuse it like any read below the floor.
                 let floor_after = store.floors(id)?.get(&p).copied().unwrap_or(0);

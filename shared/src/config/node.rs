@@ -61,6 +61,8 @@ pub struct FlushConfig {
     pub interval_ms: u64,
     /// Most events one flush reads; a larger backlog is flushed in several rounds.
     pub max_rows_per_flush: u64,
+    /// About how many payload bytes one flush reads (bounds the flusher's memory).
+    pub max_bytes_per_flush: u64,
     /// Flushed events stay in the hot store this long (for hot readers), then are deleted.
     pub retention_secs: u64,
     pub snapshot: SnapshotPolicy,
@@ -190,6 +192,7 @@ impl Default for FlushConfig {
         FlushConfig {
             interval_ms: 1_000,
             max_rows_per_flush: 100_000,
+            max_bytes_per_flush: 64 * MIB,
             retention_secs: 60,
             snapshot: SnapshotPolicy::default(),
             max_concurrent: 2,
@@ -243,7 +246,13 @@ impl Validate for NodeConfig {
         check_range("combiner.queue_depth", c.queue_depth, 1, 1_000_000)?;
         let l = &self.limits;
         check_range("limits.max_batch_bytes", l.max_batch_bytes, 1024, 4096 * MIB)?;
-        check_range("limits.max_event_bytes", l.max_event_bytes, 1, l.max_batch_bytes)?;
+        // Arrow string columns hold at most 2 GiB per batch; keep single events far below.
+        check_range(
+            "limits.max_event_bytes",
+            l.max_event_bytes,
+            1,
+            l.max_batch_bytes.min(256 * MIB),
+        )?;
         // A batch must fit the budget, or it could never be admitted.
         check_range(
             "limits.max_inflight_bytes",
@@ -289,6 +298,7 @@ impl Validate for NodeConfig {
         let f = &self.flush;
         check_range("flush.interval_ms", f.interval_ms, 10, 3_600_000)?;
         check_range("flush.max_rows_per_flush", f.max_rows_per_flush, 1, 100_000_000)?;
+        check_range("flush.max_bytes_per_flush", f.max_bytes_per_flush, MIB, 1024 * MIB)?;
         check_range("flush.retention_secs", f.retention_secs, 0, 7 * 24 * 3600)?;
         check_range("flush.max_concurrent", f.max_concurrent, 1, 64)?;
         check_range("flush.backoff_initial_ms", f.backoff_initial_ms, 1, 600_000)?;
