@@ -82,6 +82,9 @@ impl HotStore {
         db_opts.set_keep_log_file_num(4);
         // Small machines: a couple of background jobs are plenty.
         db_opts.set_max_background_jobs(2);
+        // Column families reach disk together, so that without a WAL (durability `none`)
+        // events, high-water marks and idempotency records can never disagree after a crash.
+        db_opts.set_atomic_flush(true);
 
         let mut events = Options::default();
         // Events live seconds to minutes; compress only what sinks to the bottom level
