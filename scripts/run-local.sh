@@ -9,7 +9,7 @@ data_dir=${ZOMBI_NODE__DATA_DIR:-./data}
 
 "$bin_dir/zombi-node" --listen "$node_listen" --data-dir "$data_dir" &
 node_pid=$!
-trap 'kill -TERM $node_pid ${edge_pid:-} 2>/dev/null; wait' EXIT INT TERM
+trap 'kill -TERM $node_pid ${edge_pid:-} 2>/dev/null || true; wait || true' EXIT INT TERM
 for _ in $(seq 1 100); do
     curl -fsS "http://$node_listen/health" >/dev/null 2>&1 && break
     kill -0 "$node_pid" 2>/dev/null || { echo "zombi-node exited" >&2; exit 1; }
