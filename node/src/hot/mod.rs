@@ -91,7 +91,7 @@ impl HotStore {
         // (a stalled flusher) to keep the write path cheap.
         events.set_compression_type(DBCompressionType::None);
         events.set_bottommost_compression_type(DBCompressionType::Zstd);
-        events.set_write_buffer_size(64 << 20);
+        events.set_write_buffer_size(32 << 20);
 
         let mut idem = Options::default();
         let mut block = BlockBasedOptions::default();

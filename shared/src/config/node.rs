@@ -192,7 +192,7 @@ impl Default for FlushConfig {
         FlushConfig {
             interval_ms: 1_000,
             max_rows_per_flush: 100_000,
-            max_bytes_per_flush: 64 * MIB,
+            max_bytes_per_flush: 32 * MIB,
             retention_secs: 60,
             snapshot: SnapshotPolicy::default(),
             max_concurrent: 2,
