@@ -35,14 +35,16 @@ async fn flood_gets_429s_with_bounded_memory() -> anyhow::Result<()> {
     let body = Arc::new(ndjson(&records));
     let (rss_edge_before, rss_node_before) = (edge.rss_kib().unwrap(), node.rss_kib().unwrap());
 
-    let deadline = Instant::now() + Duration::from_secs(8);
+    // ZOMBI_FLOOD_SECS stretches the flood into a soak (default 8 s).
+    let secs = std::env::var("ZOMBI_FLOOD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for t in 0..48 {
         let (url, body) = (url.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let c = client();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
-            for i in 0..400 {
+            for i in 0..100_000 {
                 if Instant::now() > deadline {
                     break;
                 }
