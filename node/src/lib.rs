@@ -105,7 +105,6 @@ pub async fn run(
         Err(_) => {
             tracing::warn!(timeout_ms = config.shutdown_timeout_ms, "drain timed out; aborting");
             server.abort();
-            // Wait for the abort so the router (and its handles on the combiner) is gone.
             let _ = server.await;
         }
     }
@@ -113,10 +112,7 @@ pub async fn run(
     // is synced so everything acknowledged is on disk.
     let sync_store = store.clone();
     tokio::task::spawn_blocking(move || {
-        match Arc::try_unwrap(combiner) {
-            Ok(combiner) => combiner.shutdown(),
-            Err(_) => tracing::warn!("combiner still referenced at shutdown; not joined"),
-        }
+        combiner.shutdown();
         sync_store.sync()
     })
     .await?

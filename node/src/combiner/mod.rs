@@ -11,9 +11,9 @@ mod error;
 mod worker;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,8 +34,10 @@ struct Job {
 }
 
 pub struct Combiner {
-    shards: Vec<SyncSender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    /// Emptied by [`Combiner::shutdown`]: with the senders gone, workers finish their queue
+    /// and exit, even while requests still hold the combiner.
+    shards: RwLock<Vec<SyncSender<Job>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
     inflight: Arc<AtomicU64>,
     max_inflight: u64,
 }
@@ -72,8 +74,8 @@ impl Combiner {
             workers.push(handle);
         }
         Ok(Combiner {
-            shards,
-            workers,
+            shards: RwLock::new(shards),
+            workers: Mutex::new(workers),
             inflight: Arc::new(AtomicU64::new(0)),
             max_inflight: config.limits.max_inflight_bytes,
         })
@@ -115,20 +117,27 @@ impl Combiner {
     ) -> Result<Vec<Ack>, CombinerError> {
         let mut hasher = DefaultHasher::new();
         group.table.hash(&mut hasher);
-        let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
         let (reply, rx) = oneshot::channel();
-        match shard.try_send(Job { group, reply, _admission: admission }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(CombinerError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => return Err(CombinerError::ShuttingDown),
+        {
+            let shards = self.shards.read().unwrap();
+            if shards.is_empty() {
+                return Err(CombinerError::ShuttingDown);
+            }
+            let shard = &shards[(hasher.finish() % shards.len() as u64) as usize];
+            match shard.try_send(Job { group, reply, _admission: admission }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => return Err(CombinerError::Overloaded),
+                Err(TrySendError::Disconnected(_)) => return Err(CombinerError::ShuttingDown),
+            }
         }
         rx.await.unwrap_or(Err(CombinerError::ShuttingDown))
     }
 
-    /// Stops the workers after they wrote everything already queued.
-    pub fn shutdown(self) {
-        drop(self.shards);
-        for w in self.workers {
+    /// Stops the workers after they wrote everything already queued; later submissions
+    /// are refused as shutting down.
+    pub fn shutdown(&self) {
+        self.shards.write().unwrap().clear();
+        for w in self.workers.lock().unwrap().drain(..) {
             if w.join().is_err() {
                 tracing::error!("combiner worker panicked");
             }

@@ -81,6 +81,16 @@ pub(super) struct TableFlusher {
     pub(super) status: Arc<Mutex<TableStatus>>,
 }
 
+/// What one read of the hot store returned.
+struct Read {
+    rows: Vec<layout::Row>,
+    /// Where each partition's read ended (exclusive).
+    read_to: BTreeMap<u32, u64>,
+    high_water_marks: BTreeMap<u32, u64>,
+    /// A limit cut the read: more is waiting.
+    more: bool,
+}
+
 /// Result of one flush cycle.
 pub(super) struct Cycle {
     /// The read stopped at `max_rows_per_flush`: more is waiting.
@@ -239,8 +249,9 @@ impl TableFlusher {
         }
         // While an earlier commit attempt is unconfirmed, the pending files must stay
         // exactly those of the attempt: read nothing new until it is settled.
-        let (rows, read_to, high_water_marks, more) = if self.pending.unverified.is_some() {
-            (Vec::new(), BTreeMap::new(), self.high_water_marks().await?, true)
+        let Read { rows, read_to, high_water_marks, more } = if self.pending.unverified.is_some() {
+            let high_water_marks = self.high_water_marks().await?;
+            Read { rows: Vec::new(), read_to: BTreeMap::new(), high_water_marks, more: true }
         } else {
             self.read().await?
         };
@@ -286,10 +297,7 @@ impl TableFlusher {
     /// `max_bytes_per_flush` payload bytes, shared fairly between the partitions that have
     /// a backlog. Returns the rows, where each partition's read ended, the high-water marks
     /// and whether more is waiting.
-    #[allow(clippy::type_complexity)]
-    async fn read(
-        &self,
-    ) -> Result<(Vec<layout::Row>, BTreeMap<u32, u64>, BTreeMap<u32, u64>, bool), FlushError> {
+    async fn read(&self) -> Result<Read, FlushError> {
         let store = self.ctx.store.clone();
         let id = self.id;
         let max_rows = self.ctx.config.flush.max_rows_per_flush;
@@ -334,7 +342,7 @@ impl TableFlusher {
                 more |= end < to;
                 read_to.insert(p, end);
             }
-            Ok((rows, read_to, hwm, more))
+            Ok(Read { rows, read_to, high_water_marks: hwm, more })
         })
         .await??;
         Ok(out)

@@ -11,7 +11,7 @@ pub mod record;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{
@@ -413,8 +413,6 @@ impl HotBatch<'_> {
 fn corrupt(cf: &'static str, what: impl std::fmt::Display) -> HotError {
     HotError::Corrupt { cf, what: what.to_string() }
 }
-
-pub type SharedHotStore = Arc<HotStore>;
 
 #[cfg(test)]
 mod tests {
