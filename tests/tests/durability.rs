@@ -64,7 +64,43 @@ async fn produce(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_under_load_loses_and_duplicates_nothing() -> anyhow::Result<()> {
-    let mut node = Node::start(&[]).await?;
+    kill9_under_load("wal").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_under_load_with_fsync_durability() -> anyhow::Result<()> {
+    kill9_under_load("fsync").await
+}
+
+#[tokio::test]
+async fn durability_none_keeps_everything_over_a_graceful_restart() -> anyhow::Result<()> {
+    let mut node = Node::start(&[("ZOMBI_NODE__DURABILITY", "none")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let records: Vec<Value> =
+        (0..50).map(|i| json!({"payload": {"i": i}, "partition": i % 2})).collect();
+    let r = send_bulk(&c, &edge.url(), "light", &records).await?;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(node.terminate()?.success());
+    node.restart().await?;
+    let r = wait_for("writes after the restart", Duration::from_secs(30), || {
+        let (c, url) = (c.clone(), edge.url());
+        async move {
+            send_one(&c, &url, "light", &json!({"payload": 1}))
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+        }
+    })
+    .await?;
+    assert_eq!(r.body["sequence"].as_u64(), Some(25), "partition 0 continues after 25 events");
+    node.terminate()?;
+    assert_eq!(node.dump("light")?.len(), 51);
+    Ok(())
+}
+
+async fn kill9_under_load(durability: &str) -> anyhow::Result<()> {
+    let mut node = Node::start(&[("ZOMBI_NODE__DURABILITY", durability)]).await?;
     let edges = [Edge::start(&node.url(), &[]).await?, Edge::start(&node.url(), &[]).await?];
     let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
