@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::envelope::check_event;
+use zombi_shared::envelope::{EventLimits, check_event};
 use zombi_shared::validate_table_name;
 use zombi_shared::wire::{BatchResponse, GroupResult, IngestBatch};
 
@@ -26,12 +26,16 @@ pub enum IngestError {
 
 pub struct IngestService {
     combiner: Arc<Combiner>,
-    max_event_bytes: usize,
+    limits: EventLimits,
 }
 
 impl IngestService {
     pub fn new(combiner: Arc<Combiner>, config: &NodeConfig) -> Self {
-        IngestService { combiner, max_event_bytes: config.limits.max_event_bytes as usize }
+        let limits = EventLimits {
+            max_event_bytes: config.limits.max_event_bytes as usize,
+            max_partition: config.limits.max_partition,
+        };
+        IngestService { combiner, limits }
     }
 
     /// Decodes and validates `body` completely before anything is admitted or stored.
@@ -84,13 +88,11 @@ impl IngestService {
                 });
             }
             for (ei, event) in group.events.iter().enumerate() {
-                check_event(event, self.max_event_bytes).map_err(|e| {
-                    IngestError::InvalidEvent {
-                        group: gi,
-                        event: ei,
-                        too_large: e.is_too_large(),
-                        message: e.to_string(),
-                    }
+                check_event(event, &self.limits).map_err(|e| IngestError::InvalidEvent {
+                    group: gi,
+                    event: ei,
+                    too_large: e.is_too_large(),
+                    message: e.to_string(),
                 })?;
                 weight += event.weight() as u64;
             }

@@ -48,6 +48,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
     }
 }
 
+/// Per-event limits, the same checks on edge and node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Largest payload (JSON text or decoded bytes).
+    pub max_event_bytes: usize,
+    /// Highest partition accepted. Every snapshot carries the watermark of every partition,
+    /// so partitions are meant to be few, like Kafka partitions, not keys.
+    pub max_partition: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("event needs exactly one of \"payload\" or \"payload_base64\"")]
@@ -60,6 +70,8 @@ pub enum EventError {
     BadIdempotencyKey,
     #[error("the Idempotency-Key header and the body's idempotency_key differ")]
     KeyConflict,
+    #[error("partition {0} is above the highest accepted partition, {1}")]
+    BadPartition(u32, u32),
     #[error("event payload is {size} bytes; the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
 }
@@ -72,12 +84,12 @@ impl EventError {
 }
 
 impl Envelope<'_> {
-    /// Turns the envelope into a wire event, checking it against `max_event_bytes`.
+    /// Turns the envelope into a wire event, checking it against `limits`.
     /// `header_key` is the `Idempotency-Key` header of a single-event request.
     pub fn into_event(
         self,
         header_key: Option<&str>,
-        max_event_bytes: usize,
+        limits: &EventLimits,
     ) -> Result<WireEvent, EventError> {
         let payload = match (self.payload, self.payload_base64) {
             (Some(raw), None) => Payload::Json(raw.get().to_owned()),
@@ -101,13 +113,17 @@ impl Envelope<'_> {
             idempotency_key,
             payload,
         };
-        check_event(&event, max_event_bytes)?;
+        check_event(&event, limits)?;
         Ok(event)
     }
 }
 
 /// The checks every event passes, on the edge and again on the node.
-pub fn check_event(event: &WireEvent, max_event_bytes: usize) -> Result<(), EventError> {
+pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+    let max_event_bytes = limits.max_event_bytes;
+    if event.partition > limits.max_partition {
+        return Err(EventError::BadPartition(event.partition, limits.max_partition));
+    }
     if let Some(ts) = event.timestamp_ms
         && !(0..=MAX_TIMESTAMP_MS).contains(&ts)
     {
@@ -128,9 +144,12 @@ pub fn check_event(event: &WireEvent, max_event_bytes: usize) -> Result<(), Even
 mod tests {
     use super::*;
 
+    const LIMITS: EventLimits = EventLimits { max_event_bytes: 1024, max_partition: 100 };
+    const SMALL: EventLimits = EventLimits { max_event_bytes: 10, max_partition: 100 };
+
     fn parse(json: &str) -> Result<WireEvent, String> {
         let env: Envelope = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        env.into_event(None, 1024).map_err(|e| e.to_string())
+        env.into_event(None, &LIMITS).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -155,6 +174,7 @@ mod tests {
             r#"{"payload_base64": "!!"}"#,
             r#"{"payload": 1, "partition": -1}"#,
             r#"{"payload": 1, "partition": 4294967296}"#,
+            r#"{"payload": 1, "partition": 101}"#,
             r#"{"payload": 1, "timestamp_ms": -5}"#,
             r#"{"payload": 1, "idempotency_key": ""}"#,
             r#"{"payload": 1, "extra": true}"#,
@@ -169,14 +189,17 @@ mod tests {
     fn size_limit_is_413() {
         let big = format!(r#"{{"payload": "{}"}}"#, "x".repeat(2000));
         let env: Envelope = serde_json::from_str(&big).unwrap();
-        assert!(env.into_event(None, 1024).unwrap_err().is_too_large());
+        assert!(env.into_event(None, &LIMITS).unwrap_err().is_too_large());
     }
 
     #[test]
     fn header_key_must_agree_with_body_key() {
         let env: Envelope = serde_json::from_str(r#"{"payload":1}"#).unwrap();
-        assert_eq!(env.into_event(Some("h"), 10).unwrap().idempotency_key.as_deref(), Some("h"));
+        assert_eq!(
+            env.into_event(Some("h"), &SMALL).unwrap().idempotency_key.as_deref(),
+            Some("h")
+        );
         let env: Envelope = serde_json::from_str(r#"{"payload":1,"idempotency_key":"b"}"#).unwrap();
-        assert!(env.into_event(Some("h"), 10).is_err());
+        assert!(env.into_event(Some("h"), &SMALL).is_err());
     }
 }

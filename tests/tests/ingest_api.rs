@@ -334,3 +334,40 @@ async fn tokens_are_enforced_on_edge_and_node() -> anyhow::Result<()> {
     assert_eq!(stats["tables"]["t"]["events"], 1, "exactly the one authorised event: {stats}");
     Ok(())
 }
+
+#[tokio::test]
+async fn partitions_above_the_limit_are_refused() -> anyhow::Result<()> {
+    let node = Node::start(&[]).await?;
+    let edge = Edge::start(&node.url(), &[("ZOMBI_EDGE__LIMITS__MAX_PARTITION", "15")]).await?;
+    let c = client();
+    let r = send_one(&c, &edge.url(), "parts", &json!({"payload": 1, "partition": 16})).await?;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("partition 16"), "{:?}", r.body);
+    let r = send_one(&c, &edge.url(), "parts", &json!({"payload": 1, "partition": 15})).await?;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The node applies its own limit (1023 by default) to what reaches it directly.
+    let batch = zombi_shared::wire::encode(&zombi_shared::wire::IngestBatch {
+        groups: vec![zombi_shared::wire::Group {
+            table: "parts".into(),
+            events: vec![zombi_shared::wire::WireEvent {
+                partition: 1024,
+                timestamp_ms: None,
+                idempotency_key: None,
+                payload: zombi_shared::wire::Payload::Json("1".into()),
+            }],
+        }],
+    });
+    let url = format!("{}{}", node.url(), zombi_shared::wire::INGEST_PATH);
+    let r = post(
+        &c,
+        &url,
+        Some(zombi_shared::wire::MSGPACK_CONTENT_TYPE),
+        Encoding::Identity,
+        &batch,
+        &[],
+    )
+    .await?;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(node.table_events("parts").await?, 1);
+    Ok(())
+}

@@ -53,7 +53,7 @@ fn record_prefix(record: Option<usize>) -> String {
 /// Limits applied while parsing.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
-    pub max_event_bytes: usize,
+    pub event: zombi_shared::envelope::EventLimits,
     pub max_records: usize,
 }
 
@@ -66,7 +66,7 @@ pub fn single(
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| ParseError::from_json(None, &e))?;
     envelope
-        .into_event(header_key, limits.max_event_bytes)
+        .into_event(header_key, &limits.event)
         .map_err(|source| ParseError::Event { record: None, source })
 }
 
@@ -81,7 +81,7 @@ pub fn bulk_ndjson(body: &[u8], limits: ParseLimits) -> Result<Vec<WireEvent>, P
         let envelope: Envelope =
             serde_json::from_slice(line).map_err(|e| ParseError::from_json(Some(record), &e))?;
         let event = envelope
-            .into_event(None, limits.max_event_bytes)
+            .into_event(None, &limits.event)
             .map_err(|source| ParseError::Event { record: Some(record), source })?;
         events.push(event);
     }
@@ -185,7 +185,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                     .state
                     .fail(ParseError::TooManyRecords { limit: limits.max_records }));
             }
-            let event = envelope.into_event(None, limits.max_event_bytes).map_err(|source| {
+            let event = envelope.into_event(None, &limits.event).map_err(|source| {
                 self.state.fail(ParseError::Event { record: Some(record), source })
             })?;
             events.push(event);
@@ -200,7 +200,10 @@ mod tests {
     use super::*;
     use zombi_shared::wire::Payload;
 
-    const LIMITS: ParseLimits = ParseLimits { max_event_bytes: 100, max_records: 3 };
+    const LIMITS: ParseLimits = ParseLimits {
+        event: zombi_shared::envelope::EventLimits { max_event_bytes: 100, max_partition: 1023 },
+        max_records: 3,
+    };
 
     fn json_payload(event: &WireEvent) -> &str {
         match &event.payload {

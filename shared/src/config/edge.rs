@@ -25,6 +25,8 @@ pub struct EdgeConfig {
 pub struct EdgeLimits {
     /// Largest payload of one event, decoded.
     pub max_event_bytes: u64,
+    /// Highest partition an event may name (partitions are few, like Kafka's).
+    pub max_partition: u32,
     /// Largest request body, both as sent and after decompression.
     pub max_request_bytes: u64,
     /// Most events in one bulk request.
@@ -79,6 +81,7 @@ impl Default for EdgeLimits {
     fn default() -> Self {
         EdgeLimits {
             max_event_bytes: MIB,
+            max_partition: 1023,
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
             max_inflight_bytes: 256 * MIB,

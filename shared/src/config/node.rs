@@ -141,6 +141,9 @@ pub struct CombinerConfig {
 pub struct NodeLimits {
     /// Largest payload of one event.
     pub max_event_bytes: u64,
+    /// Highest partition an event may name. Every snapshot summary carries one watermark
+    /// per partition, so partitions are meant to be few.
+    pub max_partition: u32,
     /// Largest internal batch body.
     pub max_batch_bytes: u64,
     /// Payload bytes accepted but not yet durable; beyond it ingest answers 429.
@@ -228,6 +231,7 @@ impl Default for NodeLimits {
     fn default() -> Self {
         NodeLimits {
             max_event_bytes: MIB,
+            max_partition: 1023,
             max_batch_bytes: 64 * MIB,
             max_inflight_bytes: 256 * MIB,
         }
