@@ -77,7 +77,8 @@ impl Flusher {
         flusher
     }
 
-    /// Starts a task for every table in the hot store, checking again every interval.
+    /// Starts a task for every table in the hot store: at once when a table is registered,
+    /// and every interval as a backstop.
     async fn discover(self) {
         let every = Duration::from_millis(self.ctx.config.flush.interval_ms.min(1_000));
         loop {
@@ -86,6 +87,7 @@ impl Flusher {
             }
             tokio::select! {
                 () = self.cancel.cancelled() => return,
+                () = self.ctx.store.table_registered() => {}
                 () = tokio::time::sleep(every) => {}
             }
         }

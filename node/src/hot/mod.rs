@@ -67,6 +67,8 @@ pub struct HotStore {
     idempotency_window_ms: i64,
     /// Table registry, name → id. The mutex also serialises id allocation.
     tables: Mutex<BTreeMap<String, TableId>>,
+    /// Woken when a table is registered, so the flusher creates its Iceberg table at once.
+    registered: tokio::sync::Notify,
 }
 
 pub fn now_ms() -> i64 {
@@ -117,6 +119,7 @@ impl HotStore {
             durability,
             idempotency_window_ms: window_ms,
             tables: Mutex::new(BTreeMap::new()),
+            registered: tokio::sync::Notify::new(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -136,6 +139,7 @@ impl HotStore {
             durability: Durability::Wal,
             idempotency_window_ms: 0,
             tables: Mutex::new(BTreeMap::new()),
+            registered: tokio::sync::Notify::new(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -179,6 +183,11 @@ impl HotStore {
         self.tables.lock().unwrap().clone()
     }
 
+    /// Resolves when a table was registered since the last call (or is at once, if one was).
+    pub async fn table_registered(&self) {
+        self.registered.notified().await
+    }
+
     /// Returns the id of `name`, registering the table durably first if it is new.
     pub fn ensure_table(&self, name: &str) -> Result<TableId> {
         let mut tables = self.tables.lock().unwrap();
@@ -195,6 +204,7 @@ impl HotStore {
         // Logged and synced in every durability mode: an id must never be handed out twice.
         self.write_synced(batch)?;
         tables.insert(name.to_owned(), id);
+        self.registered.notify_one();
         Ok(id)
     }
 
