@@ -55,6 +55,18 @@ async fn bad_table_names_are_rejected_and_nothing_is_stored() -> anyhow::Result<
     Ok(())
 }
 
+/// A MessagePack internal batch of one event, for calling the node directly.
+fn one_event_batch(table: &str, partition: u32, timestamp_ms: Option<i64>) -> Vec<u8> {
+    use zombi_shared::wire::{Group, IngestBatch, Payload, WireEvent, encode};
+    let event = WireEvent {
+        partition,
+        timestamp_ms,
+        idempotency_key: None,
+        payload: Payload::Json("1".into()),
+    };
+    encode(&IngestBatch { groups: vec![Group { table: table.into(), events: vec![event] }] })
+}
+
 /// Sequences of the acks in a reply, as (partition, first, last) per partition.
 fn ranges(reply: &Value) -> BTreeMap<u64, (u64, u64, u64)> {
     reply["partitions"]
@@ -225,28 +237,8 @@ async fn bad_requests_get_the_right_status_and_store_nothing() -> anyhow::Result
     // The node refuses hostile internal batches on its own.
     let internal = format!("{}{}", node.url(), zombi_shared::wire::INGEST_PATH);
     let msgpack = Some(zombi_shared::wire::MSGPACK_CONTENT_TYPE);
-    let bad_name = zombi_shared::wire::encode(&zombi_shared::wire::IngestBatch {
-        groups: vec![zombi_shared::wire::Group {
-            table: "../etc".into(),
-            events: vec![zombi_shared::wire::WireEvent {
-                partition: 0,
-                timestamp_ms: None,
-                idempotency_key: None,
-                payload: zombi_shared::wire::Payload::Json("1".into()),
-            }],
-        }],
-    });
-    let bad_ts = zombi_shared::wire::encode(&zombi_shared::wire::IngestBatch {
-        groups: vec![zombi_shared::wire::Group {
-            table: "t".into(),
-            events: vec![zombi_shared::wire::WireEvent {
-                partition: 0,
-                timestamp_ms: Some(-1),
-                idempotency_key: None,
-                payload: zombi_shared::wire::Payload::Json("1".into()),
-            }],
-        }],
-    });
+    let bad_name = one_event_batch("../etc", 0, None);
+    let bad_ts = one_event_batch("t", 0, Some(-1));
     for (what, ct, body, status) in [
         ("garbage", msgpack, b"\xc1\x00garbage".to_vec(), 400),
         (
@@ -346,17 +338,7 @@ async fn partitions_above_the_limit_are_refused() -> anyhow::Result<()> {
     let r = send_one(&c, &edge.url(), "parts", &json!({"payload": 1, "partition": 15})).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     // The node applies its own limit (1023 by default) to what reaches it directly.
-    let batch = zombi_shared::wire::encode(&zombi_shared::wire::IngestBatch {
-        groups: vec![zombi_shared::wire::Group {
-            table: "parts".into(),
-            events: vec![zombi_shared::wire::WireEvent {
-                partition: 1024,
-                timestamp_ms: None,
-                idempotency_key: None,
-                payload: zombi_shared::wire::Payload::Json("1".into()),
-            }],
-        }],
-    });
+    let batch = one_event_batch("parts", 1024, None);
     let url = format!("{}{}", node.url(), zombi_shared::wire::INGEST_PATH);
     let r = post(
         &c,
