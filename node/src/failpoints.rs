@@ -13,6 +13,15 @@ pub fn crash_point(name: &str) {
     let _ = name;
 }
 
+/// Where an armed failpoint may also `panic` (e.g. `FAILPOINTS=flush-cycle=1*panic`) to
+/// exercise the flusher's supervisor; a no-op in normal builds.
+pub fn panic_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
 /// Arms the failpoints named in `FAILPOINTS`; keep the guard for the process lifetime.
 #[cfg(feature = "failpoints")]
 pub fn setup() -> fail::FailScenario<'static> {

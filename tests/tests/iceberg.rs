@@ -390,3 +390,19 @@ async fn thresholds_policy_holds_files_until_a_threshold() -> anyhow::Result<()>
     assert_eq!(stats["tables"]["batched"]["flush"]["commits"], 1, "one snapshot for three files");
     assert_exact(&node, "batched", &acked, false).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_table_flusher_is_restarted() -> anyhow::Result<()> {
+    // The first flush cycle of the process panics; the supervisor restarts the table's loop.
+    let node = Node::start(&[
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "50"),
+        ("FAILPOINTS", "flush-cycle=1*panic"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let acked = write_spread(&[&edge], "phoenix", 2, 5, 0).await?;
+    node.wait_flushed("phoenix", Duration::from_secs(30)).await?;
+    let metrics = client().get(format!("{}/metrics", node.url())).send().await?.text().await?;
+    assert!(metrics.contains("zombi_node_flush_panics_total 1"), "{metrics}");
+    assert_exact(&node, "phoenix", &acked, false).await
+}

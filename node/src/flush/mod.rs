@@ -102,8 +102,14 @@ impl Flusher {
         let id = self.ctx.store.table_id(table)?;
         let (tx, rx) = mpsc::channel(64);
         let status = Arc::new(Mutex::new(TableStatus::default()));
-        let flusher = TableFlusher::new(self.ctx.clone(), table.to_owned(), id, status.clone());
-        self.tracker.spawn(run_table(flusher, rx, self.cancel.clone()));
+        self.tracker.spawn(supervise(
+            self.ctx.clone(),
+            table.to_owned(),
+            id,
+            status.clone(),
+            rx,
+            self.cancel.clone(),
+        ));
         tables.insert(table.to_owned(), Handle { requests: tx.clone(), status });
         Some(tx)
     }
@@ -131,10 +137,44 @@ impl Flusher {
     }
 }
 
+/// Runs one table's loop and restarts it (from the snapshot, like a process restart) if it
+/// panics, so a bug hit by one table never silently stops its flushing for good.
+async fn supervise(
+    ctx: Arc<Ctx>,
+    table: String,
+    id: crate::hot::TableId,
+    status: Arc<Mutex<TableStatus>>,
+    requests: mpsc::Receiver<FlushReply>,
+    cancel: CancellationToken,
+) {
+    let requests = Arc::new(tokio::sync::Mutex::new(requests));
+    let backoff = Backoff::new(&ctx.config.flush);
+    for restarts in 1u32.. {
+        let flusher = TableFlusher::new(ctx.clone(), table.clone(), id, status.clone());
+        let (requests, task_cancel) = (requests.clone(), cancel.clone());
+        let task = tokio::spawn(async move {
+            let mut requests = requests.lock().await;
+            run_table(flusher, &mut requests, task_cancel).await
+        });
+        match task.await {
+            Err(e) if e.is_panic() => {
+                tracing::error!(%table, restarts, "table flusher panicked; restarting it");
+                ::metrics::counter!(metrics::PANICS).increment(1);
+                status.lock().unwrap().last_error = Some("flusher panicked; restarted".into());
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff.delay(restarts)) => {}
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 /// The loop of one table: init (retried), then cycles on interval or request.
 async fn run_table(
     mut flusher: TableFlusher,
-    mut requests: mpsc::Receiver<FlushReply>,
+    requests: &mut mpsc::Receiver<FlushReply>,
     cancel: CancellationToken,
 ) {
     let ctx = flusher.ctx();

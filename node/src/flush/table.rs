@@ -243,6 +243,7 @@ impl TableFlusher {
     /// One flush: read → write Parquet → maybe commit → maybe delete. `force` commits
     /// whatever is pending regardless of the snapshot policy.
     pub(super) async fn cycle(&mut self, force: bool) -> Result<Cycle, FlushError> {
+        crate::failpoints::panic_point("flush-cycle");
         let started = Instant::now();
         if self.watermarks_unsaved {
             self.persist_watermarks().await?;
