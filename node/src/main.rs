@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;

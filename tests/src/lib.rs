@@ -1,5 +1,6 @@
 //! Test harness: spawns the real `zombi-node` and `zombi-edge` binaries on port 0, each
 //! with its own temp dir, and waits on conditions with deadlines (never fixed sleeps).
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
