@@ -65,14 +65,6 @@ impl ZombiCatalog {
         }
     }
 
-    pub fn namespace(&self) -> &NamespaceIdent {
-        &self.namespace
-    }
-
-    pub fn file_io(&self) -> &FileIO {
-        &self.file_io
-    }
-
     pub fn ident(&self, table: &str) -> TableIdent {
         TableIdent::new(self.namespace.clone(), table.to_owned())
     }

@@ -296,8 +296,7 @@ impl TableFlusher {
 
     /// Reads unflushed events: at most `max_rows_per_flush` rows and about
     /// `max_bytes_per_flush` payload bytes, shared fairly between the partitions that have
-    /// a backlog. Returns the rows, where each partition's read ended, the high-water marks
-    /// and whether more is waiting.
+    /// a backlog.
     async fn read(&self) -> Result<Read, FlushError> {
         let store = self.ctx.store.clone();
         let id = self.id;

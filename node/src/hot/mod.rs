@@ -411,10 +411,6 @@ impl HotBatch<'_> {
         self.batch.put_cf(self.store.cf(CF_IDEM), keys::idem_key(table, key), record.encode());
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
-    }
-
     pub fn commit(self) -> Result<()> {
         self.store.write(self.batch)
     }
