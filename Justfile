@@ -30,6 +30,12 @@ bench:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench"
 
+# Commit time and metadata size as a table ages to 20,000 commits, with and without
+# maintenance (release build; ~15 minutes). ZOMBI_AGING_COMMITS sets a shorter run.
+bench-aging:
+    cargo build --release --bins
+    ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench-aging"
+
 # fmt + clippy with warnings denied.
 check:
     cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod combiner;
+pub mod compact;
 pub mod dump;
 pub mod failpoints;
 pub mod flush;
@@ -26,6 +27,7 @@ use zombi_shared::config::NodeConfig;
 
 use crate::catalog::ZombiCatalog;
 use crate::combiner::Combiner;
+use crate::compact::Maintainer;
 use crate::flush::Flusher;
 use crate::hot::HotStore;
 use crate::ingest::IngestService;
@@ -59,6 +61,7 @@ pub async fn run(
         &config.iceberg.namespace,
         &warehouse,
     ));
+    let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone(), &warehouse);
     let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
     let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone());
     let draining = Arc::new(AtomicBool::new(false));
@@ -70,6 +73,7 @@ pub async fn run(
         draining: draining.clone(),
         prometheus,
         flusher: flusher.clone(),
+        maintainer: maintainer.clone(),
         reads: Arc::new(ReadService::new(store.clone(), catalog.clone())),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
@@ -117,6 +121,8 @@ pub async fn run(
     })
     .await?
     .context("cannot sync the hot store")?;
+    // Maintenance stops first: a run cut short only leaves files a later run deletes.
+    maintainer.shutdown(grace).await;
     // A bounded final flush; whatever it does not finish stays durable in the hot store.
     flusher.shutdown(grace).await;
     if let Some(upkeep) = upkeep {

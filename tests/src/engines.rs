@@ -100,6 +100,82 @@ pub fn figures(v: &serde_json::Value) -> Result<Figures> {
     Ok(serde_json::from_value(v.clone())?)
 }
 
+async fn load_table(uri: &str, table: &str) -> Result<iceberg::table::Table> {
+    let catalog = RestCatalogBuilder::default()
+        .with_storage_factory(std::sync::Arc::new(
+            iceberg_storage_opendal::OpenDalResolvingStorageFactory::new(),
+        ))
+        .load("zombi", HashMap::from([("uri".to_owned(), uri.to_owned())]))
+        .await?;
+    Ok(catalog.load_table(&TableIdent::from_strs(["zombi", table])?).await?)
+}
+
+/// What a table's metadata needs from the warehouse, read with iceberg-rust.
+#[derive(Debug, Default)]
+pub struct Referenced {
+    pub snapshots: usize,
+    /// Metadata JSON files: the current one and the metadata log.
+    pub metadata_files: std::collections::BTreeSet<String>,
+    /// Manifest lists and manifests of every retained snapshot.
+    pub manifest_files: std::collections::BTreeSet<String>,
+    /// Live data files of every retained snapshot.
+    pub data_files: std::collections::BTreeSet<String>,
+    /// Live data files of the current snapshot.
+    pub current_data_files: std::collections::BTreeSet<String>,
+    /// Manifests the current snapshot lists.
+    pub current_manifests: usize,
+    pub metadata_json_bytes: u64,
+}
+
+/// Every file the retained snapshots of `zombi.<table>` reference.
+pub async fn referenced_files(uri: &str, table: &str) -> Result<Referenced> {
+    let t = load_table(uri, table).await?;
+    let m = t.metadata();
+    let mut out = Referenced { snapshots: m.snapshots().len(), ..Default::default() };
+    let location = t.metadata_location().context("no metadata location")?.to_owned();
+    out.metadata_json_bytes = t.file_io().new_input(&location)?.metadata().await?.size;
+    out.metadata_files.insert(location);
+    out.metadata_files.extend(m.metadata_log().iter().map(|l| l.metadata_file.clone()));
+    let current = m.current_snapshot_id();
+    for snapshot in m.snapshots() {
+        out.manifest_files.insert(snapshot.manifest_list().to_owned());
+        let list = t.manifest_list_reader(snapshot).load().await?;
+        if Some(snapshot.snapshot_id()) == current {
+            out.current_manifests = list.entries().len();
+        }
+        for manifest in list.entries() {
+            out.manifest_files.insert(manifest.manifest_path.clone());
+            for e in manifest.load_manifest(t.file_io()).await?.entries() {
+                if e.status() != iceberg::spec::ManifestStatus::Deleted {
+                    out.data_files.insert(e.file_path().to_owned());
+                    if Some(snapshot.snapshot_id()) == current {
+                        out.current_data_files.insert(e.file_path().to_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Files under a local folder, as `file://` URIs.
+pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(format!("file://{}", path.display()));
+            }
+        }
+    }
+    out
+}
+
 /// Loads `zombi.<table>` through the REST catalog with iceberg-rust and reads every row
 /// (of `snapshot_id`, or of the current snapshot).
 pub async fn iceberg_rust_rows(
@@ -107,14 +183,7 @@ pub async fn iceberg_rust_rows(
     table: &str,
     snapshot_id: Option<i64>,
 ) -> Result<Vec<RecordBatch>> {
-    let catalog = RestCatalogBuilder::default()
-        .with_storage_factory(std::sync::Arc::new(
-            iceberg_storage_opendal::OpenDalResolvingStorageFactory::new(),
-        ))
-        .load("zombi", HashMap::from([("uri".to_owned(), uri.to_owned())]))
-        .await?;
-    let ident = TableIdent::from_strs(["zombi", table])?;
-    let t = catalog.load_table(&ident).await?;
+    let t = load_table(uri, table).await?;
     let mut scan = t.scan().select_all();
     if let Some(id) = snapshot_id {
         scan = scan.snapshot_id(id);
@@ -162,4 +231,38 @@ pub fn duplicates(rows: &[(u32, u64, i64)]) -> Vec<(u32, u64)> {
         *seen.entry((*p, *s)).or_default() += 1;
     }
     seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
+}
+
+/// Verifies that Iceberg holds exactly `acked` (plus possibly unacknowledged extras when
+/// `allow_extra`), each once.
+pub async fn assert_exact(
+    node: &crate::Node,
+    table: &str,
+    acked: &[(u32, u64, i64)],
+    allow_extra: bool,
+) -> anyhow::Result<()> {
+    let rows = rows_of(&iceberg_rust_rows(&node.url(), table, None).await?);
+    let dups = duplicates(&rows);
+    assert!(dups.is_empty(), "{table}: duplicated rows {dups:?}");
+    let stored: std::collections::BTreeSet<(u32, u64, i64)> = rows.iter().copied().collect();
+    for a in acked {
+        assert!(stored.contains(a), "{table}: acknowledged {a:?} missing from Iceberg");
+    }
+    if !allow_extra {
+        assert_eq!(rows.len(), acked.len(), "{table}: unexpected rows");
+    }
+    // Sequences are dense: no gaps per partition.
+    let mut per: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+    for (p, s, _) in &rows {
+        per.entry(*p).or_default().push(*s);
+    }
+    for (p, mut seqs) in per {
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "{table} partition {p} has gaps"
+        );
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 pub mod engines;
+pub mod moto;
 pub mod producer;
 
 /// Directory holding the built binaries: `$ZOMBI_BIN_DIR`, else next to the test's `deps/`.
@@ -241,6 +242,15 @@ impl Node {
         let status = r.status();
         let body: Value = r.json().await?;
         anyhow::ensure!(status == 200, "flush {table}: {status} {body}");
+        Ok(body)
+    }
+
+    /// `POST /tables/{table}/compact`: runs maintenance now and returns its report.
+    pub async fn compact(&self, table: &str) -> Result<Value> {
+        let r = client().post(format!("{}/tables/{table}/compact", self.url())).send().await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        anyhow::ensure!(status == 200, "compact {table}: {status} {body}");
         Ok(body)
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use zombi_tests::engines::{
-    self, EngineOpts, expected, figures, iceberg_rust_rows, read_ipc, rows_of,
+    self, EngineOpts, assert_exact, expected, figures, iceberg_rust_rows, read_ipc, rows_of,
 };
 use zombi_tests::producer::{Acked, send_acked};
 use zombi_tests::{Edge, Node, client, wait_for};
@@ -86,40 +86,6 @@ async fn every_engine_reads_exactly_the_acknowledged_set() -> anyhow::Result<()>
     let mut rust = expected(&rows);
     rust.date_count = want.date_count;
     assert_eq!(rust, want, "iceberg-rust disagrees");
-    Ok(())
-}
-
-/// Verifies that Iceberg holds exactly `acked` (plus possibly unacknowledged extras when
-/// `allow_extra`), each once.
-async fn assert_exact(
-    node: &Node,
-    table: &str,
-    acked: &[Acked],
-    allow_extra: bool,
-) -> anyhow::Result<()> {
-    let rows = rows_of(&iceberg_rust_rows(&node.url(), table, None).await?);
-    let dups = engines::duplicates(&rows);
-    assert!(dups.is_empty(), "{table}: duplicated rows {dups:?}");
-    let stored: std::collections::BTreeSet<Acked> = rows.iter().copied().collect();
-    for a in acked {
-        assert!(stored.contains(a), "{table}: acknowledged {a:?} missing from Iceberg");
-    }
-    if !allow_extra {
-        assert_eq!(rows.len(), acked.len(), "{table}: unexpected rows");
-    }
-    // Sequences are dense: no gaps per partition.
-    let mut per: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
-    for (p, s, _) in &rows {
-        per.entry(*p).or_default().push(*s);
-    }
-    for (p, mut seqs) in per {
-        seqs.sort();
-        assert_eq!(
-            seqs,
-            (0..seqs.len() as u64).collect::<Vec<_>>(),
-            "{table} partition {p} has gaps"
-        );
-    }
     Ok(())
 }
 

@@ -1,58 +1,15 @@
 //! An S3 warehouse on a real S3-compatible server (moto, on loopback), and the catalog's
 //! auth and error contract seen over HTTP.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use serde_json::Value;
 use zombi_tests::engines::{self, EngineOpts, expected, figures};
 use zombi_tests::producer::send_acked;
-use zombi_tests::{Edge, Node, client, wait_for};
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_moto() -> anyhow::Result<Moto> {
-    let bin = engines::venv_python().with_file_name("moto_server");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
-    let c = client();
-    wait_for("moto to answer", Duration::from_secs(30), || {
-        let req = c.get(&moto.url).send();
-        async move { req.await.ok().map(|_| ()) }
-    })
-    .await?;
-    let r = c.put(format!("{}/warehouse", moto.url)).send().await?;
-    anyhow::ensure!(r.status().is_success(), "create bucket: {}", r.status());
-    Ok(moto)
-}
+use zombi_tests::{Edge, Node, client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_warehouse_is_read_back_by_pyiceberg_and_duckdb() -> anyhow::Result<()> {
-    let moto = start_moto().await?;
-    let node = Node::start(&[
-        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", "s3://warehouse/lake"),
-        ("ZOMBI_NODE__ICEBERG__S3__ENDPOINT", &moto.url),
-        ("ZOMBI_NODE__ICEBERG__S3__REGION", "us-east-1"),
-        ("ZOMBI_NODE__ICEBERG__S3__ACCESS_KEY_ID", "zombi"),
-        ("ZOMBI_NODE__ICEBERG__S3__SECRET_ACCESS_KEY", "zombi-secret"),
-        ("ZOMBI_NODE__ICEBERG__S3__PATH_STYLE", "true"),
-    ])
-    .await?;
+    let moto = zombi_tests::moto::start().await?;
+    let node = Node::start(&moto.node_env()).await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let c = client();
     let mut acked = Vec::new();
@@ -73,10 +30,7 @@ async fn s3_warehouse_is_read_back_by_pyiceberg_and_duckdb() -> anyhow::Result<(
     let location = metadata["metadata-location"].as_str().unwrap();
     assert!(location.starts_with("s3://warehouse/lake/zombi/s3events/metadata/"), "{location}");
 
-    let opts = EngineOpts {
-        s3: Some((moto.url.clone(), "zombi".into(), "zombi-secret".into())),
-        ..Default::default()
-    };
+    let opts = moto.engine_opts();
     let got = engines::python_engines(&node.url(), "s3events", &["pyiceberg", "duckdb"], &opts)?;
     for engine in ["pyiceberg", "duckdb"] {
         assert_eq!(figures(&got[engine])?, expected(&acked), "{engine}: {}", got[engine]);

@@ -6,6 +6,7 @@
 //! Engines read it over the Iceberg REST protocol ([`rest`]); the catalog is read-only
 //! for them: only the flusher creates tables and commits snapshots.
 
+pub mod inflight;
 pub mod rest;
 pub mod warehouse;
 
@@ -22,6 +23,7 @@ use iceberg::{
 };
 
 use crate::hot::HotStore;
+use inflight::{InFlight, InFlightGuard};
 
 pub struct ZombiCatalog {
     store: Arc<HotStore>,
@@ -33,6 +35,8 @@ pub struct ZombiCatalog {
     commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Last metadata read per table, keyed by its location (metadata files are immutable).
     cache: Mutex<HashMap<String, (String, Arc<TableMetadata>)>>,
+    /// Files being written and not yet committed; file cleanup leaves them alone.
+    inflight: InFlight,
 }
 
 fn unsupported(what: &str) -> Error {
@@ -62,7 +66,42 @@ impl ZombiCatalog {
             namespace_location: format!("{}/{namespace}", warehouse.trim_end_matches('/')),
             commit_locks: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            inflight: InFlight::default(),
         }
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.file_io
+    }
+
+    /// Registers `token` (a string in the names of files about to be written for `table`)
+    /// as in flight until the guard is dropped; see [`inflight`].
+    pub fn protect(&self, table: &str, token: String) -> InFlightGuard {
+        self.inflight.protect(table, token)
+    }
+
+    /// Tokens of the files of `table` being written now.
+    pub fn inflight_tokens(&self, table: &str) -> Vec<String> {
+        self.inflight.tokens(table)
+    }
+
+    /// Commits metadata that `rebuild` derives from the table's current state, under the
+    /// table's commit lock, so nothing commits in between: maintenance rebases onto
+    /// whatever the flusher committed since it planned. `rebuild` answers `None` when there
+    /// is nothing to commit. It must be quick: flusher commits of the table wait for it.
+    pub async fn commit_rebuilt<F>(&self, ident: &TableIdent, rebuild: F) -> Result<Option<Table>>
+    where
+        F: AsyncFnOnce(&Table) -> Result<Option<TableMetadata>>,
+    {
+        let lock = self.commit_lock(ident.name());
+        let _guard = lock.lock().await;
+        let current = self.load_table(ident).await?;
+        let Some(metadata) = rebuild(&current).await? else { return Ok(None) };
+        let location = MetadataLocation::from_str(current.metadata_location_result()?)?
+            .with_next_version()
+            .with_new_metadata(&metadata);
+        self.publish(ident.name(), &location, &metadata).await?;
+        Ok(Some(self.build_table(ident.clone(), location.to_string(), Arc::new(metadata))?))
     }
 
     pub fn ident(&self, table: &str) -> TableIdent {

@@ -38,3 +38,72 @@ pub fn file_io(config: &NodeConfig) -> FileIO {
     props.push(("s3.path-style-access", s3.path_style.to_string()));
     FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new())).with_props(props).build()
 }
+
+/// Lists the files under a warehouse folder. The `iceberg` crate's `FileIO` reads, writes
+/// and deletes but cannot list, and finding files that nothing references (the orphans of
+/// a crashed flush, files of expired snapshots) needs a listing.
+pub struct Lister {
+    op: opendal::Operator,
+    /// What turns an operator path back into a URI: `file:///` or `s3://bucket/`.
+    uri_root: String,
+}
+
+impl Lister {
+    pub fn new(config: &NodeConfig, warehouse: &str) -> Result<Lister, String> {
+        if warehouse.starts_with("file://") {
+            let op = opendal::Operator::new(opendal::services::Fs::default().root("/"))
+                .map_err(|e| format!("cannot open the warehouse folder: {e}"))?
+                .finish();
+            return Ok(Lister { op, uri_root: "file:///".into() });
+        }
+        let rest = warehouse
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("cannot list warehouse {warehouse}"))?;
+        let bucket = rest.split('/').next().unwrap_or_default();
+        let s3 = &config.iceberg.s3;
+        let mut b = opendal::services::S3::default().bucket(bucket);
+        if !s3.endpoint.is_empty() {
+            b = b.endpoint(&s3.endpoint);
+        }
+        if !s3.region.is_empty() {
+            b = b.region(&s3.region);
+        }
+        if !s3.access_key_id.is_empty() {
+            b = b
+                .access_key_id(&s3.access_key_id)
+                .secret_access_key(&s3.secret_access_key)
+                .disable_config_load()
+                .disable_ec2_metadata();
+        }
+        if !s3.path_style {
+            b = b.enable_virtual_host_style();
+        }
+        let op = opendal::Operator::new(b)
+            .map_err(|e| format!("cannot open the S3 warehouse: {e}"))?
+            .finish();
+        Ok(Lister { op, uri_root: format!("s3://{bucket}/") })
+    }
+
+    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
+    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
+        use futures::TryStreamExt as _;
+        let Some(path) = dir.strip_prefix(self.uri_root.as_str()) else {
+            return Err(opendal::Error::new(
+                opendal::ErrorKind::Unexpected,
+                format!("{dir} is outside the warehouse"),
+            ));
+        };
+        let path = format!("{}/", path.trim_end_matches('/'));
+        let lister = match self.op.lister_with(&path).recursive(true).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let entries: Vec<opendal::Entry> = lister.try_collect().await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().mode().is_file())
+            .map(|e| format!("{}{}", self.uri_root, e.path().trim_start_matches('/')))
+            .collect())
+    }
+}

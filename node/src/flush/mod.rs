@@ -8,7 +8,6 @@
 mod error;
 pub mod metrics;
 mod table;
-mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

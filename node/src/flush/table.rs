@@ -63,6 +63,8 @@ struct Pending {
     /// Commit id of an attempt with these files whose outcome is unknown; looked up before
     /// the files are committed again.
     unverified: Option<String>,
+    /// Keep file cleanup away from these files until they are committed.
+    _inflight: Vec<crate::catalog::inflight::InFlightGuard>,
 }
 
 pub(super) struct TableFlusher {
@@ -262,8 +264,9 @@ impl TableFlusher {
                 tokio::task::spawn_blocking(move || layout::split_by_hour(rows)).await??;
             let table = self.ctx.catalog.load_table(&self.ident).await?;
             let flush_id = uuid::Uuid::now_v7().to_string();
+            self.pending._inflight.push(self.ctx.catalog.protect(&self.name, flush_id.clone()));
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
-            let files = super::writer::write_data_files(&table, batches, target, &flush_id).await?;
+            let files = layout::writer::write_data_files(&table, batches, target, &flush_id).await?;
             crash_point("flush-after-write");
             self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
             self.pending.files.extend(files);
@@ -412,9 +415,13 @@ impl TableFlusher {
             .map(|(p, w)| (format!("{}{p}", layout::WATERMARK_PREFIX), w.to_string()))
             .collect();
         props.insert(layout::COMMIT_ID_KEY.to_owned(), commit_id.clone());
+        // The manifests this commit writes carry its uuid: keep cleanup off them meanwhile.
+        let commit_uuid = uuid::Uuid::new_v4();
+        let _inflight = self.ctx.catalog.protect(&self.name, commit_uuid.to_string());
         let tx = Transaction::new(table);
         let tx = tx
             .fast_append()
+            .set_commit_uuid(commit_uuid)
             // Data file names are unique per flush; skip reading every manifest to check.
             .with_check_duplicate(false)
             .set_snapshot_properties(props)

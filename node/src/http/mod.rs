@@ -22,6 +22,7 @@ use zombi_shared::wire::{INGEST_PATH, MSGPACK_CONTENT_TYPE};
 pub use error::ApiError;
 
 use crate::combiner::Combiner;
+use crate::compact::{MaintenanceError, MaintenanceStatus, Maintainer};
 use crate::flush::{FlushError, Flusher, TableStatus};
 use crate::hot::HotStore;
 use crate::ingest::{IngestError, IngestService};
@@ -37,6 +38,7 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     pub prometheus: Option<PrometheusHandle>,
     pub flusher: Flusher,
+    pub maintainer: Maintainer,
     pub reads: Arc<ReadService>,
 }
 
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{table}/watermark", get(watermark))
         .route("/tables/{table}/hot", get(hot))
         .route("/tables/{table}/flush", post(flush))
+        .route("/tables/{table}/compact", post(compact))
         .with_state(state)
 }
 
@@ -155,6 +158,23 @@ async fn flush(
     }
 }
 
+async fn compact(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.admin_token)?;
+    valid_table(&table)?;
+    match state.maintainer.run_now(&table).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(MaintenanceError::UnknownTable(t)) => {
+            Err(ApiError::NotFound(format!("table {t} does not exist")))
+        }
+        Err(MaintenanceError::ShuttingDown) => Err(ApiError::ShuttingDown),
+        Err(e) => Err(ApiError::Unavailable(format!("maintenance failed: {e}"))),
+    }
+}
+
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = ingest_inner(&state, &headers, body).await;
     let response = match result {
@@ -254,6 +274,8 @@ struct TableStats {
     partitions: BTreeMap<u32, PartitionStats>,
     /// The table's flusher, once it started.
     flush: Option<TableStatus>,
+    /// The table's maintenance, once it ran.
+    maintenance: Option<MaintenanceStatus>,
 }
 
 #[derive(Serialize)]
@@ -284,6 +306,7 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
                         .map(|(p, hwm)| (p, PartitionStats { high_water_mark: hwm }))
                         .collect(),
                     flush: None,
+                    maintenance: None,
                 },
             );
         }
@@ -295,6 +318,7 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
     let mut tables = tables;
     for (name, t) in tables.iter_mut() {
         t.flush = state.flusher.status(name);
+        t.maintenance = state.maintainer.status(name);
     }
     Ok(Json(Stats {
         tables,

@@ -3,6 +3,7 @@
 //! `timestamp_ms, sequence`, and the Arrow form of stored events in that schema.
 
 mod arrow;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

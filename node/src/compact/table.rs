@@ -1,0 +1,272 @@
+//! One maintenance run of one table: compact small files hour by hour, merge manifests,
+//! expire snapshots (one `replace` commit, or a metadata-only commit when nothing was
+//! rewritten), then delete files nothing references any more.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestStatus, Struct};
+use iceberg::Catalog as _;
+use iceberg::table::Table;
+use serde::Serialize;
+use zombi_shared::config::MaintenanceConfig;
+
+use super::cleanup::Cleanup;
+use super::commit::{self, Expiry};
+use super::error::MaintenanceError;
+use super::manifests::{Entries, ManifestCache};
+use super::metrics as m;
+use super::plan::{self, FileInfo, PlanSettings};
+use super::{Ctx, rewrite};
+use crate::failpoints::crash_point;
+use crate::hot;
+
+/// Manifests below this size are merged once a snapshot lists more than `max_manifests`.
+const SMALL_MANIFEST_BYTES: i64 = 8 << 20;
+
+/// What one run did: the answer of `POST /tables/{t}/compact`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub table: String,
+    /// The current snapshot after the run.
+    pub snapshot_id: Option<i64>,
+    pub partitions_compacted: u64,
+    pub files_rewritten: u64,
+    pub bytes_rewritten: u64,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    pub manifests_merged: u64,
+    pub snapshots_expired: u64,
+    pub files_deleted: u64,
+    /// Unreferenced files still inside their grace period.
+    pub files_awaiting_deletion: u64,
+    /// The rewrite budget cut the run short: the next run continues.
+    pub more: bool,
+    pub duration_ms: u64,
+}
+
+/// What `/stats` shows of a table's maintenance.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintenanceStatus {
+    pub data_files: u64,
+    pub data_bytes: u64,
+    pub average_file_bytes: u64,
+    pub manifests: u64,
+    pub snapshots: u64,
+    pub metadata_json_bytes: u64,
+    pub runs: u64,
+    pub files_rewritten: u64,
+    pub bytes_rewritten: u64,
+    pub snapshots_expired: u64,
+    pub files_deleted: u64,
+    /// Unix time of the last run's end, in ms.
+    pub last_run_ms: Option<i64>,
+    pub last_run_seconds: f64,
+    /// `ok` or `error`.
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub last_report: Option<Report>,
+}
+
+/// Per-table state kept between runs.
+#[derive(Default)]
+pub struct TableMaintenance {
+    manifests: ManifestCache,
+    cleanup: Cleanup,
+    last_cleanup: Option<Instant>,
+}
+
+impl TableMaintenance {
+    pub async fn run(
+        &mut self,
+        ctx: &Ctx,
+        name: &str,
+        settings: &MaintenanceConfig,
+        forced: bool,
+    ) -> Result<Report, MaintenanceError> {
+        let started = Instant::now();
+        let ident = ctx.catalog.ident(name);
+        let mut report = Report { table: name.to_owned(), ..Report::default() };
+        let expiry = Expiry {
+            max_snapshots: settings.max_snapshots,
+            max_age_ms: (settings.max_snapshot_age_secs as i64).saturating_mul(1000),
+            now_ms: hot::now_ms(),
+        };
+        let table = ctx.catalog.load_table(&ident).await?;
+        let before = table.metadata().snapshots().len() as u64;
+        let after = match self.compact(ctx, &table, settings, forced, expiry, &mut report).await? {
+            Some(t) => Some(t),
+            None => {
+                ctx.catalog
+                    .commit_rebuilt(&ident, async |current: &Table| {
+                        commit::rebuild_with_expiry(current, expiry)
+                    })
+                    .await?
+            }
+        };
+        if let Some(after) = &after {
+            let added = u64::from(report.files_written > 0 || report.manifests_merged > 0);
+            report.snapshots_expired =
+                (before + added).saturating_sub(after.metadata().snapshots().len() as u64);
+        }
+        let cleanup_every = Duration::from_secs(settings.cleanup_interval_secs);
+        if forced || self.last_cleanup.is_none_or(|t| t.elapsed() >= cleanup_every) {
+            if let Some(lister) = &ctx.lister {
+                let grace = Duration::from_secs(settings.file_grace_secs);
+                let deleted = self
+                    .cleanup
+                    .run(&ctx.catalog, lister, &mut self.manifests, name, grace)
+                    .await?;
+                report.files_deleted = deleted.files;
+                report.files_awaiting_deletion = deleted.waiting;
+            }
+            self.last_cleanup = Some(Instant::now());
+        }
+        let current = ctx.catalog.load_table(&ident).await?;
+        report.snapshot_id = current.metadata().current_snapshot_id();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Rewrites small files and merges manifests in one `replace` commit that also expires
+    /// snapshots. `None` when there was nothing to rewrite or merge.
+    async fn compact(
+        &mut self,
+        ctx: &Ctx,
+        table: &Table,
+        settings: &MaintenanceConfig,
+        forced: bool,
+        expiry: Expiry,
+        report: &mut Report,
+    ) -> Result<Option<Table>, MaintenanceError> {
+        let metadata = table.metadata();
+        let Some(snapshot) = metadata.current_snapshot() else { return Ok(None) };
+        let list = table.manifest_list_reader(snapshot).load().await?;
+        let mut loaded: Vec<(iceberg::spec::ManifestFile, Entries)> = Vec::new();
+        for manifest in list.entries() {
+            if manifest.content == ManifestContentType::Data {
+                let entries = self.manifests.entries(table, manifest).await?;
+                loaded.push((manifest.clone(), entries));
+            }
+        }
+        // Live data files by hour, with when they were added.
+        let mut hours: HashMap<Struct, Vec<(FileInfo, DataFile)>> = HashMap::new();
+        for (_, entries) in &loaded {
+            for e in entries.iter().filter(|e| e.status() != ManifestStatus::Deleted) {
+                if e.content_type() != DataContentType::Data {
+                    continue;
+                }
+                let added_ms = e
+                    .snapshot_id()
+                    .and_then(|id| metadata.snapshot_by_id(id))
+                    .map_or(0, |s| s.timestamp_ms());
+                let info = FileInfo { size: e.file_size_in_bytes(), added_ms };
+                hours.entry(e.data_file().partition().clone()).or_default().push((info, e.data_file().clone()));
+            }
+        }
+        let plan_settings = PlanSettings {
+            target_file_size: ctx.config.iceberg.target_file_size_bytes,
+            min_input_files: settings.min_input_files as usize,
+            quiet_ms: (settings.quiet_secs as i64).saturating_mul(1000),
+            now_ms: expiry.now_ms,
+            full: forced,
+        };
+        let mut budget = if forced { u64::MAX } else { settings.max_rewrite_bytes_per_run };
+        let mut removed: HashSet<String> = HashSet::new();
+        let mut added: Vec<DataFile> = Vec::new();
+        let run_id = uuid::Uuid::now_v7();
+        let mut group_no = 0;
+        'hours: for files in hours.values() {
+            let infos: Vec<FileInfo> = files.iter().map(|(i, _)| i.clone()).collect();
+            let groups = plan::plan_hour(&infos, &plan_settings);
+            if !groups.is_empty() {
+                report.partitions_compacted += 1;
+            }
+            for group in groups {
+                let inputs: Vec<DataFile> = group.iter().map(|i| files[*i].1.clone()).collect();
+                let bytes: u64 = inputs.iter().map(DataFile::file_size_in_bytes).sum();
+                if bytes > budget && !removed.is_empty() {
+                    report.more = true;
+                    break 'hours;
+                }
+                budget = budget.saturating_sub(bytes);
+                let prefix = format!("compact-{run_id}-{group_no}");
+                group_no += 1;
+                let target = ctx.config.iceberg.target_file_size_bytes as usize;
+                let written = rewrite::rewrite(table, &inputs, target, &prefix).await?;
+                report.files_rewritten += inputs.len() as u64;
+                report.bytes_rewritten += bytes;
+                report.files_written += written.len() as u64;
+                report.bytes_written += written.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
+                removed.extend(inputs.iter().map(|f| f.file_path().to_owned()));
+                added.extend(written);
+            }
+        }
+        crash_point("compact-after-rewrite");
+        let mut replace: Vec<(iceberg::spec::ManifestFile, Entries)> = loaded
+            .iter()
+            .filter(|(_, entries)| entries.iter().any(|e| removed.contains(e.file_path())))
+            .cloned()
+            .collect();
+        if loaded.len() as u64 > settings.max_manifests {
+            let chosen: HashSet<String> =
+                replace.iter().map(|(m, _)| m.manifest_path.clone()).collect();
+            replace.extend(
+                loaded
+                    .iter()
+                    .filter(|(m, _)| {
+                        m.manifest_length < SMALL_MANIFEST_BYTES && !chosen.contains(&m.manifest_path)
+                    })
+                    .cloned(),
+            );
+        }
+        if replace.is_empty() || (removed.is_empty() && replace.len() < 2) {
+            return Ok(None);
+        }
+        report.manifests_merged = replace.len() as u64;
+        let staged =
+            commit::stage(table, commit::new_snapshot_id(), &replace, &removed, added).await?;
+        let merged = replace.len();
+        let committed = ctx
+            .catalog
+            .commit_rebuilt(table.identifier(), async |current: &Table| {
+                Ok(Some(commit::rebuild_with_replace(current, &staged, expiry, merged).await?))
+            })
+            .await?;
+        crash_point("compact-after-commit");
+        metrics::counter!(m::REWRITTEN_FILES).increment(report.files_rewritten);
+        metrics::counter!(m::REWRITTEN_BYTES).increment(report.bytes_rewritten);
+        metrics::counter!(m::WRITTEN_FILES).increment(report.files_written);
+        metrics::counter!(m::MANIFESTS_MERGED).increment(report.manifests_merged);
+        Ok(committed)
+    }
+}
+
+/// Refreshes the table figures of `status` (and their gauges) from the current metadata.
+pub async fn measure(
+    ctx: &Ctx,
+    name: &str,
+    status: &mut MaintenanceStatus,
+) -> Result<(), MaintenanceError> {
+    let table = ctx.catalog.load_table(&ctx.catalog.ident(name)).await?;
+    let metadata = table.metadata();
+    status.snapshots = metadata.snapshots().len() as u64;
+    if let Some(location) = table.metadata_location() {
+        status.metadata_json_bytes = table.file_io().new_input(location)?.metadata().await?.size;
+    }
+    if let Some(snapshot) = metadata.current_snapshot() {
+        let total = |k: &str| {
+            snapshot.summary().additional_properties.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        status.data_files = total("total-data-files");
+        status.data_bytes = total("total-files-size");
+        status.average_file_bytes = status.data_bytes / status.data_files.max(1);
+        status.manifests = table.manifest_list_reader(snapshot).load().await?.entries().len() as u64;
+    }
+    let labels = [("table", name.to_owned())];
+    metrics::gauge!(m::DATA_FILES, &labels).set(status.data_files as f64);
+    metrics::gauge!(m::MANIFESTS, &labels).set(status.manifests as f64);
+    metrics::gauge!(m::SNAPSHOTS, &labels).set(status.snapshots as f64);
+    metrics::gauge!(m::METADATA_BYTES, &labels).set(status.metadata_json_bytes as f64);
+    Ok(())
+}
