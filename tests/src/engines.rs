@@ -100,12 +100,24 @@ pub fn figures(v: &serde_json::Value) -> Result<Figures> {
     Ok(serde_json::from_value(v.clone())?)
 }
 
-async fn load_table(uri: &str, table: &str) -> Result<iceberg::table::Table> {
+async fn load_table(uri: &str, table: &str, opts: &EngineOpts) -> Result<iceberg::table::Table> {
+    let mut props = HashMap::from([("uri".to_owned(), uri.to_owned())]);
+    if let Some((endpoint, key, secret)) = &opts.s3 {
+        for (k, v) in [
+            ("s3.endpoint", endpoint.as_str()),
+            ("s3.access-key-id", key),
+            ("s3.secret-access-key", secret),
+            ("s3.region", "us-east-1"),
+            ("s3.path-style-access", "true"),
+        ] {
+            props.insert(k.to_owned(), v.to_owned());
+        }
+    }
     let catalog = RestCatalogBuilder::default()
         .with_storage_factory(std::sync::Arc::new(
             iceberg_storage_opendal::OpenDalResolvingStorageFactory::new(),
         ))
-        .load("zombi", HashMap::from([("uri".to_owned(), uri.to_owned())]))
+        .load("zombi", props)
         .await?;
     Ok(catalog.load_table(&TableIdent::from_strs(["zombi", table])?).await?)
 }
@@ -128,8 +140,8 @@ pub struct Referenced {
 }
 
 /// Every file the retained snapshots of `zombi.<table>` reference.
-pub async fn referenced_files(uri: &str, table: &str) -> Result<Referenced> {
-    let t = load_table(uri, table).await?;
+pub async fn referenced_files(uri: &str, table: &str, opts: &EngineOpts) -> Result<Referenced> {
+    let t = load_table(uri, table, opts).await?;
     let m = t.metadata();
     let mut out = Referenced { snapshots: m.snapshots().len(), ..Default::default() };
     let location = t.metadata_location().context("no metadata location")?.to_owned();
@@ -183,7 +195,7 @@ pub async fn iceberg_rust_rows(
     table: &str,
     snapshot_id: Option<i64>,
 ) -> Result<Vec<RecordBatch>> {
-    let t = load_table(uri, table).await?;
+    let t = load_table(uri, table, &EngineOpts::default()).await?;
     let mut scan = t.scan().select_all();
     if let Some(id) = snapshot_id {
         scan = scan.snapshot_id(id);

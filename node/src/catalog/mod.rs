@@ -175,8 +175,12 @@ impl ZombiCatalog {
         location: &MetadataLocation,
         metadata: &TableMetadata,
     ) -> Result<()> {
+        // Until the pointer names it, the new file is referenced by nothing: keep cleanup
+        // off it (see `inflight`).
+        let loc = location.to_string();
+        let _inflight = self.protect(table, loc.clone());
         metadata.write_to(&self.file_io, location).await?;
-        let (name, loc) = (table.to_owned(), location.to_string());
+        let name = table.to_owned();
         self.blocking(move |s| s.set_catalog_pointer(&name, &loc)).await
     }
 }

@@ -204,9 +204,7 @@ impl Worker {
         };
         let result = match result {
             // A table whose Iceberg table is not created yet has nothing to maintain.
-            Err(MaintenanceError::Iceberg(e))
-                if e.kind() == iceberg::ErrorKind::TableNotFound && !forced =>
-            {
+            Err(MaintenanceError::Iceberg(e)) if e.kind() == iceberg::ErrorKind::TableNotFound => {
                 return Ok(Report { table: name.to_owned(), ..Report::default() });
             }
             r => r,

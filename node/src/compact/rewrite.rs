@@ -91,8 +91,6 @@ impl Merge {
         let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
         let mut merge = Merge { inputs: Vec::new(), held: Vec::new(), heap: BinaryHeap::new() };
         for file in files {
-            // Zombi tables have one partition spec, the default.
-            let spec = Some(metadata.default_partition_spec().clone());
             let task = FileScanTask::builder()
                 .with_file_size_in_bytes(file.file_size_in_bytes())
                 .with_start(0)
@@ -102,8 +100,8 @@ impl Merge {
                 .with_data_file_format(DataFileFormat::Parquet)
                 .with_schema(schema.clone())
                 .with_project_field_ids(field_ids.clone())
-                .with_partition(Some(file.partition().clone()))
-                .with_partition_spec(spec)
+                // No partition constants: `event_date` and `event_hour` are read from the
+                // file as plain columns, the form the writer takes.
                 .with_case_sensitive(true)
                 .build();
             let reader = table
