@@ -73,7 +73,8 @@ impl Moto {
             if let Some(t) = &token {
                 query.push(("continuation-token", t.clone()));
             }
-            let body = c.get(format!("{}/{bucket}", self.url)).query(&query).send().await?.text().await?;
+            let body =
+                c.get(format!("{}/{bucket}", self.url)).query(&query).send().await?.text().await?;
             keys.extend(tags(&body, "Key"));
             token = tags(&body, "NextContinuationToken").into_iter().next();
             if token.is_none() {

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use zombi_tests::engines::{
-    self, EngineOpts, assert_exact, expected, figures, files_under, iceberg_rust_rows,
-    read_ipc, referenced_files, rows_of,
+    self, EngineOpts, assert_exact, expected, figures, files_under, iceberg_rust_rows, read_ipc,
+    referenced_files, rows_of,
 };
 use zombi_tests::producer::{Acked, send_acked};
 use zombi_tests::{Edge, Node, client, wait_for};
@@ -20,10 +20,8 @@ const HOURS: i64 = 4;
 const PARTITIONS: u32 = 2;
 
 /// Flushes happen on request only, and maintenance only on `POST /compact`.
-const MANUAL: [(&str, &str); 2] = [
-    ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
-    ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
-];
+const MANUAL: [(&str, &str); 2] =
+    [("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"), ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false")];
 
 /// `rounds` rounds of `per` events per (hour, partition), each round its own commit, so
 /// every hour gets one small file per round.
@@ -95,12 +93,8 @@ async fn compaction_keeps_every_engine_exact_and_time_travel_and_hot_reads_worki
     assert_ne!(report["snapshot_id"], pre["snapshot_id"], "{report}");
 
     // Same rows in every engine, a quarter of the files.
-    let after = engines::python_engines(
-        &node.url(),
-        "events",
-        &["pyiceberg", "duckdb", "spark"],
-        &opts,
-    )?;
+    let after =
+        engines::python_engines(&node.url(), "events", &["pyiceberg", "duckdb", "spark"], &opts)?;
     for engine in ["pyiceberg", "duckdb", "spark"] {
         assert_eq!(figures(&after[engine])?, want, "{engine} after: {}", after[engine]);
     }
@@ -133,7 +127,8 @@ async fn compaction_keeps_every_engine_exact_and_time_travel_and_hot_reads_worki
     }
     let mut seen = rows_of(&iceberg_rust_rows(&node.url(), "events", None).await?);
     for (p, from) in w["watermarks"].as_object().unwrap() {
-        let (status, body) = node.hot("events", &format!("partition={p}&from_sequence={from}")).await?;
+        let (status, body) =
+            node.hot("events", &format!("partition={p}&from_sequence={from}")).await?;
         assert_eq!(status, 200);
         seen.extend(rows_of(&read_ipc(&body)?));
     }
@@ -364,7 +359,8 @@ async fn maintenance_on_the_s3_warehouse() -> anyhow::Result<()> {
     let node = Node::start(&env).await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let acked = write_rounds(&node, &edge, "s3m", 4, 3, 0).await?;
-    let files_before = referenced_files(&node.url(), "s3m", &moto.engine_opts()).await?.current_data_files.len();
+    let files_before =
+        referenced_files(&node.url(), "s3m", &moto.engine_opts()).await?.current_data_files.len();
     assert!(files_before >= 4 * HOURS as usize);
     let report = node.compact("s3m").await?;
     assert!(report["files_deleted"].as_u64() > Some(0), "{report}");
@@ -373,7 +369,8 @@ async fn maintenance_on_the_s3_warehouse() -> anyhow::Result<()> {
     // Exact: count, distinct pairs and their checksum all match the acknowledged set.
     let mut want = expected(&acked);
     want.date_count = None;
-    let got = engines::python_engines(&node.url(), "s3m", &["pyiceberg", "duckdb"], &moto.engine_opts())?;
+    let got =
+        engines::python_engines(&node.url(), "s3m", &["pyiceberg", "duckdb"], &moto.engine_opts())?;
     for engine in ["pyiceberg", "duckdb"] {
         assert_eq!(figures(&got[engine])?, want, "{engine}: {}", got[engine]);
     }

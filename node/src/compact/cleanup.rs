@@ -19,8 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iceberg::spec::{ManifestFile, ManifestStatus};
 use iceberg::Catalog as _;
+use iceberg::spec::{ManifestFile, ManifestStatus};
 use iceberg::table::Table;
 
 use super::error::MaintenanceError;
@@ -112,7 +112,9 @@ impl Cleanup {
             let path = snapshot.manifest_list().to_owned();
             let list = match self.lists.get(&path) {
                 Some(l) => l.clone(),
-                None => Arc::new(table.manifest_list_reader(snapshot).load().await?.entries().to_vec()),
+                None => {
+                    Arc::new(table.manifest_list_reader(snapshot).load().await?.entries().to_vec())
+                }
             };
             for manifest in list.iter() {
                 if out.insert(manifest.manifest_path.clone()) {
@@ -140,7 +142,10 @@ mod tests {
     #[test]
     fn only_names_iceberg_writers_produce_are_candidates() {
         let loc = "s3://b/lake/zombi/events";
-        assert!(ours("s3://b/lake/zombi/events/data/event_date=2026-01-01/event_hour=3/x.parquet", loc));
+        assert!(ours(
+            "s3://b/lake/zombi/events/data/event_date=2026-01-01/event_hour=3/x.parquet",
+            loc
+        ));
         assert!(ours("s3://b/lake/zombi/events/metadata/snap-1-1-u.avro", loc));
         assert!(ours("s3://b/lake/zombi/events/metadata/00003-u.metadata.json", loc));
         assert!(!ours("s3://b/lake/zombi/events/metadata/version-hint.text", loc));

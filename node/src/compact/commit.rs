@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestEntry, ManifestFile,
-    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation,
-    Snapshot, Summary, TableMetadata,
+    ManifestListWriter, ManifestStatus, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot,
+    Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{Error, ErrorKind, Result};
@@ -216,7 +216,8 @@ pub async fn rebuild_with_replace(
     list.add_manifests(staged.manifests.iter().cloned().chain(kept))?;
     list.close().await?;
 
-    let summary = replace_summary(&parent.summary().additional_properties, staged, manifests_merged);
+    let summary =
+        replace_summary(&parent.summary().additional_properties, staged, manifests_merged);
     let snapshot = Snapshot::builder()
         .with_snapshot_id(staged.snapshot_id)
         .with_parent_snapshot_id(Some(parent.snapshot_id()))

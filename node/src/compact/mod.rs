@@ -210,6 +210,7 @@ impl Worker {
             r => r,
         };
         let took = started.elapsed();
+        let table = [("table", name.to_owned())];
         ::metrics::histogram!(metrics::RUN_SECONDS).record(took.as_secs_f64());
         let mut status = self.statuses.lock().unwrap().get(name).cloned().unwrap_or_default();
         status.runs += 1;
@@ -218,8 +219,16 @@ impl Worker {
         match &result {
             Ok(report) => {
                 ::metrics::counter!(metrics::RUNS, "result" => "ok").increment(1);
-                ::metrics::counter!(metrics::SNAPSHOTS_EXPIRED).increment(report.snapshots_expired);
-                ::metrics::counter!(metrics::FILES_DELETED).increment(report.files_deleted);
+                ::metrics::counter!(metrics::REWRITTEN_FILES, &table)
+                    .increment(report.files_rewritten);
+                ::metrics::counter!(metrics::REWRITTEN_BYTES, &table)
+                    .increment(report.bytes_rewritten);
+                ::metrics::counter!(metrics::WRITTEN_FILES, &table).increment(report.files_written);
+                ::metrics::counter!(metrics::MANIFESTS_MERGED, &table)
+                    .increment(report.manifests_merged);
+                ::metrics::counter!(metrics::SNAPSHOTS_EXPIRED, &table)
+                    .increment(report.snapshots_expired);
+                ::metrics::counter!(metrics::FILES_DELETED, &table).increment(report.files_deleted);
                 status.files_rewritten += report.files_rewritten;
                 status.bytes_rewritten += report.bytes_rewritten;
                 status.snapshots_expired += report.snapshots_expired;
@@ -227,12 +236,17 @@ impl Worker {
                 status.last_outcome = Some("ok".into());
                 status.last_error = None;
                 status.last_report = Some(report.clone());
-                if report.files_rewritten > 0 || report.snapshots_expired > 0 || report.files_deleted > 0 {
+                ::metrics::gauge!(metrics::LAST_RUN_FAILED, &table).set(0.0);
+                if report.files_rewritten > 0
+                    || report.snapshots_expired > 0
+                    || report.files_deleted > 0
+                {
                     tracing::info!(table = %name, rewritten = report.files_rewritten, written = report.files_written, expired = report.snapshots_expired, deleted = report.files_deleted, "maintained table");
                 }
             }
             Err(e) => {
                 ::metrics::counter!(metrics::RUNS, "result" => "error").increment(1);
+                ::metrics::gauge!(metrics::LAST_RUN_FAILED, &table).set(1.0);
                 tracing::warn!(table = %name, error = %e, "maintenance failed; retrying next interval");
                 status.last_outcome = Some("error".into());
                 status.last_error = Some(e.to_string());

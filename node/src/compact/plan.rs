@@ -54,7 +54,8 @@ pub fn plan_hour(files: &[FileInfo], s: &PlanSettings) -> Vec<Vec<usize>> {
         let mut bytes = 0;
         for i in small {
             if !group.is_empty()
-                && (group.len() >= MAX_GROUP_FILES || bytes + files[i].size > 2 * s.target_file_size)
+                && (group.len() >= MAX_GROUP_FILES
+                    || bytes + files[i].size > 2 * s.target_file_size)
             {
                 groups.push(std::mem::take(&mut group));
                 bytes = 0;

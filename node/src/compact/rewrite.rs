@@ -39,10 +39,11 @@ pub async fn rewrite(
     let mut rows = 0u64;
     while let Some(batch) = merge.next_batch().await? {
         rows += batch.num_rows() as u64;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
-            Error::new(ErrorKind::DataInvalid, "merged rows do not fit the table schema")
-                .with_source(e)
-        })?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
+                Error::new(ErrorKind::DataInvalid, "merged rows do not fit the table schema")
+                    .with_source(e)
+            })?;
         writer.write(batch).await?;
     }
     let files = writer.close().await?;
@@ -52,7 +53,9 @@ pub async fn rewrite(
         // Never commit a rewrite that does not hold exactly the rows it replaces.
         return Err(Error::new(
             ErrorKind::DataInvalid,
-            format!("rewrite read {rows} and wrote {written} rows where the inputs hold {expected}"),
+            format!(
+                "rewrite read {rows} and wrote {written} rows where the inputs hold {expected}"
+            ),
         ));
     }
     Ok(files)
@@ -160,21 +163,27 @@ impl Merge {
             return Ok(None);
         }
         let batches: Vec<&RecordBatch> = self.held.iter().collect();
-        let out = arrow_select::interleave::interleave_record_batch(&batches, &picks)
-            .map_err(|e| Error::new(ErrorKind::Unexpected, "cannot merge batches").with_source(e))?;
+        let out =
+            arrow_select::interleave::interleave_record_batch(&batches, &picks).map_err(|e| {
+                Error::new(ErrorKind::Unexpected, "cannot merge batches").with_source(e)
+            })?;
         self.release();
         Ok(Some(out))
     }
 
     /// Drops held batches that no input points into any more, renumbering the rest.
     fn release(&mut self) {
-        let mut keep: Vec<usize> = self.inputs.iter().filter(|i| i.row < i.rows).map(|i| i.batch).collect();
+        let mut keep: Vec<usize> =
+            self.inputs.iter().filter(|i| i.row < i.rows).map(|i| i.batch).collect();
         keep.sort_unstable();
         keep.dedup();
         let held = std::mem::take(&mut self.held);
         let mut renumber = std::collections::HashMap::new();
-        for (new, (old, batch)) in
-            held.into_iter().enumerate().filter(|(old, _)| keep.binary_search(old).is_ok()).enumerate()
+        for (new, (old, batch)) in held
+            .into_iter()
+            .enumerate()
+            .filter(|(old, _)| keep.binary_search(old).is_ok())
+            .enumerate()
         {
             renumber.insert(old, new);
             self.held.push(batch);

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestStatus, Struct};
 use iceberg::Catalog as _;
+use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestStatus, Struct};
 use iceberg::table::Table;
 use serde::Serialize;
 use zombi_shared::config::MaintenanceConfig;
@@ -161,7 +161,10 @@ impl TableMaintenance {
                     .and_then(|id| metadata.snapshot_by_id(id))
                     .map_or(0, |s| s.timestamp_ms());
                 let info = FileInfo { size: e.file_size_in_bytes(), added_ms };
-                hours.entry(e.data_file().partition().clone()).or_default().push((info, e.data_file().clone()));
+                hours
+                    .entry(e.data_file().partition().clone())
+                    .or_default()
+                    .push((info, e.data_file().clone()));
             }
         }
         let plan_settings = PlanSettings {
@@ -197,7 +200,8 @@ impl TableMaintenance {
                 report.files_rewritten += inputs.len() as u64;
                 report.bytes_rewritten += bytes;
                 report.files_written += written.len() as u64;
-                report.bytes_written += written.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
+                report.bytes_written +=
+                    written.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
                 removed.extend(inputs.iter().map(|f| f.file_path().to_owned()));
                 added.extend(written);
             }
@@ -215,7 +219,8 @@ impl TableMaintenance {
                 loaded
                     .iter()
                     .filter(|(m, _)| {
-                        m.manifest_length < SMALL_MANIFEST_BYTES && !chosen.contains(&m.manifest_path)
+                        m.manifest_length < SMALL_MANIFEST_BYTES
+                            && !chosen.contains(&m.manifest_path)
                     })
                     .cloned(),
             );
@@ -234,10 +239,6 @@ impl TableMaintenance {
             })
             .await?;
         crash_point("compact-after-commit");
-        metrics::counter!(m::REWRITTEN_FILES).increment(report.files_rewritten);
-        metrics::counter!(m::REWRITTEN_BYTES).increment(report.bytes_rewritten);
-        metrics::counter!(m::WRITTEN_FILES).increment(report.files_written);
-        metrics::counter!(m::MANIFESTS_MERGED).increment(report.manifests_merged);
         Ok(committed)
     }
 }
@@ -256,12 +257,18 @@ pub async fn measure(
     }
     if let Some(snapshot) = metadata.current_snapshot() {
         let total = |k: &str| {
-            snapshot.summary().additional_properties.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+            snapshot
+                .summary()
+                .additional_properties
+                .get(k)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
         };
         status.data_files = total("total-data-files");
         status.data_bytes = total("total-files-size");
         status.average_file_bytes = status.data_bytes / status.data_files.max(1);
-        status.manifests = table.manifest_list_reader(snapshot).load().await?.entries().len() as u64;
+        status.manifests =
+            table.manifest_list_reader(snapshot).load().await?.entries().len() as u64;
     }
     let labels = [("table", name.to_owned())];
     metrics::gauge!(m::DATA_FILES, &labels).set(status.data_files as f64);

@@ -22,7 +22,7 @@ use zombi_shared::wire::{INGEST_PATH, MSGPACK_CONTENT_TYPE};
 pub use error::ApiError;
 
 use crate::combiner::Combiner;
-use crate::compact::{MaintenanceError, MaintenanceStatus, Maintainer};
+use crate::compact::{Maintainer, MaintenanceError, MaintenanceStatus};
 use crate::flush::{FlushError, Flusher, TableStatus};
 use crate::hot::HotStore;
 use crate::ingest::{IngestError, IngestService};

@@ -16,8 +16,9 @@ use serde::de::DeserializeOwned;
 
 pub use edge::{EdgeAuth, EdgeConfig, EdgeLimits, ForwardConfig};
 pub use node::{
-    CombinerConfig, Durability, FlushConfig, IcebergConfig, MaintenanceConfig, MaintenanceOverrides,
-    NodeAuth, NodeConfig, NodeLimits, S3Config, SnapshotMode, SnapshotPolicy, TableFlushSettings, TableOverrides,
+    CombinerConfig, Durability, FlushConfig, IcebergConfig, MaintenanceConfig,
+    MaintenanceOverrides, NodeAuth, NodeConfig, NodeLimits, S3Config, SnapshotMode, SnapshotPolicy,
+    TableFlushSettings, TableOverrides,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -19,9 +19,7 @@ fn env_u64(key: &str, default: u64) -> u64 {
 async fn commit_seconds(node: &Node) -> anyhow::Result<(f64, f64)> {
     let text = client().get(format!("{}/metrics", node.url())).send().await?.text().await?;
     let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
+        text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
     };
     Ok((value("zombi_node_commit_seconds_sum "), value("zombi_node_commit_seconds_count ")))
 }
@@ -40,13 +38,17 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
         let c = client();
         let mut i = 0u64;
         while started.elapsed() < limit && i < 10_000_000 {
-            let _ = send_one(&c, &url, "aging", &json!({"payload": {"i": i, "pad": "x".repeat(200)}})).await;
+            let _ =
+                send_one(&c, &url, "aging", &json!({"payload": {"i": i, "pad": "x".repeat(200)}}))
+                    .await;
             i += 1;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
     println!("\n{label}\n");
-    println!("| commits | mean commit ms (last 1,000) | metadata JSON bytes | manifests | snapshots | data files | elapsed s |");
+    println!(
+        "| commits | mean commit ms (last 1,000) | metadata JSON bytes | manifests | snapshots | data files | elapsed s |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut next = 1_000;
     let mut last = commit_seconds(&node).await?;
@@ -63,7 +65,12 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
         last = now;
         let m = &stats["tables"]["aging"]["maintenance"];
         let (json_bytes, manifests, snapshots, files) = if maintenance {
-            (m["metadata_json_bytes"].clone(), m["manifests"].clone(), m["snapshots"].clone(), m["data_files"].clone())
+            (
+                m["metadata_json_bytes"].clone(),
+                m["manifests"].clone(),
+                m["snapshots"].clone(),
+                m["data_files"].clone(),
+            )
         } else {
             (Value::from("—"), Value::from("—"), Value::from(made), Value::from("—"))
         };
@@ -80,7 +87,11 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
         let m = &stats["tables"]["aging"]["maintenance"];
         println!(
             "\nafter an explicit compaction: {} data files, {} bytes, {} manifests, {} snapshots, metadata {} bytes (report: {report})",
-            m["data_files"], m["data_bytes"], m["manifests"], m["snapshots"], m["metadata_json_bytes"]
+            m["data_files"],
+            m["data_bytes"],
+            m["manifests"],
+            m["snapshots"],
+            m["metadata_json_bytes"]
         );
     } else {
         let _ = stats;
