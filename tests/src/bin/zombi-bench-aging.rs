@@ -1,6 +1,8 @@
 //! `just bench-aging`: commit time and metadata size as a table ages. A producer keeps one
-//! table committing at `flush.interval_ms = 10` until it has made `ZOMBI_AGING_COMMITS`
-//! commits (default 20,000), with the default maintenance settings; a baseline run in the
+//! table committing at `flush.interval_ms = 10` (100× the default rate) until it has made
+//! `ZOMBI_AGING_COMMITS` commits (default 20,000). Maintenance runs with the default
+//! settings, its clocks scaled to the faster commit rate (every second instead of every
+//! minute: about as many commits per run as a default table makes). A baseline run in the
 //! same process does the same without maintenance up to `ZOMBI_AGING_BASELINE_COMMITS`
 //! (default 3,000). Prints one markdown row per 1,000 commits. Figures are for reading,
 //! never for pass/fail; both loops are bounded in count and time.
@@ -29,6 +31,11 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
     let node = Node::start(&[
         ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "10"),
         ("ZOMBI_NODE__MAINTENANCE__ENABLED", enabled),
+        // The default clocks (60 s, 600 s, 600 s, 300 s) divided by 60.
+        ("ZOMBI_NODE__MAINTENANCE__INTERVAL_SECS", "1"),
+        ("ZOMBI_NODE__MAINTENANCE__QUIET_SECS", "10"),
+        ("ZOMBI_NODE__MAINTENANCE__FILE_GRACE_SECS", "10"),
+        ("ZOMBI_NODE__MAINTENANCE__CLEANUP_INTERVAL_SECS", "5"),
     ])
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
@@ -47,15 +54,23 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
     });
     println!("\n{label}\n");
     println!(
-        "| commits | mean commit ms (last 1,000) | metadata JSON bytes | manifests | snapshots | data files | elapsed s |"
+        "| commits | mean commit ms (last 1,000) | metadata JSON bytes | manifests | snapshots | data files | peak metadata bytes / manifests / snapshots (last 1,000) | elapsed s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut peak = (0u64, 0u64, 0u64);
     let mut next = 1_000;
     let mut last = commit_seconds(&node).await?;
     let mut stats: Value = Value::Null;
     while next <= commits && started.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(200)).await;
         stats = node.stats().await?;
+        let m = &stats["tables"]["aging"]["maintenance"];
+        let get = |k: &str| m[k].as_u64().unwrap_or(0);
+        peak = (
+            peak.0.max(get("metadata_json_bytes")),
+            peak.1.max(get("manifests")),
+            peak.2.max(get("snapshots")),
+        );
         let made = stats["tables"]["aging"]["flush"]["commits"].as_u64().unwrap_or(0);
         if made < next {
             continue;
@@ -64,20 +79,20 @@ async fn age(label: &str, maintenance: bool, commits: u64, limit: Duration) -> a
         let mean_ms = (now.0 - last.0) / (now.1 - last.1).max(1.0) * 1000.0;
         last = now;
         let m = &stats["tables"]["aging"]["maintenance"];
-        let (json_bytes, manifests, snapshots, files) = if maintenance {
-            (
-                m["metadata_json_bytes"].clone(),
-                m["manifests"].clone(),
-                m["snapshots"].clone(),
-                m["data_files"].clone(),
-            )
+        let field = |k: &str| if maintenance { m[k].to_string() } else { "—".to_owned() };
+        let (json_bytes, manifests, files) =
+            (field("metadata_json_bytes"), field("manifests"), field("data_files"));
+        let snapshots = if maintenance { m["snapshots"].to_string() } else { made.to_string() };
+        let peaks = if maintenance {
+            format!("{} / {} / {}", peak.0, peak.1, peak.2)
         } else {
-            (Value::from("—"), Value::from("—"), Value::from(made), Value::from("—"))
+            "—".to_owned()
         };
         println!(
-            "| {made} | {mean_ms:.1} | {json_bytes} | {manifests} | {snapshots} | {files} | {:.0} |",
+            "| {made} | {mean_ms:.1} | {json_bytes} | {manifests} | {snapshots} | {files} | {peaks} | {:.0} |",
             started.elapsed().as_secs_f64()
         );
+        peak = (0, 0, 0);
         next += 1_000;
     }
     producer.abort();
