@@ -55,13 +55,21 @@ pub async fn run(
     let store = Arc::new(store);
     let warehouse =
         catalog::warehouse::location(&config).context("cannot prepare the warehouse")?;
+    let lister = match catalog::warehouse::Lister::new(&config, &warehouse) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the warehouse; unreferenced files will not be deleted");
+            None
+        }
+    };
     let catalog = Arc::new(ZombiCatalog::new(
         store.clone(),
         catalog::warehouse::file_io(&config),
+        lister,
         &config.iceberg.namespace,
         &warehouse,
     ));
-    let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone(), &warehouse);
+    let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
     let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
     let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone());
     let draining = Arc::new(AtomicBool::new(false));

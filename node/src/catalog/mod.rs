@@ -37,6 +37,8 @@ pub struct ZombiCatalog {
     cache: Mutex<HashMap<String, (String, Arc<TableMetadata>)>>,
     /// Files being written and not yet committed; file cleanup leaves them alone.
     inflight: InFlight,
+    /// Lists warehouse folders (`None` if the warehouse cannot be listed).
+    lister: Option<warehouse::Lister>,
 }
 
 fn unsupported(what: &str) -> Error {
@@ -58,7 +60,13 @@ impl std::fmt::Debug for ZombiCatalog {
 }
 
 impl ZombiCatalog {
-    pub fn new(store: Arc<HotStore>, file_io: FileIO, namespace: &str, warehouse: &str) -> Self {
+    pub fn new(
+        store: Arc<HotStore>,
+        file_io: FileIO,
+        lister: Option<warehouse::Lister>,
+        namespace: &str,
+        warehouse: &str,
+    ) -> Self {
         ZombiCatalog {
             store,
             file_io,
@@ -67,7 +75,12 @@ impl ZombiCatalog {
             commit_locks: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             inflight: InFlight::default(),
+            lister,
         }
+    }
+
+    pub fn lister(&self) -> Option<&warehouse::Lister> {
+        self.lister.as_ref()
     }
 
     pub fn file_io(&self) -> &FileIO {
@@ -246,6 +259,23 @@ impl Catalog for ZombiCatalog {
             ));
         }
         let table_location = format!("{}/{name}", self.namespace_location);
+        // Metadata already in the folder belongs to a table this node has no pointer to
+        // (its data directory was lost or replaced). Creating a new table there would hide
+        // that data, and cleanup would then delete it as unreferenced: refuse, loudly.
+        if let Some(lister) = &self.lister {
+            let metadata_dir = format!("{table_location}/metadata");
+            let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
+                Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
+            })?;
+            if existing.iter().any(|f| f.ends_with(".metadata.json")) {
+                return Err(Error::new(
+                    ErrorKind::DataInvalid,
+                    format!(
+                        "{metadata_dir} already holds Iceberg metadata that this node's catalog does not know (was its data directory lost or replaced?); refusing to create table {name} over it: restore the data directory, or move that folder away"
+                    ),
+                ));
+            }
+        }
         let creation = TableCreation { location: Some(table_location.clone()), ..creation };
         let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
         let location = MetadataLocation::new_with_metadata(table_location, &metadata);

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use iceberg::Catalog as _;
 use iceberg::spec::{ManifestFile, ManifestStatus};
 use iceberg::table::Table;
@@ -31,6 +32,8 @@ use crate::failpoints::crash_point;
 
 /// Most files one run deletes; the rest wait for the next run.
 const MAX_DELETES_PER_RUN: usize = 10_000;
+/// Deletions in flight at once.
+const DELETE_CONCURRENCY: usize = 16;
 
 #[derive(Default)]
 pub struct Cleanup {
@@ -64,12 +67,28 @@ impl Cleanup {
         grace: Duration,
     ) -> Result<Deleted, MaintenanceError> {
         let ident = catalog.ident(name);
-        let location = catalog.load_table(&ident).await?.metadata().location().to_owned();
+        let before = catalog.load_table(&ident).await?;
+        let location = before.metadata().location().to_owned();
         let mut listed = lister.list_files(&format!("{location}/data")).await?;
         listed.extend(lister.list_files(&format!("{location}/metadata")).await?);
         let tokens = catalog.inflight_tokens(name);
         let table = catalog.load_table(&ident).await?;
         let referenced = self.referenced(&table, manifests).await?;
+        // The listing and the metadata must spell paths alike, or every live file would
+        // look unreferenced: the metadata file and manifest list that were current before
+        // the listing (only cleanup deletes files) are a cheap proof.
+        let listed_set: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let current_files = before
+            .metadata_location()
+            .into_iter()
+            .chain(before.metadata().current_snapshot().map(|s| s.manifest_list()));
+        for path in current_files {
+            if !listed_set.contains(path) {
+                return Err(MaintenanceError::Failed(format!(
+                    "the warehouse listing does not show {path}, which the table references; deleting nothing"
+                )));
+            }
+        }
         let now = Instant::now();
         let mut unreferenced = HashSet::new();
         let mut due = Vec::new();
@@ -88,8 +107,13 @@ impl Cleanup {
         }
         self.first_seen.retain(|p, _| unreferenced.contains(p));
         let mut out = Deleted { files: 0, waiting: (unreferenced.len() - due.len()) as u64 };
-        for path in due {
-            table.file_io().delete(&path).await?;
+        // A few deletions at a time: object stores answer each in tens of milliseconds.
+        let file_io = table.file_io();
+        let mut deletions = futures::stream::iter(due)
+            .map(|path| async move { file_io.delete(&path).await.map(|()| path) })
+            .buffer_unordered(DELETE_CONCURRENCY);
+        while let Some(deleted) = deletions.next().await {
+            let path = deleted?;
             self.first_seen.remove(&path);
             out.files += 1;
             crash_point("compact-during-cleanup");

@@ -183,6 +183,19 @@ pub async fn rebuild_with_replace(
     manifests_merged: usize,
 ) -> Result<TableMetadata> {
     let metadata = current.metadata();
+    if metadata.format_version() != FormatVersion::V2 {
+        // Zombi creates v2 tables; the manifest list below is written as v2.
+        return Err(Error::new(
+            ErrorKind::FeatureUnsupported,
+            format!(
+                "maintenance supports format v2 tables only, not {}",
+                metadata.format_version()
+            ),
+        ));
+    }
+    // Stamped now, under the commit lock, so it is never older than the parent.
+    let now_ms = crate::hot::now_ms().max(metadata.last_updated_ms());
+    let expiry = Expiry { now_ms, ..expiry };
     let parent = metadata.current_snapshot().ok_or_else(|| {
         Error::new(ErrorKind::DataInvalid, "the table has no snapshot to maintain")
     })?;
@@ -222,7 +235,7 @@ pub async fn rebuild_with_replace(
         .with_snapshot_id(staged.snapshot_id)
         .with_parent_snapshot_id(Some(parent.snapshot_id()))
         .with_sequence_number(sequence_number)
-        .with_timestamp_ms(expiry.now_ms.max(metadata.last_updated_ms()))
+        .with_timestamp_ms(now_ms)
         .with_manifest_list(list_path)
         .with_summary(Summary { operation: Operation::Replace, additional_properties: summary })
         .with_schema_id(metadata.current_schema_id())

@@ -39,7 +39,6 @@ pub use error::MaintenanceError;
 pub use table::{MaintenanceStatus, Report};
 
 use crate::catalog::ZombiCatalog;
-use crate::catalog::warehouse::Lister;
 use crate::hot::HotStore;
 use table::TableMaintenance;
 
@@ -48,8 +47,6 @@ pub struct Ctx {
     pub store: Arc<HotStore>,
     pub catalog: Arc<ZombiCatalog>,
     pub config: Arc<NodeConfig>,
-    /// `None` when the warehouse cannot be listed: cleanup is then skipped (and logged).
-    pub lister: Option<Lister>,
 }
 
 struct Request {
@@ -71,17 +68,9 @@ impl Maintainer {
         store: Arc<HotStore>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
-        warehouse: &str,
     ) -> Self {
         metrics::describe();
-        let lister = match Lister::new(&config, warehouse) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list the warehouse; unreferenced files will not be deleted");
-                None
-            }
-        };
-        let ctx = Arc::new(Ctx { store: store.clone(), catalog, config, lister });
+        let ctx = Arc::new(Ctx { store: store.clone(), catalog, config });
         let (requests, rx) = mpsc::channel(64);
         let maintainer = Maintainer {
             requests,

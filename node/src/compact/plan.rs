@@ -10,6 +10,9 @@
 #[derive(Debug, Clone)]
 pub struct FileInfo {
     pub size: u64,
+    /// Written by a rewrite that did not reduce the number of files: merging it again
+    /// would not either, so it counts as done.
+    pub done: bool,
     /// When the snapshot that added it was committed (0 when that snapshot expired).
     pub added_ms: i64,
 }
@@ -41,31 +44,20 @@ fn tier(size: u64) -> u32 {
 
 /// Groups of indexes into `files` to rewrite, each group into new files of one hour.
 pub fn plan_hour(files: &[FileInfo], s: &PlanSettings) -> Vec<Vec<usize>> {
-    let small: Vec<usize> =
-        (0..files.len()).filter(|i| !settled(files[*i].size, s.target_file_size)).collect();
+    let small: Vec<usize> = (0..files.len())
+        .filter(|i| !files[*i].done && !settled(files[*i].size, s.target_file_size))
+        .collect();
     if small.len() < 2 {
         return Vec::new();
     }
     let quiet = s.full || files.iter().all(|f| s.now_ms.saturating_sub(f.added_ms) >= s.quiet_ms);
+    let target = s.target_file_size;
     if quiet {
         // Everything small, in groups of at most two targets' worth of input.
-        let mut groups = Vec::new();
-        let mut group: Vec<usize> = Vec::new();
-        let mut bytes = 0;
-        for i in small {
-            if !group.is_empty()
-                && (group.len() >= MAX_GROUP_FILES
-                    || bytes + files[i].size > 2 * s.target_file_size)
-            {
-                groups.push(std::mem::take(&mut group));
-                bytes = 0;
-            }
-            bytes += files[i].size;
-            group.push(i);
-        }
-        groups.push(group);
-        groups.retain(|g| g.len() >= 2);
-        return groups;
+        return bounded_groups(&small, files, target)
+            .into_iter()
+            .filter(|g| g.len() >= 2 && shrinks(g, files, target))
+            .collect();
     }
     let mut tiers: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
     for i in small {
@@ -73,13 +65,42 @@ pub fn plan_hour(files: &[FileInfo], s: &PlanSettings) -> Vec<Vec<usize>> {
     }
     let mut groups = Vec::new();
     for members in tiers.into_values() {
-        for chunk in members.chunks(MAX_GROUP_FILES) {
-            if chunk.len() >= s.min_input_files {
-                groups.push(chunk.to_vec());
-            }
-        }
+        groups.extend(
+            bounded_groups(&members, files, target)
+                .into_iter()
+                .filter(|g| g.len() >= s.min_input_files && shrinks(g, files, target)),
+        );
     }
     groups
+}
+
+/// `members` in order, cut into groups of at most `MAX_GROUP_FILES` files and two targets'
+/// worth of input bytes (what one merge holds in memory is bounded by both).
+fn bounded_groups(members: &[usize], files: &[FileInfo], target: u64) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for &i in members {
+        if !group.is_empty()
+            && (group.len() >= MAX_GROUP_FILES || bytes + files[i].size > 2 * target)
+        {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += files[i].size;
+        group.push(i);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
+/// A merge is worth it only if it leaves fewer files than it takes, so a quiet hour is
+/// never rewritten over and over into the same number of files.
+fn shrinks(group: &[usize], files: &[FileInfo], target: u64) -> bool {
+    let bytes: u64 = group.iter().map(|i| files[*i].size).sum();
+    bytes.div_ceil(target.max(1)) < group.len() as u64
 }
 
 /// A snapshot as expiry sees it.
@@ -134,7 +155,7 @@ mod tests {
     }
 
     fn files(sizes: &[u64], added_ms: i64) -> Vec<FileInfo> {
-        sizes.iter().map(|s| FileInfo { size: *s, added_ms }).collect()
+        sizes.iter().map(|s| FileInfo { size: *s, added_ms, done: false }).collect()
     }
 
     #[test]
@@ -170,8 +191,12 @@ mod tests {
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), vec![32, 32, 6]);
         let big = files(&[90 * MIB, 90 * MIB, 90 * MIB, 10], 0);
         let groups = plan_hour(&big, &s);
-        // 2 × target of input at most per group; a lone file is left alone.
-        assert_eq!(groups, vec![vec![0, 1], vec![2, 3]]);
+        // 2 × target of input at most per group; two 90 MiB files would come out as two
+        // files again, so only the last group is worth a rewrite.
+        assert_eq!(groups, vec![vec![2, 3]]);
+        // Two files that would come out as two files are not rewritten.
+        let halves = files(&[80 * MIB, 80 * MIB], 0);
+        assert!(plan_hour(&halves, &PlanSettings { target_file_size: 100 * MIB, ..s }).is_empty());
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct MaintenanceStatus {
 #[derive(Default)]
 pub struct TableMaintenance {
     manifests: ManifestCache,
+    /// Outputs of rewrites that did not reduce the number of files (see `FileInfo::done`).
+    /// In memory only: after a restart such a file may be merged once more.
+    done: HashSet<String>,
     cleanup: Cleanup,
     last_cleanup: Option<Instant>,
 }
@@ -94,7 +97,15 @@ impl TableMaintenance {
         };
         let table = ctx.catalog.load_table(&ident).await?;
         let before = table.metadata().snapshots().len() as u64;
-        let after = match self.compact(ctx, &table, settings, forced, expiry, &mut report).await? {
+        // A compaction that fails (a damaged input, a conflict) must not keep expiry and
+        // cleanup from bounding the metadata: they run anyway, and the error is the run's.
+        let compacted = self.compact(ctx, &table, settings, forced, expiry, &mut report).await;
+        let (after, failed) = match compacted {
+            Ok(Some(t)) => (Some(t), None),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e)),
+        };
+        let after = match after {
             Some(t) => Some(t),
             None => {
                 ctx.catalog
@@ -105,13 +116,13 @@ impl TableMaintenance {
             }
         };
         if let Some(after) = &after {
-            let added = u64::from(report.files_written > 0 || report.manifests_merged > 0);
+            let added = u64::from(failed.is_none() && report.manifests_merged > 0);
             report.snapshots_expired =
                 (before + added).saturating_sub(after.metadata().snapshots().len() as u64);
         }
         let cleanup_every = Duration::from_secs(settings.cleanup_interval_secs);
         if forced || self.last_cleanup.is_none_or(|t| t.elapsed() >= cleanup_every) {
-            if let Some(lister) = &ctx.lister {
+            if let Some(lister) = ctx.catalog.lister() {
                 let grace = Duration::from_secs(settings.file_grace_secs);
                 let deleted = self
                     .cleanup
@@ -121,6 +132,9 @@ impl TableMaintenance {
                 report.files_awaiting_deletion = deleted.waiting;
             }
             self.last_cleanup = Some(Instant::now());
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let current = ctx.catalog.load_table(&ident).await?;
         report.snapshot_id = current.metadata().current_snapshot_id();
@@ -160,13 +174,16 @@ impl TableMaintenance {
                     .snapshot_id()
                     .and_then(|id| metadata.snapshot_by_id(id))
                     .map_or(0, |s| s.timestamp_ms());
-                let info = FileInfo { size: e.file_size_in_bytes(), added_ms };
+                let done = self.done.contains(e.file_path());
+                let info = FileInfo { size: e.file_size_in_bytes(), added_ms, done };
                 hours
                     .entry(e.data_file().partition().clone())
                     .or_default()
                     .push((info, e.data_file().clone()));
             }
         }
+        let live: HashSet<&str> = hours.values().flatten().map(|(_, f)| f.file_path()).collect();
+        self.done.retain(|p| live.contains(p.as_str()));
         let plan_settings = PlanSettings {
             target_file_size: ctx.config.iceberg.target_file_size_bytes,
             min_input_files: settings.min_input_files as usize,
@@ -174,7 +191,10 @@ impl TableMaintenance {
             now_ms: expiry.now_ms,
             full: forced,
         };
-        let mut budget = if forced { u64::MAX } else { settings.max_rewrite_bytes_per_run };
+        // An explicit run may do more than a background one, but not without bound: it
+        // holds the one maintenance worker. What is left is reported as `more`.
+        let mut budget =
+            settings.max_rewrite_bytes_per_run.saturating_mul(if forced { 8 } else { 1 });
         let mut removed: HashSet<String> = HashSet::new();
         let mut added: Vec<DataFile> = Vec::new();
         let run_id = uuid::Uuid::now_v7();
@@ -202,6 +222,9 @@ impl TableMaintenance {
                 report.files_written += written.len() as u64;
                 report.bytes_written +=
                     written.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
+                if written.len() >= inputs.len() {
+                    self.done.extend(written.iter().map(|f| f.file_path().to_owned()));
+                }
                 removed.extend(inputs.iter().map(|f| f.file_path().to_owned()));
                 added.extend(written);
             }

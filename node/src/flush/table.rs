@@ -362,7 +362,11 @@ impl TableFlusher {
         }
         let table = self.ctx.catalog.load_table(&self.ident).await?;
         // An earlier attempt with these very files may have gone through: check it first.
-        let earlier = self.pending.unverified.as_deref().and_then(|id| find_commit(&table, id));
+        let earlier = self
+            .pending
+            .unverified
+            .as_deref()
+            .and_then(|id| find_commit(&table, id, &self.committed, &watermarks));
         let snapshot_id = match earlier {
             Some(id) => {
                 tracing::warn!(table = %self.name, "an unconfirmed commit is in the table");
@@ -436,7 +440,7 @@ impl TableFlusher {
             Ok(table) => Ok(table.metadata().current_snapshot_id()),
             Err(e) => {
                 let reloaded = self.ctx.catalog.load_table(&self.ident).await?;
-                match find_commit(&reloaded, &commit_id) {
+                match find_commit(&reloaded, &commit_id, &self.committed, watermarks) {
                     Some(id) => {
                         tracing::warn!(table = %self.name, error = %e, "commit reported an error but is in the table");
                         metrics::counter!(m::COMMITS, "result" => "recovered").increment(1);
@@ -539,14 +543,29 @@ impl TableFlusher {
     }
 }
 
-/// The id of the snapshot made by `commit_id`, if it is in the table.
-fn find_commit(table: &Table, commit_id: &str) -> Option<i64> {
-    table
-        .metadata()
+/// The snapshot that holds the commit `commit_id` (which moved the watermarks from
+/// `committed` to `attempted`), if the table has it. Maintenance may have expired that very
+/// snapshot since, but it carries the watermark map forward, and only this flusher moves
+/// the watermarks: a current map at or past `attempted` means the commit went through.
+fn find_commit(
+    table: &Table,
+    commit_id: &str,
+    committed: &BTreeMap<u32, u64>,
+    attempted: &BTreeMap<u32, u64>,
+) -> Option<i64> {
+    let metadata = table.metadata();
+    let by_id = metadata
         .snapshots()
         .find(|s| {
             s.summary().additional_properties.get(layout::COMMIT_ID_KEY).map(String::as_str)
                 == Some(commit_id)
         })
-        .map(|s| s.snapshot_id())
+        .map(|s| s.snapshot_id());
+    by_id.or_else(|| {
+        let current = metadata.current_snapshot()?;
+        let now = layout::watermarks_from_summary(&current.summary().additional_properties);
+        let advanced = attempted.iter().any(|(p, w)| committed.get(p).copied().unwrap_or(0) < *w);
+        let holds = attempted.iter().all(|(p, w)| now.get(p).copied().unwrap_or(0) >= *w);
+        (advanced && holds).then(|| current.snapshot_id())
+    })
 }

@@ -16,14 +16,18 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::layout::HourBatch;
 
-/// Rows per Parquet row group: bounds what a reader (compaction included) holds at once.
+/// Rows and bytes per Parquet row group: bound what a reader (compaction included) holds
+/// at once, and keep the rolling writer's size estimate (which counts the open row group
+/// uncompressed) close, so files roll over near the target size.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+const ROW_GROUP_BYTES: usize = 16 << 20;
 
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .build()
 }
 
