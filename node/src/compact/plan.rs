@@ -13,7 +13,7 @@ pub struct FileInfo {
     /// Written by a rewrite that did not reduce the number of files: merging it again
     /// would not either, so it counts as done.
     pub done: bool,
-    /// When the snapshot that added it was committed (0 when that snapshot expired).
+    /// When it was added to the table (Unix ms).
     pub added_ms: i64,
 }
 

@@ -75,6 +75,8 @@ pub struct TableMaintenance {
     /// Outputs of rewrites that did not reduce the number of files (see `FileInfo::done`).
     /// In memory only: after a restart such a file may be merged once more.
     done: HashSet<String>,
+    /// When each live data file was added, as far as this process knows.
+    added: HashMap<String, i64>,
     cleanup: Cleanup,
     last_cleanup: Option<Instant>,
 }
@@ -170,10 +172,16 @@ impl TableMaintenance {
                 if e.content_type() != DataContentType::Data {
                     continue;
                 }
-                let added_ms = e
+                // The adding snapshot's time while it is retained; after it expired, when
+                // this process first saw the file (a restart only delays "quiet").
+                let committed_ms = e
                     .snapshot_id()
                     .and_then(|id| metadata.snapshot_by_id(id))
-                    .map_or(0, |s| s.timestamp_ms());
+                    .map(|s| s.timestamp_ms());
+                let added_ms = *self
+                    .added
+                    .entry(e.file_path().to_owned())
+                    .or_insert(committed_ms.unwrap_or(expiry.now_ms));
                 let done = self.done.contains(e.file_path());
                 let info = FileInfo { size: e.file_size_in_bytes(), added_ms, done };
                 hours
@@ -184,6 +192,7 @@ impl TableMaintenance {
         }
         let live: HashSet<&str> = hours.values().flatten().map(|(_, f)| f.file_path()).collect();
         self.done.retain(|p| live.contains(p.as_str()));
+        self.added.retain(|p, _| live.contains(p.as_str()));
         let plan_settings = PlanSettings {
             target_file_size: ctx.config.iceberg.target_file_size_bytes,
             min_input_files: settings.min_input_files as usize,
