@@ -190,6 +190,70 @@ mod tests {
     }
 
     #[test]
+    fn table_maintenance_overrides_apply_key_by_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                r#"
+                [maintenance]
+                interval_secs = 30
+                max_snapshots = 50
+                [tables.clicks.maintenance]
+                max_snapshots = 500
+                [tables.quiet.maintenance]
+                enabled = false
+                "#,
+            )?;
+            let cfg: NodeConfig = load(
+                NodeConfig::default(),
+                Some(Path::new("node.toml")),
+                "ZOMBI_NODE__",
+                NoFlags {},
+            )
+            .map_err(|e| e.to_string())?;
+            let clicks = cfg.table_maintenance("clicks");
+            assert_eq!((clicks.interval_secs, clicks.max_snapshots), (30, 500));
+            assert!(clicks.enabled);
+            assert!(!cfg.table_maintenance("quiet").enabled);
+            let other = cfg.table_maintenance("other");
+            assert_eq!((other.interval_secs, other.max_snapshots), (30, 50));
+            assert_eq!(other.file_grace_secs, MaintenanceConfig::default().file_grace_secs);
+
+            jail.create_file(
+                "bad.toml",
+                "[tables.clicks.maintenance]
+max_manifests = 1
+",
+            )?;
+            let err = load(
+                NodeConfig::default(),
+                Some(Path::new("bad.toml")),
+                "ZOMBI_NODE__",
+                NoFlags {},
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("tables.<name>.maintenance.max_manifests"), "{err}");
+            jail.create_file(
+                "typo.toml",
+                "[maintenance]
+max_snapshot = 3
+",
+            )?;
+            let err = load(
+                NodeConfig::default(),
+                Some(Path::new("typo.toml")),
+                "ZOMBI_NODE__",
+                NoFlags {},
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("max_snapshot"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_are_valid() {
         NodeConfig::default().validate().unwrap();
         EdgeConfig::default().validate().unwrap();
