@@ -267,7 +267,13 @@ impl Catalog for ZombiCatalog {
             let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
                 Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
             })?;
-            if existing.iter().any(|f| f.ends_with(".metadata.json")) {
+            // A lone version-0 file is what a crash during this very creation leaves (and
+            // holds no data): only later versions mean a table that had commits.
+            let committed = |f: &String| {
+                let file = f.rsplit('/').next().unwrap_or(f);
+                file.ends_with(".metadata.json") && !file.starts_with("00000-")
+            };
+            if existing.iter().any(committed) {
                 return Err(Error::new(
                     ErrorKind::DataInvalid,
                     format!(
