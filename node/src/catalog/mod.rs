@@ -83,10 +83,6 @@ impl ZombiCatalog {
         self.lister.as_ref()
     }
 
-    pub fn file_io(&self) -> &FileIO {
-        &self.file_io
-    }
-
     /// Registers `token` (a string in the names of files about to be written for `table`)
     /// as in flight until the guard is dropped; see [`inflight`].
     pub fn protect(&self, table: &str, token: String) -> InFlightGuard {

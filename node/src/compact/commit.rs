@@ -28,7 +28,7 @@ use crate::layout;
 const MANIFEST_ENTRIES: usize = 20_000;
 
 /// A new positive snapshot id.
-pub fn new_snapshot_id() -> i64 {
+fn new_snapshot_id() -> i64 {
     (uuid::Uuid::new_v4().as_u64_pair().0 & (i64::MAX as u64)) as i64
 }
 
@@ -42,15 +42,23 @@ pub struct Staged {
     pub removed: Vec<DataFile>,
 }
 
-/// Writes the manifests that replace `replaced` (with their loaded entries): `removed`
-/// paths become DELETED, `added` files ADDED, the rest EXISTING.
+/// Writes the manifests of a new snapshot that replace `replaced` (with their loaded
+/// entries): `removed` paths become DELETED, `added` files ADDED, the rest EXISTING.
 pub async fn stage(
     table: &Table,
-    snapshot_id: i64,
     replaced: &[(ManifestFile, Arc<Vec<Arc<ManifestEntry>>>)],
     removed: &HashSet<String>,
     added: Vec<DataFile>,
 ) -> Result<Staged> {
+    let version = table.metadata().format_version();
+    if version != FormatVersion::V2 {
+        // Zombi creates v2 tables, and writes v2 manifests and manifest lists.
+        return Err(Error::new(
+            ErrorKind::FeatureUnsupported,
+            format!("maintenance supports format v2 tables only, not {version}"),
+        ));
+    }
+    let snapshot_id = new_snapshot_id();
     let commit_uuid = uuid::Uuid::new_v4();
     let mut writers = ManifestRoller::new(snapshot_id, commit_uuid);
     let mut removed_files = Vec::new();
@@ -125,12 +133,8 @@ impl ManifestRoller {
                 Some(self.snapshot_id),
                 metadata.current_schema().clone(),
                 metadata.default_partition_spec().as_ref().clone(),
-            );
-            let writer = match metadata.format_version() {
-                FormatVersion::V1 => writer.build_v1(),
-                FormatVersion::V2 => writer.build_v2_data(),
-                FormatVersion::V3 => writer.build_v3_data(),
-            };
+            )
+            .build_v2_data();
             self.current = Some((writer, 0));
         }
         let (w, n) = self.current.as_mut().expect("set above");
@@ -180,19 +184,8 @@ pub async fn rebuild_with_replace(
     current: &Table,
     staged: &Staged,
     expiry: Expiry,
-    manifests_merged: usize,
 ) -> Result<TableMetadata> {
     let metadata = current.metadata();
-    if metadata.format_version() != FormatVersion::V2 {
-        // Zombi creates v2 tables; the manifest list below is written as v2.
-        return Err(Error::new(
-            ErrorKind::FeatureUnsupported,
-            format!(
-                "maintenance supports format v2 tables only, not {}",
-                metadata.format_version()
-            ),
-        ));
-    }
     // Stamped now, under the commit lock, so it is never older than the parent.
     let now_ms = crate::hot::now_ms().max(metadata.last_updated_ms());
     let expiry = Expiry { now_ms, ..expiry };
@@ -229,8 +222,7 @@ pub async fn rebuild_with_replace(
     list.add_manifests(staged.manifests.iter().cloned().chain(kept))?;
     list.close().await?;
 
-    let summary =
-        replace_summary(&parent.summary().additional_properties, staged, manifests_merged);
+    let summary = replace_summary(&parent.summary().additional_properties, staged);
     let snapshot = Snapshot::builder()
         .with_snapshot_id(staged.snapshot_id)
         .with_parent_snapshot_id(Some(parent.snapshot_id()))
@@ -270,11 +262,7 @@ pub fn rebuild_with_expiry(current: &Table, expiry: Expiry) -> Result<Option<Tab
 
 /// The summary of a replace snapshot: the parent's watermark map (the hot/cold contract
 /// holds across maintenance), a new commit id, and the usual counts and totals.
-fn replace_summary(
-    parent: &HashMap<String, String>,
-    staged: &Staged,
-    manifests_merged: usize,
-) -> HashMap<String, String> {
+fn replace_summary(parent: &HashMap<String, String>, staged: &Staged) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = parent
         .iter()
         .filter(|(k, _)| k.starts_with(layout::WATERMARK_PREFIX))
@@ -307,7 +295,6 @@ fn replace_summary(
         ("total-equality-deletes", total("total-equality-deletes")),
         ("manifests-created", staged.manifests.len() as i64),
         ("manifests-replaced", staged.replaced.len() as i64),
-        ("zombi.manifests-merged", manifests_merged as i64),
     ] {
         out.insert(k.to_owned(), v.to_string());
     }

@@ -101,13 +101,14 @@ impl TableMaintenance {
         let before = table.metadata().snapshots().len() as u64;
         // A compaction that fails (a damaged input, a conflict) must not keep expiry and
         // cleanup from bounding the metadata: they run anyway, and the error is the run's.
-        let compacted = self.compact(ctx, &table, settings, forced, expiry, &mut report).await;
-        let (after, failed) = match compacted {
-            Ok(Some(t)) => (Some(t), None),
-            Ok(None) => (None, None),
-            Err(e) => (None, Some(e)),
-        };
-        let after = match after {
+        let (replaced, failed) =
+            match self.compact(ctx, &table, settings, forced, expiry, &mut report).await {
+                Ok(t) => (t, None),
+                Err(e) => (None, Some(e)),
+            };
+        // The replace commit expired snapshots too; otherwise a metadata-only commit does.
+        let added = u64::from(replaced.is_some());
+        let after = match replaced {
             Some(t) => Some(t),
             None => {
                 ctx.catalog
@@ -118,7 +119,6 @@ impl TableMaintenance {
             }
         };
         if let Some(after) = &after {
-            let added = u64::from(failed.is_none() && report.manifests_merged > 0);
             report.snapshots_expired =
                 (before + added).saturating_sub(after.metadata().snapshots().len() as u64);
         }
@@ -261,13 +261,11 @@ impl TableMaintenance {
             return Ok(None);
         }
         report.manifests_merged = replace.len() as u64;
-        let staged =
-            commit::stage(table, commit::new_snapshot_id(), &replace, &removed, added).await?;
-        let merged = replace.len();
+        let staged = commit::stage(table, &replace, &removed, added).await?;
         let committed = ctx
             .catalog
             .commit_rebuilt(table.identifier(), async |current: &Table| {
-                Ok(Some(commit::rebuild_with_replace(current, &staged, expiry, merged).await?))
+                Ok(Some(commit::rebuild_with_replace(current, &staged, expiry).await?))
             })
             .await?;
         crash_point("compact-after-commit");

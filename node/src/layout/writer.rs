@@ -57,7 +57,7 @@ pub async fn hour_writer(
 }
 
 /// The partition value of one hour.
-pub fn hour_partition(event_date: i32, event_hour: i32) -> Struct {
+fn hour_partition(event_date: i32, event_hour: i32) -> Struct {
     Struct::from_iter([Some(Literal::date(event_date)), Some(Literal::int(event_hour))])
 }
 
