@@ -99,6 +99,7 @@ pub enum Reason {
     NodeError,
     Internal,
     Route,
+    TableLimit,
 }
 
 impl Reason {
@@ -115,6 +116,7 @@ impl Reason {
             Reason::NodeError => "node_error",
             Reason::Internal => "internal",
             Reason::Route => "route",
+            Reason::TableLimit => "table_limit",
         }
     }
 }

@@ -1,15 +1,21 @@
 //! The node's ingest service: validates an internal batch again (the node never trusts the
-//! edge), admits it against the in-flight budget and hands each group to the combiner.
+//! edge), opens each group's table (registering it within `limits.max_tables` and waiting
+//! until it is ready), admits the batch against the in-flight budget and hands each group
+//! to the combiner.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
 use zombi_shared::envelope::{EventLimits, check_event};
 use zombi_shared::validate_table_name;
-use zombi_shared::wire::{BatchResponse, GroupResult, IngestBatch};
+use zombi_shared::wire::{BatchResponse, GroupError, GroupErrorCode, GroupResult, IngestBatch};
 
 use crate::combiner::{Combiner, CombinerError};
+use crate::flush::{Flusher, NotReady};
+use crate::hot::{HotError, HotStore};
 use crate::metrics as m;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +32,65 @@ pub enum IngestError {
 
 pub struct IngestService {
     combiner: Arc<Combiner>,
+    store: Arc<HotStore>,
+    flusher: Flusher,
     limits: EventLimits,
+    max_tables: usize,
+    ready_timeout: Duration,
 }
 
 impl IngestService {
-    pub fn new(combiner: Arc<Combiner>, config: &NodeConfig) -> Self {
-        let limits = EventLimits {
-            max_event_bytes: config.limits.max_event_bytes as usize,
-            max_partition: config.limits.max_partition,
-        };
-        IngestService { combiner, limits }
+    pub fn new(
+        combiner: Arc<Combiner>,
+        store: Arc<HotStore>,
+        flusher: Flusher,
+        config: &NodeConfig,
+    ) -> Self {
+        IngestService {
+            combiner,
+            store,
+            flusher,
+            limits: config.limits.event_limits(),
+            max_tables: usize::try_from(config.limits.max_tables).unwrap_or(usize::MAX),
+            ready_timeout: Duration::from_millis(config.limits.table_ready_timeout_ms),
+        }
+    }
+
+    /// Makes `table` ready for writes: registers it if it is new (within the table limit)
+    /// and waits until its flusher reconciled it with the Iceberg snapshot, so that no
+    /// sequence Iceberg already holds is handed out again.
+    async fn open_table(&self, table: &str) -> Result<(), GroupError> {
+        if self.store.table_id(table).is_none() {
+            let (store, name, limit) = (self.store.clone(), table.to_owned(), self.max_tables);
+            let registered =
+                tokio::task::spawn_blocking(move || store.ensure_table_within(&name, limit)).await;
+            match registered {
+                Ok(Ok(_)) => {}
+                Err(e) => {
+                    tracing::error!(%table, error = %e, "table registration task failed");
+                    return Err(CombinerError::Store(e.to_string()).to_wire());
+                }
+                Ok(Err(e @ HotError::TableLimit { .. })) => {
+                    metrics::counter!(m::REJECTIONS, "reason" => "table_limit").increment(1);
+                    return Err(GroupError {
+                        code: GroupErrorCode::TableLimit,
+                        message: e.to_string(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(%table, error = %e, "cannot register a table");
+                    return Err(CombinerError::Store(e.to_string()).to_wire());
+                }
+            }
+        }
+        self.flusher.wait_ready(table, self.ready_timeout).await.map_err(|e| {
+            let code = match e {
+                NotReady::ShuttingDown => GroupErrorCode::Unavailable,
+                _ => GroupErrorCode::NotReady,
+            };
+            metrics::counter!(m::REJECTIONS, "reason" => "not_ready").increment(1);
+            GroupError { code, message: e.to_string() }
+        })
     }
 
     /// Decodes and validates `body` completely before anything is admitted or stored.
@@ -46,27 +101,50 @@ impl IngestService {
         let events: usize = batch.groups.iter().map(|g| g.events.len()).sum();
         metrics::counter!(m::INGEST_EVENTS).increment(events as u64);
 
+        // Every table of the batch is opened before anything is admitted: waiting for a
+        // table holds no budget.
+        let names: Vec<String> = {
+            let mut names: Vec<String> = batch.groups.iter().map(|g| g.table.clone()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        };
+        let opened: BTreeMap<String, Result<(), GroupError>> =
+            join_all(names.iter().map(|t| self.open_table(t)))
+                .await
+                .into_iter()
+                .zip(names)
+                .map(|(r, t)| (t, r))
+                .collect();
         // All groups of the batch are admitted together, so a batch is refused whole.
         let admission = Arc::new(self.combiner.admit(weight).map_err(|_| {
             metrics::counter!(m::REJECTIONS, "reason" => "overloaded").increment(1);
             IngestError::Overloaded
         })?);
-        let results =
-            join_all(batch.groups.into_iter().map(|g| self.combiner.submit(g, admission.clone())))
-                .await;
+        let results = join_all(batch.groups.into_iter().map(|g| {
+            let admission = admission.clone();
+            let open = opened[&g.table].clone();
+            async move {
+                match open {
+                    Ok(()) => self.combiner.submit(g, admission).await.map_err(|e| {
+                        let reason = match e {
+                            CombinerError::Overloaded => "overloaded",
+                            CombinerError::ShuttingDown => "shutting_down",
+                            CombinerError::Store(_) => "store",
+                        };
+                        metrics::counter!(m::REJECTIONS, "reason" => reason).increment(1);
+                        e.to_wire()
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+        }))
+        .await;
         let groups = results
             .into_iter()
             .map(|r| match r {
                 Ok(acks) => GroupResult::Ok(acks),
-                Err(e) => {
-                    let reason = match e {
-                        CombinerError::Overloaded => "overloaded",
-                        CombinerError::ShuttingDown => "shutting_down",
-                        CombinerError::Store(_) => "store",
-                    };
-                    metrics::counter!(m::REJECTIONS, "reason" => reason).increment(1);
-                    GroupResult::Err(e.to_wire())
-                }
+                Err(e) => GroupResult::Err(e),
             })
             .collect();
         Ok(BatchResponse { groups })

@@ -33,6 +33,30 @@ use crate::hot::HotStore;
 use crate::ingest::IngestService;
 use crate::read::ReadService;
 
+/// Adopts the tables the warehouse holds and the catalog does not know (see
+/// `catalog::adopt`), retrying with backoff until one pass succeeds.
+async fn adopt_tables(catalog: Arc<ZombiCatalog>, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match catalog.adopt_all().await {
+            Ok(adopted) => {
+                if !adopted.is_empty() {
+                    tracing::warn!(tables = ?adopted, "adopted tables from the warehouse; events acknowledged but not yet committed before the data directory was lost are gone");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot look for tables to adopt in the warehouse");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 /// Runs the node until `shutdown` is cancelled, then drains: new requests get 503, requests
 /// in flight finish (bounded by `shutdown_timeout_ms`), the combiner writes what it holds,
 /// the WAL is synced, and the flusher makes a final, bounded flush.
@@ -69,6 +93,13 @@ pub async fn run(
         &config.iceberg.namespace,
         &warehouse,
     ));
+    // Tables found in the warehouse are in the catalog before the node serves, unless the
+    // warehouse is slow or unreachable: then adoption goes on in the background (writes
+    // to a table wait until its flusher has loaded it either way).
+    let mut adoption = tokio::spawn(adopt_tables(catalog.clone(), shutdown.clone()));
+    if tokio::time::timeout(Duration::from_secs(10), &mut adoption).await.is_err() {
+        tracing::warn!("adopting tables from the warehouse takes long; going on in the background");
+    }
     let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
     let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
     let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone());
@@ -77,7 +108,12 @@ pub async fn run(
         config: config.clone(),
         store: store.clone(),
         combiner: combiner.clone(),
-        ingest: Arc::new(IngestService::new(combiner.clone(), &config)),
+        ingest: Arc::new(IngestService::new(
+            combiner.clone(),
+            store.clone(),
+            flusher.clone(),
+            &config,
+        )),
         draining: draining.clone(),
         prometheus,
         flusher: flusher.clone(),

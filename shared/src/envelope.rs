@@ -56,6 +56,17 @@ pub struct EventLimits {
     /// Highest partition accepted. Every snapshot carries the watermark of every partition,
     /// so partitions are meant to be few, like Kafka partitions, not keys.
     pub max_partition: u32,
+    /// Oldest accepted `timestamp_ms`, as an age against this process's clock (0: any).
+    pub max_event_age_ms: u64,
+    /// Furthest accepted `timestamp_ms` ahead of this process's clock (0: any).
+    pub max_future_skew_ms: u64,
+}
+
+impl EventLimits {
+    /// Size and partition limits only; any event time from 0 to [`MAX_TIMESTAMP_MS`].
+    pub const fn new(max_event_bytes: usize, max_partition: u32) -> Self {
+        EventLimits { max_event_bytes, max_partition, max_event_age_ms: 0, max_future_skew_ms: 0 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +77,18 @@ pub enum EventError {
     BadBase64(String),
     #[error("timestamp_ms {0} is outside 0..={MAX_TIMESTAMP_MS}")]
     BadTimestamp(i64),
+    #[error(
+        "timestamp_ms {ts} ({}) is more than {} older than now; the limit is limits.max_event_age_secs",
+        rfc3339(*ts),
+        secs(*limit_ms)
+    )]
+    TooOld { ts: i64, limit_ms: u64 },
+    #[error(
+        "timestamp_ms {ts} ({}) is more than {} ahead of now; the limit is limits.max_future_skew_secs",
+        rfc3339(*ts),
+        secs(*limit_ms)
+    )]
+    TooFarAhead { ts: i64, limit_ms: u64 },
     #[error("idempotency_key must be 1..={MAX_IDEMPOTENCY_KEY_LEN} bytes")]
     BadIdempotencyKey,
     #[error("the Idempotency-Key header and the body's idempotency_key differ")]
@@ -74,6 +97,16 @@ pub enum EventError {
     BadPartition(u32, u32),
     #[error("event payload is {size} bytes; the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| "out of range".into())
+}
+
+fn secs(ms: u64) -> String {
+    format!("{} s", ms / 1000)
 }
 
 impl EventError {
@@ -129,6 +162,21 @@ pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventE
     {
         return Err(EventError::BadTimestamp(ts));
     }
+    if let Some(ts) = event.timestamp_ms
+        && (limits.max_event_age_ms > 0 || limits.max_future_skew_ms > 0)
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let age = limits.max_event_age_ms;
+        if age > 0 && ts < now.saturating_sub(age as i64) {
+            return Err(EventError::TooOld { ts, limit_ms: age });
+        }
+        let skew = limits.max_future_skew_ms;
+        if skew > 0 && ts > now.saturating_add(skew as i64) {
+            return Err(EventError::TooFarAhead { ts, limit_ms: skew });
+        }
+    }
     if let Some(key) = &event.idempotency_key
         && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
     {
@@ -144,8 +192,8 @@ pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventE
 mod tests {
     use super::*;
 
-    const LIMITS: EventLimits = EventLimits { max_event_bytes: 1024, max_partition: 100 };
-    const SMALL: EventLimits = EventLimits { max_event_bytes: 10, max_partition: 100 };
+    const LIMITS: EventLimits = EventLimits::new(1024, 100);
+    const SMALL: EventLimits = EventLimits::new(10, 100);
 
     fn parse(json: &str) -> Result<WireEvent, String> {
         let env: Envelope = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -183,6 +231,32 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} must be rejected");
         }
+    }
+
+    #[test]
+    fn event_time_bounds_apply_only_when_set() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let hour = 3_600_000;
+        let bounded = EventLimits {
+            max_event_age_ms: 24 * hour as u64,
+            max_future_skew_ms: hour as u64,
+            ..LIMITS
+        };
+        let event = |ts: i64| WireEvent {
+            partition: 0,
+            timestamp_ms: Some(ts),
+            idempotency_key: None,
+            payload: Payload::Json("1".into()),
+        };
+        assert!(check_event(&event(now - 23 * hour), &bounded).is_ok());
+        assert!(check_event(&event(now + hour / 2), &bounded).is_ok());
+        let old = check_event(&event(0), &bounded).unwrap_err().to_string();
+        assert!(old.contains("1970-01-01T00:00:00.000Z") && old.contains("max_event_age"), "{old}");
+        let ahead = check_event(&event(now + 2 * hour), &bounded).unwrap_err().to_string();
+        assert!(ahead.contains("max_future_skew"), "{ahead}");
+        // Without bounds every valid time is accepted.
+        assert!(check_event(&event(0), &LIMITS).is_ok());
+        assert!(check_event(&event(MAX_TIMESTAMP_MS), &LIMITS).is_ok());
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub enum GroupErrorCode {
     Unavailable,
     /// The write failed inside the node.
     Internal,
+    /// The table cannot take writes yet (its Iceberg table is not loaded and reconciled);
+    /// retry later. The message is for the producer.
+    NotReady,
+    /// Writing would create a table beyond the node's table limit. The message is for the
+    /// producer.
+    TableLimit,
 }
 
 /// Encodes a wire value as MessagePack.

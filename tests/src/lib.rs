@@ -277,6 +277,11 @@ impl Node {
         .await
     }
 
+    /// `GET /metrics` as Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(client().get(format!("{}/metrics", self.url())).send().await?.text().await?)
+    }
+
     pub async fn stats(&self) -> Result<Value> {
         let r = client().get(format!("{}/stats", self.url())).send().await?;
         anyhow::ensure!(r.status() == 200, "GET /stats: {}", r.status());
@@ -293,6 +298,16 @@ impl Node {
     pub fn dump(&self, table: &str) -> Result<Vec<Value>> {
         dump(&self.data_dir, table)
     }
+}
+
+/// Sum of every sample of metric `name` (whatever its labels) in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Reads a table from a node's data directory with `zombi-node dump` (read-only).

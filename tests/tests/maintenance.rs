@@ -414,37 +414,3 @@ async fn maintenance_on_the_s3_warehouse() -> anyhow::Result<()> {
     assert_eq!(parquet, refs.current_data_files);
     Ok(())
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_that_lost_its_data_dir_never_overwrites_or_deletes_an_existing_table()
--> anyhow::Result<()> {
-    let warehouse = tempfile::tempdir()?;
-    let dir = std::fs::canonicalize(warehouse.path())?;
-    let uri = format!("file://{}", dir.display());
-    let mut env = MANUAL.to_vec();
-    env.extend([
-        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", uri.as_str()),
-        ("ZOMBI_NODE__MAINTENANCE__MAX_SNAPSHOTS", "1"),
-        ("ZOMBI_NODE__MAINTENANCE__FILE_GRACE_SECS", "0"),
-    ]);
-    let mut first = Node::start(&env).await?;
-    let edge = Edge::start(&first.url(), &[]).await?;
-    write_rounds(&first, &edge, "kept", 2, 3, 0).await?;
-    first.terminate()?;
-    let before = files_under(&dir);
-    assert!(before.iter().any(|f| f.ends_with(".parquet")));
-
-    // A new node (empty data directory) on the same warehouse.
-    let second = Node::start(&env).await?;
-    let edge = Edge::start(&second.url(), &[]).await?;
-    send_acked(&client(), &edge.url(), "kept", 0, &[(BASE, 1)]).await?;
-    let r = client().post(format!("{}/tables/kept/flush", second.url())).send().await?;
-    let status = r.status();
-    let body = r.text().await?;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("already holds Iceberg metadata"), "{body}");
-    let report = second.compact("kept").await?;
-    assert_eq!(report["files_deleted"], 0, "{report}");
-    assert!(before.is_subset(&files_under(&dir)), "files of the earlier table were touched");
-    Ok(())
-}

@@ -27,6 +27,11 @@ pub enum ForwardError {
     NodeOverloaded(String),
     #[error("the node is unavailable: {0}")]
     Unavailable(String),
+    /// The node's own words, meant for the producer.
+    #[error("{0}")]
+    TableNotReady(String),
+    #[error("{0}")]
+    TableLimit(String),
     #[error("the node rejected the batch with HTTP {status}: {message}")]
     Rejected { status: u16, message: String },
     #[error("the node failed to write the events: {0}")]
@@ -43,6 +48,8 @@ impl From<GroupError> for ForwardError {
             GroupErrorCode::Overloaded => ForwardError::NodeOverloaded(e.message),
             GroupErrorCode::Unavailable => ForwardError::Unavailable(e.message),
             GroupErrorCode::Internal => ForwardError::NodeFailed(e.message),
+            GroupErrorCode::NotReady => ForwardError::TableNotReady(e.message),
+            GroupErrorCode::TableLimit => ForwardError::TableLimit(e.message),
         }
     }
 }

@@ -56,6 +56,8 @@ pub enum Code {
     InvalidRequest,
     InvalidBody,
     NodeUnavailable,
+    TableNotReady,
+    TableLimit,
     BadGateway,
     Internal,
     MethodNotAllowed,
@@ -77,6 +79,8 @@ impl Code {
             Code::InvalidRequest => "invalid_request",
             Code::InvalidBody => "invalid_body",
             Code::NodeUnavailable => "node_unavailable",
+            Code::TableNotReady => "table_not_ready",
+            Code::TableLimit => "table_limit",
             Code::BadGateway => "bad_gateway",
             Code::Internal => "internal",
             Code::MethodNotAllowed => "method_not_allowed",
@@ -101,7 +105,10 @@ impl Code {
             Code::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::BadGateway => StatusCode::BAD_GATEWAY,
-            Code::ShuttingDown | Code::NodeUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::TableLimit => StatusCode::CONFLICT,
+            Code::ShuttingDown | Code::NodeUnavailable | Code::TableNotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -129,6 +136,8 @@ impl ApiError {
             ApiError::Forward(e) => match e {
                 ForwardError::QueueFull | ForwardError::NodeOverloaded(_) => Code::Overloaded,
                 ForwardError::Unavailable(_) => Code::NodeUnavailable,
+                ForwardError::TableNotReady(_) => Code::TableNotReady,
+                ForwardError::TableLimit(_) => Code::TableLimit,
                 ForwardError::Rejected { .. }
                 | ForwardError::NodeFailed(_)
                 | ForwardError::Protocol(_) => Code::BadGateway,
@@ -151,7 +160,8 @@ impl ApiError {
             Code::InvalidJson | Code::InvalidEvent | Code::InvalidRequest | Code::InvalidBody => {
                 Reason::Invalid
             }
-            Code::NodeUnavailable => Reason::NodeUnavailable,
+            Code::NodeUnavailable | Code::TableNotReady => Reason::NodeUnavailable,
+            Code::TableLimit => Reason::TableLimit,
             Code::BadGateway => Reason::NodeError,
             Code::Internal => Reason::Internal,
             Code::MethodNotAllowed | Code::NotFound => Reason::Route,
@@ -161,7 +171,10 @@ impl ApiError {
     /// What the producer is told. Server-side failures are logged under an id and only the
     /// id is returned, except where the message is the producer's to act on.
     fn public_message(&self, code: Code) -> String {
-        if !code.status().is_server_error() || code == Code::ShuttingDown {
+        if !code.status().is_server_error()
+            || code == Code::ShuttingDown
+            || code == Code::TableNotReady
+        {
             return self.to_string();
         }
         let id = error_id();

@@ -89,10 +89,7 @@ impl IngestService {
             shutdown,
             max_request_bytes: limits.max_request_bytes as usize,
             parse_limits: ParseLimits {
-                event: zombi_shared::envelope::EventLimits {
-                    max_event_bytes: limits.max_event_bytes as usize,
-                    max_partition: limits.max_partition,
-                },
+                event: limits.event_limits(),
                 max_records: limits.max_records_per_request as usize,
             },
         }

@@ -200,10 +200,8 @@ mod tests {
     use super::*;
     use zombi_shared::wire::Payload;
 
-    const LIMITS: ParseLimits = ParseLimits {
-        event: zombi_shared::envelope::EventLimits { max_event_bytes: 100, max_partition: 1023 },
-        max_records: 3,
-    };
+    const LIMITS: ParseLimits =
+        ParseLimits { event: zombi_shared::envelope::EventLimits::new(100, 1023), max_records: 3 };
 
     fn json_payload(event: &WireEvent) -> &str {
         match &event.payload {

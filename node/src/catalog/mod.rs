@@ -6,6 +6,7 @@
 //! Engines read it over the Iceberg REST protocol ([`rest`]); the catalog is read-only
 //! for them: only the flusher creates tables and commits snapshots.
 
+mod adopt;
 pub mod inflight;
 pub mod rest;
 pub mod warehouse;
@@ -255,25 +256,19 @@ impl Catalog for ZombiCatalog {
             ));
         }
         let table_location = format!("{}/{name}", self.namespace_location);
-        // Metadata already in the folder belongs to a table this node has no pointer to
-        // (its data directory was lost or replaced). Creating a new table there would hide
-        // that data, and cleanup would then delete it as unreferenced: refuse, loudly.
+        // Metadata already in the folder belongs to a table this node has no pointer to:
+        // it is adopted (see `adopt`), never hidden by a new table, whose cleanup would then
+        // delete the old data as unreferenced.
         if let Some(lister) = &self.lister {
             let metadata_dir = format!("{table_location}/metadata");
             let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
                 Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
             })?;
-            // A lone version-0 file is what a crash during this very creation leaves (and
-            // holds no data): only later versions mean a table that had commits.
-            let committed = |f: &String| {
-                let file = f.rsplit('/').next().unwrap_or(f);
-                file.ends_with(".metadata.json") && !file.starts_with("00000-")
-            };
-            if existing.iter().any(committed) {
+            if existing.iter().any(|f| f.ends_with(".metadata.json")) {
                 return Err(Error::new(
-                    ErrorKind::DataInvalid,
+                    ErrorKind::TableAlreadyExists,
                     format!(
-                        "{metadata_dir} already holds Iceberg metadata that this node's catalog does not know (was its data directory lost or replaced?); refusing to create table {name} over it: restore the data directory, or move that folder away"
+                        "{metadata_dir} already holds Iceberg metadata of table {name}; adopt it instead of creating a new table"
                     ),
                 ));
             }

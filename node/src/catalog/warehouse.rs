@@ -84,16 +84,43 @@ impl Lister {
         Ok(Lister { op, uri_root: format!("s3://{bucket}/") })
     }
 
-    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
-    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
+    /// Names of the folders directly in the folder `dir` (a URI); none when it does not
+    /// exist.
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
         use futures::TryStreamExt as _;
+        let path = self.path_of(dir)?;
+        let lister = match self.op.lister(&path).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let entries: Vec<opendal::Entry> = lister.try_collect().await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| {
+                e.metadata().mode().is_dir()
+                    && e.path().trim_end_matches('/') != path.trim_end_matches('/')
+            })
+            .filter_map(|e| e.name().trim_end_matches('/').rsplit('/').next().map(str::to_owned))
+            .filter(|n| !n.is_empty())
+            .collect())
+    }
+
+    /// The operator path (ending in `/`) of the folder `dir`, a URI in the warehouse.
+    fn path_of(&self, dir: &str) -> Result<String, opendal::Error> {
         let Some(path) = dir.strip_prefix(self.uri_root.as_str()) else {
             return Err(opendal::Error::new(
                 opendal::ErrorKind::Unexpected,
                 format!("{dir} is outside the warehouse"),
             ));
         };
-        let path = format!("{}/", path.trim_end_matches('/'));
+        Ok(format!("{}/", path.trim_end_matches('/')))
+    }
+
+    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
+    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
+        use futures::TryStreamExt as _;
+        let path = self.path_of(dir)?;
         let lister = match self.op.lister_with(&path).recursive(true).await {
             Ok(l) => l,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),

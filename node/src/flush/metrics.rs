@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `zombi_node_flush_total{result}` | counter | flush cycles that wrote data (`ok`, `error`) |
 //! | `zombi_node_flush_seconds` | histogram | read + write time of a flush cycle |
+//! | `zombi_node_flush_idle_skips_total` | counter | flush intervals skipped because the table had nothing to do |
 //! | `zombi_node_commit_total{result}` | counter | Iceberg commits (`ok`, `error`, `recovered`) |
 //! | `zombi_node_commit_seconds` | histogram | time of one Iceberg commit |
 //! | `zombi_node_commit_rows` | histogram | rows per commit |
@@ -20,6 +21,7 @@
 
 pub const FLUSHES: &str = "zombi_node_flush_total";
 pub const FLUSH_SECONDS: &str = "zombi_node_flush_seconds";
+pub const IDLE_SKIPS: &str = "zombi_node_flush_idle_skips_total";
 pub const COMMITS: &str = "zombi_node_commit_total";
 pub const COMMIT_SECONDS: &str = "zombi_node_commit_seconds";
 pub const COMMIT_ROWS: &str = "zombi_node_commit_rows";
@@ -37,6 +39,7 @@ pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(FLUSHES, "Flush cycles that wrote data, by result.");
     describe_histogram!(FLUSH_SECONDS, Unit::Seconds, "Read and write time of a flush cycle.");
+    describe_counter!(IDLE_SKIPS, "Flush intervals skipped: the table had nothing to do.");
     describe_counter!(COMMITS, "Iceberg commits, by result.");
     describe_histogram!(COMMIT_SECONDS, Unit::Seconds, "Time of one Iceberg commit.");
     describe_histogram!(COMMIT_ROWS, Unit::Count, "Rows per commit.");

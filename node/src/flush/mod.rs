@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zombi_shared::config::NodeConfig;
@@ -44,9 +44,36 @@ pub struct FlushOutcome {
 
 type FlushReply = oneshot::Sender<Result<FlushOutcome, String>>;
 
+/// Whether a table takes writes. A table becomes ready once its flusher has loaded (or
+/// created, or adopted) the Iceberg table and reconciled the hot store's watermarks with
+/// the current snapshot: only then do new sequences start above everything Iceberg holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Starting,
+    Ready,
+    /// Loading the table failed; retried with backoff. The text is for the log.
+    Failing(String),
+}
+
+/// Why a table does not take writes (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error(
+        "table {table} is not ready to take writes: its Iceberg table could not be loaded yet (the node's log and /stats say why); retry later"
+    )]
+    Failing { table: String },
+    #[error(
+        "table {table} is not ready to take writes: loading its Iceberg table takes longer than limits.table_ready_timeout_ms; retry later"
+    )]
+    Slow { table: String },
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
 struct Handle {
     requests: mpsc::Sender<FlushReply>,
     status: Arc<Mutex<TableStatus>>,
+    ready: watch::Receiver<Readiness>,
 }
 
 #[derive(Clone)]
@@ -92,30 +119,57 @@ impl Flusher {
         }
     }
 
-    /// The handle of `table`'s task, starting it if the table exists and has none.
-    fn ensure(&self, table: &str) -> Option<mpsc::Sender<FlushReply>> {
+    /// The request channel and readiness of `table`'s task, starting the task if the
+    /// table exists and has none.
+    fn ensure(
+        &self,
+        table: &str,
+    ) -> Option<(mpsc::Sender<FlushReply>, watch::Receiver<Readiness>)> {
         let mut tables = self.tables.lock().unwrap();
         if let Some(h) = tables.get(table) {
-            return Some(h.requests.clone());
+            return Some((h.requests.clone(), h.ready.clone()));
         }
         let id = self.ctx.store.table_id(table)?;
         let (tx, rx) = mpsc::channel(64);
         let status = Arc::new(Mutex::new(TableStatus::default()));
+        let (ready_tx, ready) = watch::channel(Readiness::Starting);
         self.tracker.spawn(supervise(
             self.ctx.clone(),
-            table.to_owned(),
-            id,
-            status.clone(),
+            Task { table: table.to_owned(), id, status: status.clone(), ready: ready_tx },
             rx,
             self.cancel.clone(),
         ));
-        tables.insert(table.to_owned(), Handle { requests: tx.clone(), status });
-        Some(tx)
+        tables.insert(
+            table.to_owned(),
+            Handle { requests: tx.clone(), status, ready: ready.clone() },
+        );
+        Some((tx, ready))
+    }
+
+    /// Waits up to `timeout` for `table` (registered in the hot store) to take writes.
+    pub async fn wait_ready(&self, table: &str, timeout: Duration) -> Result<(), NotReady> {
+        let Some((_, mut ready)) = self.ensure(table) else {
+            return Err(NotReady::Slow { table: table.to_owned() });
+        };
+        if *ready.borrow() == Readiness::Ready {
+            return Ok(());
+        }
+        let waited = tokio::time::timeout(timeout, ready.wait_for(|r| *r == Readiness::Ready))
+            .await
+            .map(|r| r.is_ok());
+        match waited {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(NotReady::ShuttingDown),
+            Err(_) => match &*ready.borrow() {
+                Readiness::Failing(_) => Err(NotReady::Failing { table: table.to_owned() }),
+                _ => Err(NotReady::Slow { table: table.to_owned() }),
+            },
+        }
     }
 
     /// Flushes and commits everything acknowledged in `table` so far.
     pub async fn flush_now(&self, table: &str) -> Result<FlushOutcome, FlushError> {
-        let requests =
+        let (requests, _) =
             self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
         let (reply, rx) = oneshot::channel();
         requests.send(reply).await.map_err(|_| FlushError::ShuttingDown)?;
@@ -136,24 +190,32 @@ impl Flusher {
     }
 }
 
+/// What the task of one table is given.
+struct Task {
+    table: String,
+    id: crate::hot::TableId,
+    status: Arc<Mutex<TableStatus>>,
+    ready: watch::Sender<Readiness>,
+}
+
 /// Runs one table's loop and restarts it (from the snapshot, like a process restart) if it
 /// panics, so a bug hit by one table never silently stops its flushing for good.
 async fn supervise(
     ctx: Arc<Ctx>,
-    table: String,
-    id: crate::hot::TableId,
-    status: Arc<Mutex<TableStatus>>,
+    task: Task,
     requests: mpsc::Receiver<FlushReply>,
     cancel: CancellationToken,
 ) {
+    let Task { table, id, status, ready } = task;
+    let ready = Arc::new(ready);
     let requests = Arc::new(tokio::sync::Mutex::new(requests));
     let backoff = Backoff::new(&ctx.config.flush);
     for restarts in 1u32.. {
         let flusher = TableFlusher::new(ctx.clone(), table.clone(), id, status.clone());
-        let (requests, task_cancel) = (requests.clone(), cancel.clone());
+        let (requests, task_cancel, ready) = (requests.clone(), cancel.clone(), ready.clone());
         let task = tokio::spawn(async move {
             let mut requests = requests.lock().await;
-            run_table(flusher, &mut requests, task_cancel).await
+            run_table(flusher, &mut requests, &ready, task_cancel).await
         });
         match task.await {
             Err(e) if e.is_panic() => {
@@ -174,6 +236,7 @@ async fn supervise(
 async fn run_table(
     mut flusher: TableFlusher,
     requests: &mut mpsc::Receiver<FlushReply>,
+    ready: &watch::Sender<Readiness>,
     cancel: CancellationToken,
 ) {
     let ctx = flusher.ctx();
@@ -203,11 +266,19 @@ async fn run_table(
             waiting.push(reply);
         }
         let force = !waiting.is_empty();
+        if initialised && !force && !more && failures == 0 && !flusher.has_work() {
+            ::metrics::counter!(metrics::IDLE_SKIPS).increment(1);
+            continue;
+        }
         let started = Instant::now();
         let result = async {
             if !initialised {
-                flusher.init().await?;
+                if let Err(e) = flusher.init().await {
+                    ready.send_replace(Readiness::Failing(e.to_string()));
+                    return Err(e);
+                }
                 initialised = true;
+                ready.send_replace(Readiness::Ready);
             }
             let _permit = ctx.permits.acquire().await;
             // A flush request covers everything acknowledged before it, and no more: under

@@ -80,6 +80,9 @@ pub(super) struct TableFlusher {
     history: VecDeque<(Instant, BTreeMap<u32, u64>)>,
     /// `committed` is ahead of what RocksDB holds.
     watermarks_unsaved: bool,
+    /// The hot store's write counter of this table when the last read started (`None`
+    /// before the first read): unchanged means nothing new to read.
+    read_at_activity: Option<u64>,
     pub(super) status: Arc<Mutex<TableStatus>>,
 }
 
@@ -119,6 +122,7 @@ impl TableFlusher {
             floors: BTreeMap::new(),
             history: VecDeque::new(),
             watermarks_unsaved: false,
+            read_at_activity: None,
             status,
         }
     }
@@ -220,6 +224,11 @@ impl TableFlusher {
         match self.ctx.catalog.load_table(&self.ident).await {
             Ok(t) => Ok(t),
             Err(e) if e.kind() == ErrorKind::TableNotFound => {
+                // The warehouse may hold the table already (this node lost its data
+                // directory): adopt it rather than create a new one.
+                if let Some(t) = self.ctx.catalog.adopt(&self.name).await? {
+                    return Ok(t);
+                }
                 let creation = TableCreation::builder()
                     .name(self.name.clone())
                     .schema(layout::schema().as_ref().clone())
@@ -298,14 +307,35 @@ impl TableFlusher {
         }
     }
 
+    /// Whether a cycle has anything to do: events written since the last read, files
+    /// waiting for a commit, state to persist, or flushed events due for deletion. An idle
+    /// table is skipped without a flush slot or a RocksDB read.
+    pub(super) fn has_work(&self) -> bool {
+        let written = self.read_at_activity != Some(self.ctx.store.activity(self.id));
+        written || !self.pending.files.is_empty() || self.watermarks_unsaved || self.deletion_due()
+    }
+
+    /// Some committed watermark map is older than the retention window and above a floor.
+    fn deletion_due(&self) -> bool {
+        let retention = Duration::from_secs(self.settings.retention_secs);
+        let Some(cutoff) = Instant::now().checked_sub(retention) else { return false };
+        self.history
+            .iter()
+            .take_while(|(at, _)| *at <= cutoff)
+            .any(|(_, map)| map.iter().any(|(p, w)| *w > self.floors.get(p).copied().unwrap_or(0)))
+    }
+
     /// Reads unflushed events: at most `max_rows_per_flush` rows and about
     /// `max_bytes_per_flush` payload bytes, shared fairly between the partitions that have
     /// a backlog.
-    async fn read(&self) -> Result<Read, FlushError> {
+    async fn read(&mut self) -> Result<Read, FlushError> {
+        // Taken before the read: a write racing it moves the counter again.
+        self.read_at_activity = Some(self.ctx.store.activity(self.id));
         let store = self.ctx.store.clone();
         let id = self.id;
         let max_rows = self.ctx.config.flush.max_rows_per_flush;
         let max_bytes = self.ctx.config.flush.max_bytes_per_flush;
+        let max_hours = self.ctx.config.flush.max_hours_per_flush as usize;
         // Read starts: pending reads first, then committed watermarks, else 0.
         let mut starts = self.committed.clone();
         starts.extend(self.pending.read_to.iter().map(|(p, w)| (*p, *w)));
@@ -322,10 +352,21 @@ impl TableFlusher {
             let mut rows = Vec::new();
             let mut read_to = BTreeMap::new();
             let mut more = false;
+            // Every event-time hour becomes at least one data file: a read covers at most
+            // `max_hours` of them, and a partition stops at its first event of another.
+            let mut hours = std::collections::BTreeSet::new();
             for (p, from, to) in backlog {
-                let (mut end, mut bytes) = (from, 0u64);
+                let (mut end, mut bytes, mut cut) = (from, 0u64, false);
                 for item in store.scan(id, p, from, to.min(from + rows_each)) {
                     let (seq, event) = item?;
+                    let hour = event.timestamp_ms.div_euclid(3_600_000);
+                    if !hours.contains(&hour) {
+                        if hours.len() >= max_hours {
+                            cut = true;
+                            break;
+                        }
+                        hours.insert(hour);
+                    }
                     if seq != end {
                         // Only durability `none` can lose acknowledged events: skip the gap
                         // rather than stall the partition, and say so.
@@ -336,10 +377,11 @@ impl TableFlusher {
                     rows.push((p, seq, event));
                     end = seq + 1;
                     if bytes >= bytes_each {
+                        cut = true;
                         break;
                     }
                 }
-                if bytes < bytes_each {
+                if !cut {
                     // The whole range was read (events missing at its end included).
                     end = to.min(from + rows_each);
                 }

@@ -6,6 +6,10 @@ pub enum HotError {
     Corrupt { cf: &'static str, what: String },
     #[error("table id space exhausted")]
     TableIdsExhausted,
+    #[error(
+        "the node already holds {limit} tables (limits.max_tables); a write to a new table is refused"
+    )]
+    TableLimit { limit: usize },
 }
 
 pub type Result<T, E = HotError> = std::result::Result<T, E>;

@@ -9,7 +9,7 @@ pub mod error;
 pub mod keys;
 pub mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,6 +69,9 @@ pub struct HotStore {
     tables: Mutex<BTreeMap<String, TableId>>,
     /// Woken when a table is registered, so the flusher creates its Iceberg table at once.
     registered: tokio::sync::Notify,
+    /// Per table, a counter bumped by every write of events: the flusher skips a table
+    /// whose counter did not move (no RocksDB read, no flush slot).
+    activity: Mutex<HashMap<TableId, u64>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -120,6 +123,7 @@ impl HotStore {
             idempotency_window_ms: window_ms,
             tables: Mutex::new(BTreeMap::new()),
             registered: tokio::sync::Notify::new(),
+            activity: Mutex::default(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -140,6 +144,7 @@ impl HotStore {
             idempotency_window_ms: 0,
             tables: Mutex::new(BTreeMap::new()),
             registered: tokio::sync::Notify::new(),
+            activity: Mutex::default(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -190,9 +195,17 @@ impl HotStore {
 
     /// Returns the id of `name`, registering the table durably first if it is new.
     pub fn ensure_table(&self, name: &str) -> Result<TableId> {
+        self.ensure_table_within(name, usize::MAX)
+    }
+
+    /// [`HotStore::ensure_table`], refusing to register a table beyond `limit` tables.
+    pub fn ensure_table_within(&self, name: &str, limit: usize) -> Result<TableId> {
         let mut tables = self.tables.lock().unwrap();
         if let Some(id) = tables.get(name) {
             return Ok(*id);
+        }
+        if tables.len() >= limit {
+            return Err(HotError::TableLimit { limit });
         }
         // Ids are never reused: the next one is derived from the registry itself.
         let id = match tables.values().max() {
@@ -206,6 +219,11 @@ impl HotStore {
         tables.insert(name.to_owned(), id);
         self.registered.notify_one();
         Ok(id)
+    }
+
+    /// How many event writes `table` has seen in this process (see `activity`).
+    pub fn activity(&self, table: TableId) -> u64 {
+        self.activity.lock().unwrap().get(&table).copied().unwrap_or(0)
     }
 
     /// Durable counters of one table.
@@ -326,7 +344,7 @@ impl HotStore {
     }
 
     pub fn batch(&self) -> HotBatch<'_> {
-        HotBatch { store: self, batch: WriteBatch::default() }
+        HotBatch { store: self, batch: WriteBatch::default(), tables: BTreeSet::new() }
     }
 
     /// Applies `batch` atomically with the durability mode's write options.
@@ -384,6 +402,8 @@ impl HotStore {
 pub struct HotBatch<'a> {
     store: &'a HotStore,
     batch: WriteBatch,
+    /// Tables whose high-water marks this batch moves.
+    tables: BTreeSet<TableId>,
 }
 
 impl HotBatch<'_> {
@@ -396,6 +416,7 @@ impl HotBatch<'_> {
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
+        self.tables.insert(table);
         self.batch.put_cf(
             self.store.cf(CF_META),
             keys::hwm_key(table, partition),
@@ -412,7 +433,12 @@ impl HotBatch<'_> {
     }
 
     pub fn commit(self) -> Result<()> {
-        self.store.write(self.batch)
+        self.store.write(self.batch)?;
+        let mut activity = self.store.activity.lock().unwrap();
+        for t in self.tables {
+            *activity.entry(t).or_default() += 1;
+        }
+        Ok(())
     }
 }
 

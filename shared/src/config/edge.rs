@@ -27,6 +27,12 @@ pub struct EdgeLimits {
     pub max_event_bytes: u64,
     /// Highest partition an event may name (partitions are few, like Kafka's).
     pub max_partition: u32,
+    /// Events whose `timestamp_ms` is older than this many seconds are refused (400).
+    /// 0 (default): any age, for backfills.
+    pub max_event_age_secs: u64,
+    /// Events whose `timestamp_ms` is this many seconds or more ahead of the edge's clock
+    /// are refused (400). 0: no bound.
+    pub max_future_skew_secs: u64,
     /// Largest request body, both as sent and after decompression.
     pub max_request_bytes: u64,
     /// Most events in one bulk request.
@@ -82,6 +88,8 @@ impl Default for EdgeLimits {
         EdgeLimits {
             max_event_bytes: MIB,
             max_partition: 1023,
+            max_event_age_secs: 0,
+            max_future_skew_secs: 24 * 3600,
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
             max_inflight_bytes: 256 * MIB,
@@ -121,6 +129,13 @@ impl Validate for EdgeConfig {
             (usize::MAX >> 4) as u64,
         )?;
         check_range("limits.retry_after_secs", l.retry_after_secs, 1, 3600)?;
+        check_range("limits.max_event_age_secs", l.max_event_age_secs, 0, 100 * 366 * 24 * 3600)?;
+        check_range(
+            "limits.max_future_skew_secs",
+            l.max_future_skew_secs,
+            0,
+            100 * 366 * 24 * 3600,
+        )?;
         let f = &self.forward;
         check_range("forward.max_batch_bytes", f.max_batch_bytes, 1024, 1024 * MIB)?;
         check_range("forward.max_batch_events", f.max_batch_events, 1, 10_000_000)?;
@@ -135,6 +150,18 @@ impl Validate for EdgeConfig {
             check_token("auth.internal_token", t)?;
         }
         Ok(())
+    }
+}
+
+impl EdgeLimits {
+    /// The per-event checks these limits ask for.
+    pub fn event_limits(&self) -> crate::envelope::EventLimits {
+        crate::envelope::EventLimits {
+            max_event_bytes: self.max_event_bytes as usize,
+            max_partition: self.max_partition,
+            max_event_age_ms: self.max_event_age_secs.saturating_mul(1000),
+            max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
+        }
     }
 }
 

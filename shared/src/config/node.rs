@@ -65,6 +65,9 @@ pub struct FlushConfig {
     pub max_rows_per_flush: u64,
     /// About how many payload bytes one flush reads (bounds the flusher's memory).
     pub max_bytes_per_flush: u64,
+    /// Most event-time hours one flush writes (each hour is at least one data file); events
+    /// of further hours wait for the next flush, so no table holds a flush slot for long.
+    pub max_hours_per_flush: u64,
     /// Flushed events stay in the hot store this long (for hot readers), then are deleted.
     pub retention_secs: u64,
     pub snapshot: SnapshotPolicy,
@@ -261,6 +264,16 @@ pub struct NodeLimits {
     pub max_batch_bytes: u64,
     /// Payload bytes accepted but not yet durable; beyond it ingest answers 429.
     pub max_inflight_bytes: u64,
+    /// Events older than this many seconds are refused (0: any age). Checked on the node
+    /// too, since the node never trusts an edge's configuration.
+    pub max_event_age_secs: u64,
+    /// Events this many seconds or more ahead of the node's clock are refused (0: no bound).
+    pub max_future_skew_secs: u64,
+    /// Most tables the node holds; a write that would create one more is refused.
+    pub max_tables: u64,
+    /// How long a write to a table waits for the table to be ready (its Iceberg table
+    /// loaded and its sequences reconciled with the snapshot) before it gets 503, in ms.
+    pub table_ready_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -310,6 +323,7 @@ impl Default for FlushConfig {
             interval_ms: 1_000,
             max_rows_per_flush: 100_000,
             max_bytes_per_flush: 32 * MIB,
+            max_hours_per_flush: 256,
             retention_secs: 60,
             snapshot: SnapshotPolicy::default(),
             max_concurrent: 2,
@@ -348,6 +362,10 @@ impl Default for NodeLimits {
             max_partition: 1023,
             max_batch_bytes: 64 * MIB,
             max_inflight_bytes: 256 * MIB,
+            max_event_age_secs: 0,
+            max_future_skew_secs: 24 * 3600,
+            max_tables: 1000,
+            table_ready_timeout_ms: 5_000,
         }
     }
 }
@@ -378,6 +396,15 @@ impl Validate for NodeConfig {
             l.max_batch_bytes,
             u64::MAX >> 2,
         )?;
+        check_range("limits.max_event_age_secs", l.max_event_age_secs, 0, 100 * 366 * 24 * 3600)?;
+        check_range(
+            "limits.max_future_skew_secs",
+            l.max_future_skew_secs,
+            0,
+            100 * 366 * 24 * 3600,
+        )?;
+        check_range("limits.max_tables", l.max_tables, 1, 1_000_000)?;
+        check_range("limits.table_ready_timeout_ms", l.table_ready_timeout_ms, 1, 600_000)?;
         check_range("idempotency_window_secs", self.idempotency_window_secs, 1, 30 * 24 * 3600)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
         check_tokens("auth.internal_tokens", &self.auth.internal_tokens)?;
@@ -417,6 +444,7 @@ impl Validate for NodeConfig {
         check_range("flush.interval_ms", f.interval_ms, 10, 3_600_000)?;
         check_range("flush.max_rows_per_flush", f.max_rows_per_flush, 1, 100_000_000)?;
         check_range("flush.max_bytes_per_flush", f.max_bytes_per_flush, MIB, 1024 * MIB)?;
+        check_range("flush.max_hours_per_flush", f.max_hours_per_flush, 1, 100_000)?;
         check_range("flush.retention_secs", f.retention_secs, 0, 7 * 24 * 3600)?;
         check_range("flush.max_concurrent", f.max_concurrent, 1, 64)?;
         check_range("flush.backoff_initial_ms", f.backoff_initial_ms, 1, 600_000)?;
@@ -455,6 +483,18 @@ fn check_snapshot(key: &'static str, p: &SnapshotPolicy) -> Result<(), ConfigErr
         return Err(ConfigError::invalid(key, "thresholds mode needs snapshot.max_age_ms > 0"));
     }
     check_range(key, p.max_age_ms, 0, 24 * 3_600_000)
+}
+
+impl NodeLimits {
+    /// The per-event checks these limits ask for.
+    pub fn event_limits(&self) -> crate::envelope::EventLimits {
+        crate::envelope::EventLimits {
+            max_event_bytes: self.max_event_bytes as usize,
+            max_partition: self.max_partition,
+            max_event_age_ms: self.max_event_age_secs.saturating_mul(1000),
+            max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
+        }
+    }
 }
 
 impl NodeConfig {

@@ -1,0 +1,280 @@
+//! Hostile producers, unlucky operators and flaky warehouses never cost an acknowledged
+//! event or stall a table.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zombi_tests::engines::{assert_exact, files_under};
+use zombi_tests::producer::{Acked, send_acked, send_bulk};
+use zombi_tests::{Edge, Node, client, metric_sum, wait_for};
+
+const HOUR: i64 = 3_600_000;
+/// 2026-01-01T22:00:00Z.
+const BASE: i64 = 1_767_304_800_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A `file://` warehouse in its own temp dir: (dir, uri).
+fn warehouse() -> anyhow::Result<(tempfile::TempDir, PathBuf, String)> {
+    let tmp = tempfile::tempdir()?;
+    let dir = std::fs::canonicalize(tmp.path())?;
+    let uri = format!("file://{}", dir.display());
+    Ok((tmp, dir, uri))
+}
+
+/// The newest metadata file of `table` (names start with a zero-padded version).
+fn current_metadata(warehouse: &Path, table: &str) -> anyhow::Result<PathBuf> {
+    let dir = warehouse.join("zombi").join(table).join("metadata");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.retain(|p| p.to_string_lossy().ends_with(".metadata.json"));
+    files.sort();
+    files.pop().ok_or_else(|| anyhow::anyhow!("no metadata in {}", dir.display()))
+}
+
+/// Sends `records` until the edge acknowledges them (the table may not be ready yet).
+async fn send_when_ready(
+    edge: &Edge,
+    table: &str,
+    partition: u32,
+    records: &[(i64, i64)],
+) -> anyhow::Result<Vec<Acked>> {
+    wait_for(&format!("{table} to take writes"), Duration::from_secs(30), || async {
+        send_acked(&client(), &edge.url(), table, partition, records).await.ok()
+    })
+    .await
+}
+
+/// With durability `none` a crash between commit and watermark persist leaves the hot
+/// store's watermarks behind the snapshot, and the hot store's own high-water marks are
+/// gone. Writes that arrive while the table's Iceberg metadata cannot be read must not be
+/// given sequences the snapshot already holds: they wait (503) until the table is
+/// reconciled, then continue above the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_none_never_reuses_a_sequence_that_iceberg_holds() -> anyhow::Result<()> {
+    let (_keep, dir, uri) = warehouse()?;
+    let mut node = Node::start(&[
+        ("ZOMBI_NODE__DURABILITY", "none"),
+        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", &uri),
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
+        ("ZOMBI_NODE__FLUSH__BACKOFF_MAX_MS", "300"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+        ("ZOMBI_NODE__LIMITS__TABLE_READY_TIMEOUT_MS", "300"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let first: Vec<(i64, i64)> = (0..20).map(|v| (BASE + v, v)).collect();
+    let mut acked = send_acked(&client(), &edge.url(), "light", 0, &first).await?;
+    node.flush("light").await?;
+
+    // The next flush commits and then the node dies before it persists the watermarks.
+    node.set_env("FAILPOINTS", Some("flush-after-commit=return"));
+    node.restart().await?;
+    let second: Vec<(i64, i64)> = (100..110).map(|v| (BASE + v, v)).collect();
+    acked.extend(send_when_ready(&edge, "light", 0, &second).await?);
+    assert_eq!(acked.last().unwrap().1, 29);
+    assert!(node.flush("light").await.is_err(), "the node must die inside the flush");
+    assert!(!node.wait_exit(Duration::from_secs(60)).await?.success());
+
+    // Restart while the table's current metadata cannot be read.
+    let metadata = current_metadata(&dir, "light")?;
+    let hidden = metadata.with_extension("hidden");
+    std::fs::rename(&metadata, &hidden)?;
+    node.set_env("FAILPOINTS", None);
+    node.restart().await?;
+    let r = send_bulk(
+        &client(),
+        &edge.url(),
+        "light",
+        &[json!({"payload": {"v": 200}, "partition": 0, "timestamp_ms": BASE})],
+    )
+    .await?;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.code(), "table_not_ready", "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("light"), "{}", r.body);
+
+    std::fs::rename(&hidden, &metadata)?;
+    let third: Vec<(i64, i64)> = (200..205).map(|v| (BASE + v, v)).collect();
+    let more = send_when_ready(&edge, "light", 0, &third).await?;
+    assert_eq!(more[0].1, 30, "sequences continue above the snapshot's watermark");
+    acked.extend(more);
+    node.flush("light").await?;
+    assert_exact(&node, "light", &acked, false).await
+}
+
+/// A node started on an empty data directory next to an existing warehouse adopts every
+/// table from its newest metadata file and continues each partition's sequences above the
+/// snapshot's watermarks; maintenance then deletes nothing the adopted tables reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_lost_its_data_dir_adopts_every_table_and_continues_above_it()
+-> anyhow::Result<()> {
+    let (_keep, dir, uri) = warehouse()?;
+    let env = [
+        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", uri.as_str()),
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+        ("ZOMBI_NODE__MAINTENANCE__FILE_GRACE_SECS", "0"),
+    ];
+    let mut first = Node::start(&env).await?;
+    let edge = Edge::start(&first.url(), &[]).await?;
+    let c = client();
+    let mut acked: Vec<(&str, Vec<Acked>)> = Vec::new();
+    for table in ["clicks", "orders"] {
+        let mut rows = Vec::new();
+        for p in 0..2u32 {
+            let records: Vec<(i64, i64)> =
+                (0..15).map(|k| (BASE + k * HOUR / 4, p as i64 * 100 + k)).collect();
+            rows.extend(send_acked(&c, &edge.url(), table, p, &records).await?);
+        }
+        first.flush(table).await?;
+        acked.push((table, rows));
+    }
+    // Acknowledged after the last commit: these are what a lost disk loses.
+    send_acked(&c, &edge.url(), "orders", 0, &[(BASE, -1)]).await?;
+    first.kill9();
+    let before = files_under(&dir);
+
+    // A new node: same warehouse, empty data directory.
+    let second = Node::start(&env).await?;
+    let edge = Edge::start(&second.url(), &[]).await?;
+    let listed: Value =
+        c.get(format!("{}/v1/namespaces/zombi/tables", second.url())).send().await?.json().await?;
+    let names: Vec<&str> = listed["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["clicks", "orders"], "{listed}");
+    let metrics = second.metrics().await?;
+    assert_eq!(metric_sum(&metrics, "zombi_node_tables_adopted_total"), 2.0);
+
+    for (table, rows) in &mut acked {
+        assert_exact(&second, table, rows, false).await?;
+        // Sequences continue above the adopted snapshot in every partition.
+        for p in 0..2u32 {
+            let more =
+                send_acked(&c, &edge.url(), table, p, &[(BASE + HOUR, 1000 + p as i64)]).await?;
+            assert_eq!(more[0].1, 15, "{table} partition {p}");
+            rows.extend(more);
+        }
+        second.flush(table).await?;
+        assert_exact(&second, table, rows, false).await?;
+        let report = second.compact(table).await?;
+        assert_eq!(report["files_deleted"], 0, "{table}: {report}");
+    }
+    let after = files_under(&dir);
+    let lost: Vec<&String> = before.iter().filter(|f| !after.contains(*f)).collect();
+    assert!(lost.is_empty(), "files of the adopted tables were deleted: {lost:?}");
+    Ok(())
+}
+
+/// Event-time bounds refuse events far in the past or future (naming the record), and the
+/// table limit refuses a write that would create one table too many, clearly; the tables
+/// that exist keep taking writes.
+#[tokio::test]
+async fn event_time_bounds_and_the_table_limit_are_clear_refusals() -> anyhow::Result<()> {
+    let node = Node::start(&[
+        ("ZOMBI_NODE__LIMITS__MAX_TABLES", "2"),
+        ("ZOMBI_NODE__LIMITS__MAX_EVENT_AGE_SECS", "86400"),
+    ])
+    .await?;
+    let edge = Edge::start(
+        &node.url(),
+        &[
+            ("ZOMBI_EDGE__LIMITS__MAX_EVENT_AGE_SECS", "86400"),
+            ("ZOMBI_EDGE__LIMITS__MAX_FUTURE_SKEW_SECS", "60"),
+        ],
+    )
+    .await?;
+    let c = client();
+    let now = now_ms();
+    let ok = json!({"payload": {"v": 1}, "timestamp_ms": now - HOUR});
+    for (bad, words) in [
+        (json!({"payload": {"v": 2}, "timestamp_ms": 1_767_304_800}), "max_event_age_secs"),
+        (json!({"payload": {"v": 3}, "timestamp_ms": now + 10 * 60_000}), "max_future_skew_secs"),
+    ] {
+        let r = send_bulk(&c, &edge.url(), "t1", &[ok.clone(), bad]).await?;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("record 1") && message.contains(words), "{message}");
+    }
+    assert_eq!(node.table_events("t1").await?, 0, "a refused request stores nothing");
+
+    for table in ["t1", "t2"] {
+        let r = send_bulk(&c, &edge.url(), table, std::slice::from_ref(&ok)).await?;
+        assert_eq!(r.status, 200, "{table}: {}", r.body);
+    }
+    let r = send_bulk(&c, &edge.url(), "t3", std::slice::from_ref(&ok)).await?;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.code(), "table_limit", "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("limits.max_tables"));
+    let r = send_bulk(&c, &edge.url(), "t1", std::slice::from_ref(&ok)).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stats = node.stats().await?;
+    assert!(stats["tables"].get("t3").is_none(), "{stats}");
+    Ok(())
+}
+
+/// A request whose events span thousands of hours cannot hold a flush slot for long: each
+/// commit carries at most `flush.max_hours_per_flush` hours, the rest follow in later
+/// cycles, and another table keeps committing meanwhile. Idle tables cost no flush cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_spanning_thousands_of_hours_does_not_starve_the_others() -> anyhow::Result<()> {
+    let (_keep, dir, uri) = warehouse()?;
+    let node = Node::start(&[
+        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", &uri),
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "50"),
+        ("ZOMBI_NODE__FLUSH__MAX_CONCURRENT", "1"),
+        ("ZOMBI_NODE__FLUSH__MAX_HOURS_PER_FLUSH", "100"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    // 1,500 events, each in its own hour, going back about two months.
+    let now = now_ms();
+    let wide: Vec<(i64, i64)> = (0..1500).map(|i| (now - i * HOUR, i)).collect();
+    let wide_acked = send_acked(&c, &edge.url(), "wide", 0, &wide).await?;
+    // While "wide" works through its hours, "narrow" commits too.
+    let narrow_acked = send_acked(&c, &edge.url(), "narrow", 0, &[(now, 1), (now, 2)]).await?;
+    let narrow = node.wait_flushed("narrow", Duration::from_secs(60)).await?;
+    let wide_then = node.watermark("wide").await?;
+    let wide_done = wide_then["watermarks"]["0"].as_u64().unwrap_or(0);
+    assert!(wide_done < 1500, "narrow waited for all of wide: {wide_then} / {narrow}");
+    node.wait_flushed("wide", Duration::from_secs(120)).await?;
+    assert_exact(&node, "wide", &wide_acked, false).await?;
+    assert_exact(&node, "narrow", &narrow_acked, false).await?;
+
+    // Every commit of "wide" added at most 100 files.
+    let metadata: Value = serde_json::from_slice(&std::fs::read(current_metadata(&dir, "wide")?)?)?;
+    let added: Vec<u64> = metadata["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["summary"]["added-data-files"].as_str()?.parse().ok())
+        .collect();
+    assert!(added.len() >= 15, "{added:?}");
+    assert!(added.iter().all(|n| *n <= 100), "{added:?}");
+    assert_eq!(added.iter().sum::<u64>(), 1500);
+
+    // Idle now: the flush loop skips both tables without a flush cycle.
+    let cycles = |m: &str| metric_sum(m, "zombi_node_flush_seconds_count");
+    let skips = |m: &str| metric_sum(m, "zombi_node_flush_idle_skips_total");
+    let m0 = wait_for("a first idle skip", Duration::from_secs(30), || async {
+        let m = node.metrics().await.ok()?;
+        (skips(&m) > 0.0).then_some(m)
+    })
+    .await?;
+    wait_for("idle skips", Duration::from_secs(30), || async {
+        let m = node.metrics().await.ok()?;
+        (skips(&m) >= skips(&m0) + 20.0).then_some(())
+    })
+    .await?;
+    let m1 = node.metrics().await?;
+    assert_eq!(cycles(&m1), cycles(&m0), "idle tables ran flush cycles");
+    Ok(())
+}
