@@ -1,6 +1,8 @@
 //! Reading request bodies within limits: a size cap on the body as sent and after
-//! decompression, and a process-wide in-flight byte budget so that a flood of requests
-//! gets 429s instead of exhausting memory. Bytes are reserved before they are buffered.
+//! decompression, a deadline for the whole body, and a process-wide in-flight byte budget
+//! so that a flood of requests gets 429s instead of exhausting memory. Bytes are reserved
+//! as they arrive, before they are buffered: a request that announces 16 MiB and sends
+//! nothing holds nothing, and its deadline ends it.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub enum BodyError {
     DecompressedTooLarge { limit: usize },
     #[error("the edge is over its in-flight byte budget")]
     Overloaded,
+    #[error("the request body did not arrive within {limit_ms} ms (limits.body_read_timeout_ms)")]
+    Timeout { limit_ms: u128 },
     #[error("unsupported Content-Encoding {0:?}; use gzip, zstd or none")]
     UnsupportedEncoding(String),
     #[error("could not read the request body: {0}")]
@@ -158,15 +162,16 @@ where
     let _ = tokio::time::timeout(DISCARD_TIMEOUT, drain).await;
 }
 
-/// Reads `body`, enforcing `max_bytes` on the body as sent and after decompression, and
-/// reserving every byte from `budget` before buffering it.
+/// Reads `body`, enforcing `max_bytes` on the body as sent and after decompression and
+/// `deadline` on its arrival, and reserving every byte from `budget` before buffering it.
 pub async fn read_body(
     body: Body,
     encoding: Encoding,
     max_bytes: usize,
+    deadline: std::time::Duration,
     budget: &ByteBudget,
 ) -> Result<LimitedBody, BodyError> {
-    // With a Content-Length the whole body is checked and reserved before reading any of it.
+    // A declared length above the limit is refused before reading any of the body.
     let declared = body.size_hint().exact();
     let mut reservation = budget.reserve();
     let mut frames = body.into_data_stream();
@@ -178,20 +183,26 @@ pub async fn read_body(
             }
             return Err(BodyError::TooLarge { limit: max_bytes });
         }
-        reservation.grow(len)?;
     }
 
-    let mut bytes = Vec::with_capacity(reservation.bytes());
-    while let Some(frame) = frames.next().await {
-        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
-        let total = bytes.len() + frame.len();
-        if total > max_bytes {
-            discard(&mut frames).await;
-            return Err(BodyError::TooLarge { limit: max_bytes });
+    // Capacity follows what arrived, not what was announced.
+    let mut bytes = Vec::new();
+    let read = async {
+        while let Some(frame) = frames.next().await {
+            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+            let total = bytes.len() + frame.len();
+            if total > max_bytes {
+                discard(&mut frames).await;
+                return Err(BodyError::TooLarge { limit: max_bytes });
+            }
+            reservation.grow(frame.len())?;
+            bytes.extend_from_slice(&frame);
         }
-        // Chunked bodies (and any body outgrowing its declared length) reserve as they come.
-        reservation.grow(total.saturating_sub(reservation.bytes()))?;
-        bytes.extend_from_slice(&frame);
+        Ok(())
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(result) => result?,
+        Err(_) => return Err(BodyError::Timeout { limit_ms: deadline.as_millis() }),
     }
     metrics::body_read(bytes.len());
 
@@ -262,6 +273,8 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    const LONG: std::time::Duration = std::time::Duration::from_secs(30);
     use bytes::Bytes;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -284,17 +297,23 @@ mod tests {
     #[tokio::test]
     async fn reads_within_limits_and_releases_the_budget() {
         let budget = ByteBudget::new(1000);
-        let body =
-            read_body(Body::from(vec![7u8; 300]), Encoding::Identity, 500, &budget).await.unwrap();
+        let body = read_body(Body::from(vec![7u8; 300]), Encoding::Identity, 500, LONG, &budget)
+            .await
+            .unwrap();
         assert_eq!(body.bytes, vec![7u8; 300]);
         assert_eq!(budget.available(), 700);
         drop(body);
         assert_eq!(budget.available(), 1000);
 
-        let body =
-            read_body(chunked(vec![vec![1; 200], vec![2; 200]]), Encoding::Identity, 500, &budget)
-                .await
-                .unwrap();
+        let body = read_body(
+            chunked(vec![vec![1; 200], vec![2; 200]]),
+            Encoding::Identity,
+            500,
+            LONG,
+            &budget,
+        )
+        .await
+        .unwrap();
         assert_eq!(body.bytes.len(), 400);
         assert_eq!(body.reservation.bytes(), 400);
     }
@@ -302,7 +321,7 @@ mod tests {
     #[tokio::test]
     async fn content_length_over_the_limit_is_rejected_unread() {
         let budget = ByteBudget::new(10_000);
-        let err = read_body(Body::from(vec![0u8; 501]), Encoding::Identity, 500, &budget)
+        let err = read_body(Body::from(vec![0u8; 501]), Encoding::Identity, 500, LONG, &budget)
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 500 }), "{err}");
@@ -312,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn chunked_body_over_the_limit_is_rejected() {
         let budget = ByteBudget::new(10_000);
-        let err = read_body(chunked(vec![vec![0; 300]; 3]), Encoding::Identity, 500, &budget)
+        let err = read_body(chunked(vec![vec![0; 300]; 3]), Encoding::Identity, 500, LONG, &budget)
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 500 }), "{err}");
@@ -322,19 +341,43 @@ mod tests {
     #[tokio::test]
     async fn exhausted_budget_is_overloaded() {
         let budget = ByteBudget::new(1000);
-        let held =
-            read_body(Body::from(vec![0u8; 800]), Encoding::Identity, 1000, &budget).await.unwrap();
-        let err = read_body(Body::from(vec![0u8; 300]), Encoding::Identity, 1000, &budget)
+        let held = read_body(Body::from(vec![0u8; 800]), Encoding::Identity, 1000, LONG, &budget)
+            .await
+            .unwrap();
+        let err = read_body(Body::from(vec![0u8; 300]), Encoding::Identity, 1000, LONG, &budget)
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::Overloaded), "{err}");
         // Chunked: the first frame fits, the second does not.
-        let err =
-            read_body(chunked(vec![vec![0; 150], vec![0; 150]]), Encoding::Identity, 1000, &budget)
-                .await
-                .unwrap_err();
+        let err = read_body(
+            chunked(vec![vec![0; 150], vec![0; 150]]),
+            Encoding::Identity,
+            1000,
+            LONG,
+            &budget,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, BodyError::Overloaded), "{err}");
         drop(held);
+        assert_eq!(budget.available(), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_holds_only_what_it_sent_until_its_deadline() {
+        let budget = ByteBudget::new(1000);
+        let stalled = Body::from_stream(
+            futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 100]))])
+                .chain(futures::stream::pending()),
+        );
+        let deadline = std::time::Duration::from_millis(200);
+        let read = read_body(stalled, Encoding::Identity, 1000, deadline, &budget);
+        let mut read = std::pin::pin!(read);
+        // While it waits for more, the request holds the 100 bytes it sent.
+        assert!(futures::poll!(read.as_mut()).is_pending());
+        assert_eq!(budget.available(), 900);
+        let err = read.await.unwrap_err();
+        assert!(matches!(err, BodyError::Timeout { limit_ms: 200 }), "{err}");
         assert_eq!(budget.available(), 1000);
     }
 
@@ -344,7 +387,7 @@ mod tests {
         let budget = ByteBudget::new(1 << 20);
         for (encoding, compressed) in [(Encoding::Gzip, gzip(&data)), (Encoding::Zstd, zstd(&data))]
         {
-            let body = read_body(Body::from(compressed.clone()), encoding, 300_000, &budget)
+            let body = read_body(Body::from(compressed.clone()), encoding, 300_000, LONG, &budget)
                 .await
                 .unwrap();
             assert_eq!(body.bytes, data, "{encoding:?}");
@@ -362,8 +405,9 @@ mod tests {
             [(Encoding::Gzip, gzip(&zeros)), (Encoding::Zstd, zstd(&zeros))]
         {
             assert!(compressed.len() < 20_000, "{encoding:?} compressed to {}", compressed.len());
-            let err =
-                read_body(Body::from(compressed), encoding, 100_000, &budget).await.unwrap_err();
+            let err = read_body(Body::from(compressed), encoding, 100_000, LONG, &budget)
+                .await
+                .unwrap_err();
             assert!(matches!(err, BodyError::DecompressedTooLarge { limit: 100_000 }), "{err}");
         }
         assert_eq!(budget.available(), 1 << 30);
@@ -373,8 +417,9 @@ mod tests {
     async fn decompressed_bytes_count_against_the_budget() {
         let data = vec![b'x'; 200_000];
         let budget = ByteBudget::new(100_000);
-        let err =
-            read_body(Body::from(gzip(&data)), Encoding::Gzip, 300_000, &budget).await.unwrap_err();
+        let err = read_body(Body::from(gzip(&data)), Encoding::Gzip, 300_000, LONG, &budget)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::Overloaded), "{err}");
         assert_eq!(budget.available(), 100_000);
     }
@@ -387,6 +432,7 @@ mod tests {
                 Body::from(b"definitely not compressed".to_vec()),
                 encoding,
                 1000,
+                LONG,
                 &budget,
             )
             .await

@@ -287,7 +287,7 @@ async fn checks_run_in_order_and_cheap_ones_first() {
 }
 
 #[tokio::test]
-async fn declared_length_over_the_budget_is_429_before_reading() {
+async fn a_stalled_upload_holds_the_bytes_it_sent_not_what_it_declared() {
     let (url, _) = fake_node(Duration::ZERO).await;
     let mut config = config(&url);
     config.limits.max_request_bytes = 4096;
@@ -295,14 +295,18 @@ async fn declared_length_over_the_budget_is_429_before_reading() {
     config.limits.retry_after_secs = 7;
     let edge = Edge::start(config).await;
 
-    // Declares a full-size body and never sends it: its bytes stay reserved.
+    // Declares a full-size body and sends 1,000 bytes of it: only those are held.
     let mut holder = TcpStream::connect(&edge.addr).await.unwrap();
     let head = "POST /tables/t HTTP/1.1\r\nhost: e\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n";
     holder.write_all(head.as_bytes()).await.unwrap();
+    holder.write_all(&[b' '; 1000]).await.unwrap();
+    let body = format!(r#"{{"payload": "{}"}}"#, "x".repeat(3000));
+    let response = edge.post("/tables/t", "application/json", body.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
 
-    let body = format!(r#"{{"payload": "{}"}}"#, "x".repeat(2000));
-    // Once the edge has parsed the holder's headers, its 4096 bytes are reserved.
-    wait_until("the holder's reservation", || {
+    // Sending more, it holds more: 4,000 bytes leave no room for another 3 KB request.
+    holder.write_all(&[b' '; 3000]).await.unwrap();
+    wait_until("the holder's bytes to be reserved", || {
         let request = edge.post("/tables/t", "application/json", body.clone()).send();
         async move { request.await.unwrap().status() == 429 }
     })

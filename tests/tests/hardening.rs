@@ -278,3 +278,63 @@ async fn a_table_spanning_thousands_of_hours_does_not_starve_the_others() -> any
     assert_eq!(cycles(&m1), cycles(&m0), "idle tables ran flush cycles");
     Ok(())
 }
+
+/// Connections that announce a large body and then send nothing, or stop half-way through
+/// their headers, cannot lock other producers out: a request holds only the bytes it has
+/// sent, a body that does not arrive in time gets 408, and a request head that does not
+/// arrive in time closes its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_uploads_cannot_lock_producers_out() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = Node::start(&[]).await?;
+    let edge = Edge::start(
+        &node.url(),
+        &[
+            ("ZOMBI_EDGE__LIMITS__MAX_REQUEST_BYTES", "1048576"),
+            ("ZOMBI_EDGE__LIMITS__MAX_INFLIGHT_BYTES", "2097152"),
+            ("ZOMBI_EDGE__LIMITS__BODY_READ_TIMEOUT_MS", "1500"),
+            ("ZOMBI_EDGE__LIMITS__HEADER_READ_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await?;
+    let addr: std::net::SocketAddr = edge.url().trim_start_matches("http://").parse()?;
+    // Four uploads that announce 1,000,000 bytes each (twice the budget in all) and send
+    // 1,000 of them.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let head = format!(
+            "POST /tables/slow/bulk HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-ndjson\r\ncontent-length: 1000000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(&[b' '; 1000]).await?;
+        stalled.push(s);
+    }
+    // A producer with a small head that never ends.
+    let mut half = tokio::net::TcpStream::connect(addr).await?;
+    half.write_all(b"POST /tables/slow HTTP/1.1\r\nhost: x\r\n").await?;
+
+    let c = client();
+    let r = send_bulk(&c, &edge.url(), "fast", &[json!({"payload": 1})]).await?;
+    assert_eq!(r.status, 200, "other producers are served: {}", r.body);
+    let metrics = c.get(format!("{}/metrics", edge.url())).send().await?.text().await?;
+    let held = metric_sum(&metrics, "zombi_edge_inflight_bytes");
+    assert!(held <= 8_000.0, "stalled uploads hold {held} bytes");
+
+    for mut s in stalled {
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut response)).await??;
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            text.contains("request_timeout") && text.contains("body_read_timeout_ms"),
+            "{text}"
+        );
+    }
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), half.read_to_end(&mut rest)).await??;
+    assert_eq!(n, 0, "the half-sent head gets no answer: {}", String::from_utf8_lossy(&rest));
+    let metrics = c.get(format!("{}/metrics", edge.url())).send().await?.text().await?;
+    assert_eq!(metric_sum(&metrics, "zombi_edge_inflight_bytes"), 0.0);
+    Ok(())
+}

@@ -55,6 +55,7 @@ pub enum Code {
     InvalidEvent,
     InvalidRequest,
     InvalidBody,
+    RequestTimeout,
     NodeUnavailable,
     TableNotReady,
     TableLimit,
@@ -78,6 +79,7 @@ impl Code {
             Code::InvalidEvent => "invalid_event",
             Code::InvalidRequest => "invalid_request",
             Code::InvalidBody => "invalid_body",
+            Code::RequestTimeout => "request_timeout",
             Code::NodeUnavailable => "node_unavailable",
             Code::TableNotReady => "table_not_ready",
             Code::TableLimit => "table_limit",
@@ -97,6 +99,7 @@ impl Code {
             | Code::InvalidRequest
             | Code::InvalidBody => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -128,6 +131,7 @@ impl ApiError {
                 BodyError::Overloaded => Code::Overloaded,
                 BodyError::UnsupportedEncoding(_) => Code::UnsupportedMediaType,
                 BodyError::Read(_) | BodyError::Corrupt { .. } => Code::InvalidBody,
+                BodyError::Timeout { .. } => Code::RequestTimeout,
             },
             ApiError::Parse(e) if e.is_too_large() => Code::PayloadTooLarge,
             ApiError::Parse(ParseError::InvalidJson { .. }) => Code::InvalidJson,
@@ -157,9 +161,11 @@ impl ApiError {
             Code::UnsupportedMediaType => Reason::MediaType,
             Code::PayloadTooLarge => Reason::TooLarge,
             Code::Overloaded => Reason::Overloaded,
-            Code::InvalidJson | Code::InvalidEvent | Code::InvalidRequest | Code::InvalidBody => {
-                Reason::Invalid
-            }
+            Code::InvalidJson
+            | Code::InvalidEvent
+            | Code::InvalidRequest
+            | Code::InvalidBody
+            | Code::RequestTimeout => Reason::Invalid,
             Code::NodeUnavailable | Code::TableNotReady => Reason::NodeUnavailable,
             Code::TableLimit => Reason::TableLimit,
             Code::BadGateway => Reason::NodeError,

@@ -76,6 +76,7 @@ pub struct IngestService {
     forwarder: Forwarder,
     shutdown: CancellationToken,
     max_request_bytes: usize,
+    body_timeout: std::time::Duration,
     parse_limits: ParseLimits,
 }
 
@@ -88,6 +89,7 @@ impl IngestService {
             forwarder,
             shutdown,
             max_request_bytes: limits.max_request_bytes as usize,
+            body_timeout: std::time::Duration::from_millis(limits.body_read_timeout_ms),
             parse_limits: ParseLimits {
                 event: limits.event_limits(),
                 max_records: limits.max_records_per_request as usize,
@@ -114,7 +116,9 @@ impl IngestService {
 
         // Held until the node answered: the body and the events parsed from it are in
         // memory that long.
-        let body = read_body(body, encoding, self.max_request_bytes, &self.budget).await?;
+        let body =
+            read_body(body, encoding, self.max_request_bytes, self.body_timeout, &self.budget)
+                .await?;
         let reservation = body.reservation;
         let events = match (target.endpoint, format) {
             (Endpoint::Single, _) => {

@@ -37,8 +37,14 @@ pub struct EdgeLimits {
     pub max_request_bytes: u64,
     /// Most events in one bulk request.
     pub max_records_per_request: u64,
-    /// Request bytes the edge holds at once; beyond it requests get 429.
+    /// Request bytes the edge holds at once; beyond it requests get 429. A request holds
+    /// the bytes it has sent so far, not what its `Content-Length` announces.
     pub max_inflight_bytes: u64,
+    /// A request's line and headers must arrive within this many ms of the connection
+    /// being ready for it; otherwise the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request's whole body must arrive within this many ms; otherwise 408.
+    pub body_read_timeout_ms: u64,
     /// `Retry-After` seconds sent with 429.
     pub retry_after_secs: u64,
 }
@@ -93,6 +99,8 @@ impl Default for EdgeLimits {
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
             max_inflight_bytes: 256 * MIB,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
             retry_after_secs: 1,
         }
     }
@@ -129,6 +137,8 @@ impl Validate for EdgeConfig {
             (usize::MAX >> 4) as u64,
         )?;
         check_range("limits.retry_after_secs", l.retry_after_secs, 1, 3600)?;
+        check_range("limits.header_read_timeout_ms", l.header_read_timeout_ms, 10, 600_000)?;
+        check_range("limits.body_read_timeout_ms", l.body_read_timeout_ms, 10, 3_600_000)?;
         check_range("limits.max_event_age_secs", l.max_event_age_secs, 0, 100 * 366 * 24 * 3600)?;
         check_range(
             "limits.max_future_skew_secs",
