@@ -27,3 +27,13 @@ pub fn panic_point(name: &str) {
 pub fn setup() -> fail::FailScenario<'static> {
     fail::FailScenario::setup()
 }
+
+/// True where an armed failpoint (`FAILPOINTS=<name>=1*return`) asks the caller to fail as
+/// if an outside system had; always false in normal builds.
+pub fn error_point(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name, |_| true);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+    false
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::envelope::{EventLimits, check_event};
+use zombi_shared::envelope::{EventLimits, check_event_strict};
 use zombi_shared::validate_table_name;
 use zombi_shared::wire::{BatchResponse, GroupError, GroupErrorCode, GroupResult, IngestBatch};
 
@@ -166,7 +166,7 @@ impl IngestService {
                 });
             }
             for (ei, event) in group.events.iter().enumerate() {
-                check_event(event, &self.limits).map_err(|e| IngestError::InvalidEvent {
+                check_event_strict(event, &self.limits).map_err(|e| IngestError::InvalidEvent {
                     group: gi,
                     event: ei,
                     too_large: e.is_too_large(),

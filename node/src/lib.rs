@@ -118,7 +118,11 @@ pub async fn run(
         prometheus,
         flusher: flusher.clone(),
         maintainer: maintainer.clone(),
-        reads: Arc::new(ReadService::new(store.clone(), catalog.clone())),
+        reads: Arc::new(ReadService::new(
+            store.clone(),
+            catalog.clone(),
+            config.limits.max_concurrent_hot_reads as usize,
+        )),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
         catalog: catalog.clone(),

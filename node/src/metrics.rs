@@ -13,6 +13,7 @@
 //! | `zombi_node_combiner_batch_events` | histogram | events per micro-batch (one `WriteBatch`) |
 //! | `zombi_node_hot_write_seconds` | histogram | staging + RocksDB write time per micro-batch |
 //! | `zombi_node_hot_write_errors_total` | counter | failed micro-batch writes |
+//! | `zombi_node_combiner_panics_total` | counter | combiner worker panics (the worker is restarted) |
 //! | `zombi_node_tables_adopted_total` | counter | tables adopted from the warehouse's metadata (the catalog had no pointer) |
 
 pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
@@ -25,6 +26,7 @@ pub const COMBINER_INFLIGHT_BYTES: &str = "zombi_node_combiner_inflight_bytes";
 pub const COMBINER_BATCH_EVENTS: &str = "zombi_node_combiner_batch_events";
 pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
 pub const HOT_WRITE_ERRORS: &str = "zombi_node_hot_write_errors_total";
+pub const COMBINER_PANICS: &str = "zombi_node_combiner_panics_total";
 pub const TABLES_ADOPTED: &str = "zombi_node_tables_adopted_total";
 
 /// Describes every metric once so `/metrics` carries HELP lines.
@@ -40,6 +42,7 @@ pub fn describe() {
     describe_histogram!(COMBINER_BATCH_EVENTS, Unit::Count, "Events per micro-batch.");
     describe_histogram!(HOT_WRITE_SECONDS, Unit::Seconds, "Micro-batch write time.");
     describe_counter!(HOT_WRITE_ERRORS, Unit::Count, "Failed micro-batch writes.");
+    describe_counter!(COMBINER_PANICS, "Combiner worker panics; the worker was restarted.");
     describe_counter!(TABLES_ADOPTED, Unit::Count, "Tables adopted from warehouse metadata.");
 }
 

@@ -95,6 +95,8 @@ pub enum EventError {
     KeyConflict,
     #[error("partition {0} is above the highest accepted partition, {1}")]
     BadPartition(u32, u32),
+    #[error("\"payload\" is not valid JSON: {0}")]
+    BadJson(String),
     #[error("event payload is {size} bytes; the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
 }
@@ -149,6 +151,17 @@ impl Envelope<'_> {
         check_event(&event, limits)?;
         Ok(event)
     }
+}
+
+/// [`check_event`] plus, for a JSON payload, that it is well-formed JSON: the node applies
+/// this, since it never trusts that an edge parsed the payload.
+pub fn check_event_strict(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+    check_event(event, limits)?;
+    if let Payload::Json(text) = &event.payload {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| EventError::BadJson(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The checks every event passes, on the edge and again on the node.
@@ -257,6 +270,22 @@ mod tests {
         // Without bounds every valid time is accepted.
         assert!(check_event(&event(0), &LIMITS).is_ok());
         assert!(check_event(&event(MAX_TIMESTAMP_MS), &LIMITS).is_ok());
+    }
+
+    #[test]
+    fn strict_check_refuses_a_json_payload_that_is_not_json() {
+        let event = |text: &str| WireEvent {
+            partition: 0,
+            timestamp_ms: None,
+            idempotency_key: None,
+            payload: Payload::Json(text.into()),
+        };
+        assert!(check_event_strict(&event(r#"{"a":[1,2]}"#), &LIMITS).is_ok());
+        for bad in ["", "{", "{\"a\":1} trailing", "nul\u{0}"] {
+            let err = check_event_strict(&event(bad), &LIMITS).unwrap_err();
+            assert!(matches!(err, EventError::BadJson(_)), "{bad:?}: {err}");
+            assert!(check_event(&event(bad), &LIMITS).is_ok(), "the edge's check parses elsewhere");
+        }
     }
 
     #[test]

@@ -338,3 +338,118 @@ async fn stalled_uploads_cannot_lock_producers_out() -> anyhow::Result<()> {
     assert_eq!(metric_sum(&metrics, "zombi_edge_inflight_bytes"), 0.0);
     Ok(())
 }
+
+/// The node never trusts an edge: a JSON payload that is not JSON is refused whole, and
+/// nothing is stored.
+#[tokio::test]
+async fn the_node_refuses_a_json_payload_that_is_not_json() -> anyhow::Result<()> {
+    use zombi_shared::wire::{Group, IngestBatch, Payload, WireEvent, encode};
+    let node = Node::start(&[]).await?;
+    let event = |text: &str| WireEvent {
+        partition: 0,
+        timestamp_ms: None,
+        idempotency_key: None,
+        payload: Payload::Json(text.into()),
+    };
+    let batch = IngestBatch {
+        groups: vec![Group { table: "strict".into(), events: vec![event("{}"), event("{\"a\":")] }],
+    };
+    let r = client()
+        .post(format!("{}/internal/v1/batches", node.url()))
+        .header("content-type", "application/msgpack")
+        .body(encode(&batch))
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.text().await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("event 1") && body.contains("not valid JSON"), "{body}");
+    assert_eq!(node.table_events("strict").await?, 0);
+    Ok(())
+}
+
+/// Hot reads hold up to 64 MiB each while they are answered: beyond
+/// `limits.max_concurrent_hot_reads` at once they get 429, and the slots come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_reads_beyond_the_limit_get_429() -> anyhow::Result<()> {
+    let node = Node::start(&[
+        ("ZOMBI_NODE__LIMITS__MAX_CONCURRENT_HOT_READS", "1"),
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let payload = "x".repeat(500);
+    for chunk in 0..10 {
+        let records: Vec<Value> = (0..2000)
+            .map(|i| json!({"payload": {"i": chunk * 2000 + i, "pad": payload}}))
+            .collect();
+        let r = send_bulk(&client(), &edge.url(), "busy", &records).await?;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut statuses = Vec::new();
+    for _burst in 0..10 {
+        let reads = (0..6).map(|_| node.hot("busy", "from_sequence=0"));
+        for r in futures::future::join_all(reads).await {
+            let (status, body) = r?;
+            assert!(status == 200 || status == 429, "{status}: {}", String::from_utf8_lossy(&body));
+            if status == 429 {
+                let text = String::from_utf8_lossy(&body);
+                assert!(text.contains("max_concurrent_hot_reads"), "{text}");
+            }
+            statuses.push(status);
+        }
+        if statuses.contains(&429) {
+            break;
+        }
+    }
+    assert!(statuses.contains(&429), "no hot read was refused: {statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let (status, _) = node.hot("busy", "from_sequence=0&limit=10").await?;
+    assert_eq!(status, 200, "the slot is released after each read");
+    Ok(())
+}
+
+/// A combiner worker that panics is restarted: the write it was handling fails (and is
+/// not stored), and every later write to its tables succeeds.
+#[tokio::test]
+async fn a_combiner_worker_that_panics_is_restarted() -> anyhow::Result<()> {
+    let mut node = Node::start(&[("ZOMBI_NODE__COMBINER__SHARDS", "1")]).await?;
+    node.set_env("FAILPOINTS", Some("combiner-write=1*panic"));
+    node.restart().await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let first = send_bulk(&c, &edge.url(), "sturdy", &[json!({"payload": 1})]).await?;
+    assert_eq!(first.status, 503, "{}", first.body);
+    for i in 0..3u64 {
+        let r = send_bulk(&c, &edge.url(), "sturdy", &[json!({"payload": i})]).await?;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["partitions"][0]["first_sequence"], i, "{}", r.body);
+    }
+    let metrics = node.metrics().await?;
+    assert_eq!(metric_sum(&metrics, "zombi_node_combiner_panics_total"), 1.0);
+    Ok(())
+}
+
+/// With snapshot policy `thresholds`, a commit attempt whose outcome is unknown is settled
+/// by the next cycle, after its backoff: the table neither spins through cycles nor waits
+/// for `max_age_ms` to commit what was already attempted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thresholds_table_settles_an_unknown_commit_without_spinning() -> anyhow::Result<()> {
+    let node = Node::start(&[
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "100"),
+        ("ZOMBI_NODE__FLUSH__SNAPSHOT__MODE", "thresholds"),
+        ("ZOMBI_NODE__FLUSH__SNAPSHOT__MAX_FILES", "1000"),
+        ("ZOMBI_NODE__FLUSH__SNAPSHOT__MAX_AGE_MS", "600000"),
+        ("FAILPOINTS", "flush-commit-unknown=1*return"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let records: Vec<(i64, i64)> = (0..10).map(|v| (BASE + v, v)).collect();
+    let acked = send_acked(&client(), &edge.url(), "patient", 0, &records).await?;
+    let r = client().post(format!("{}/tables/patient/flush", node.url())).send().await?;
+    assert!(!r.status().is_success(), "the armed commit fails");
+    node.wait_flushed("patient", Duration::from_secs(20)).await?;
+    let cycles = metric_sum(&node.metrics().await?, "zombi_node_flush_seconds_count");
+    assert!(cycles < 100.0, "{cycles} flush cycles: the table spun");
+    assert_exact(&node, "patient", &acked, false).await
+}

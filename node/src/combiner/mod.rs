@@ -55,6 +55,30 @@ impl Drop for Admission {
     }
 }
 
+/// Runs one shard worker, restarting it if it panics: its tables' state is reloaded from
+/// the hot store (it only ever changes after a durable write), and the groups of the
+/// micro-batch that panicked are answered with an error (their senders are dropped), so no
+/// table of the shard is left answering 503 for good.
+fn supervise(
+    shard: u64,
+    store: &Arc<HotStore>,
+    rx: &std::sync::mpsc::Receiver<Job>,
+    settings: worker::Settings,
+) {
+    loop {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            worker::run(store.clone(), rx, settings)
+        }));
+        match run {
+            Ok(()) => return,
+            Err(_) => {
+                tracing::error!(shard, "combiner worker panicked; restarting it");
+                metrics::counter!(m::COMBINER_PANICS).increment(1);
+            }
+        }
+    }
+}
+
 impl Combiner {
     pub fn start(store: Arc<HotStore>, config: &NodeConfig) -> std::io::Result<Self> {
         let c = &config.combiner;
@@ -69,7 +93,7 @@ impl Combiner {
             let store = store.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("combiner-{i}"))
-                .spawn(move || worker::run(store, rx, settings))?;
+                .spawn(move || supervise(i, &store, &rx, settings))?;
             shards.push(tx);
             workers.push(handle);
         }

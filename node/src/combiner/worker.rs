@@ -26,7 +26,7 @@ struct TableState {
     bytes: u64,
 }
 
-pub(super) fn run(store: Arc<HotStore>, rx: Receiver<Job>, settings: Settings) {
+pub(super) fn run(store: Arc<HotStore>, rx: &Receiver<Job>, settings: Settings) {
     let mut tables: HashMap<String, TableState> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -56,6 +56,7 @@ fn write_micro_batch(
     events: usize,
 ) {
     let started = Instant::now();
+    crate::failpoints::panic_point("combiner-write");
     let result = stage(store, tables, &jobs).and_then(|staged| {
         staged.batch.commit()?;
         Ok((staged.acks, staged.tables, staged.written, staged.duplicates))

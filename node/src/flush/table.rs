@@ -263,7 +263,7 @@ impl TableFlusher {
         // exactly those of the attempt: read nothing new until it is settled.
         let Read { rows, read_to, high_water_marks, more } = if self.pending.unverified.is_some() {
             let high_water_marks = self.high_water_marks().await?;
-            Read { rows: Vec::new(), read_to: BTreeMap::new(), high_water_marks, more: true }
+            Read { rows: Vec::new(), read_to: BTreeMap::new(), high_water_marks, more: false }
         } else {
             self.read().await?
         };
@@ -286,7 +286,10 @@ impl TableFlusher {
         }
         self.pending.read_to.extend(read_to);
         metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
-        if !self.pending.files.is_empty() && (force || self.policy_says_commit()) {
+        // An attempt whose outcome is unknown is settled at once, whatever the policy says:
+        // the policy said commit when it was made, and nothing new is read until then.
+        let settle = self.pending.unverified.is_some();
+        if !self.pending.files.is_empty() && (force || settle || self.policy_says_commit()) {
             self.commit(&high_water_marks).await?;
         }
         self.delete_expired().await?;
@@ -478,6 +481,10 @@ impl TableFlusher {
         // Until the table says otherwise the outcome is unknown: remember the id, so that
         // no retry appends the same rows twice.
         self.pending.unverified = Some(commit_id.clone());
+        if crate::failpoints::error_point("flush-commit-unknown") {
+            // As if the commit request failed and the table could not be reloaded to check.
+            return Err(FlushError::Task("failpoint flush-commit-unknown".into()));
+        }
         match tx.commit(self.ctx.catalog.as_ref()).await {
             Ok(table) => Ok(table.metadata().current_snapshot_id()),
             Err(e) => {

@@ -26,6 +26,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("node is over its in-flight byte budget")]
     Overloaded,
+    /// Too many requests of one kind at once; the message says which limit.
+    #[error("{0}")]
+    Busy(String),
     #[error("node is shutting down")]
     ShuttingDown,
     #[error("internal error")]
@@ -43,7 +46,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Gone(_) => "gone",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::Overloaded => "overloaded",
+            ApiError::Overloaded | ApiError::Busy(_) => "overloaded",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Internal(_) => "internal",
         }
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,8 +93,13 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, Json(json!({"error": {"code": self.code(), "message": message}})))
                 .into_response();
-        if matches!(self, ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable(_))
-        {
+        if matches!(
+            self,
+            ApiError::Overloaded
+                | ApiError::Busy(_)
+                | ApiError::ShuttingDown
+                | ApiError::Unavailable(_)
+        ) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

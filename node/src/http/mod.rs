@@ -71,6 +71,7 @@ impl From<ReadError> for ApiError {
         match e {
             ReadError::UnknownTable(_) => ApiError::NotFound(e.to_string()),
             ReadError::Gone { .. } => ApiError::Gone(e.to_string()),
+            ReadError::Busy { .. } => ApiError::Busy(e.to_string()),
             ReadError::Internal(detail) => ApiError::Internal(detail),
         }
     }

@@ -24,6 +24,8 @@ pub enum ReadError {
         "partition {partition}: events below sequence {floor} were flushed and deleted from the hot store; read them from the Iceberg table"
     )]
     Gone { partition: u32, floor: u64 },
+    #[error("{limit} hot reads are running (limits.max_concurrent_hot_reads); retry shortly")]
+    Busy { limit: usize },
     #[error("{0}")]
     Internal(String),
 }
@@ -60,16 +62,26 @@ pub const MAX_HOT_READ_BYTES: u64 = 64 << 20;
 pub struct HotRead {
     pub batches: Vec<RecordBatch>,
     pub truncated: bool,
+    /// One of the concurrent hot reads: held until the answer is encoded.
+    pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 pub struct ReadService {
     store: Arc<HotStore>,
     catalog: Arc<ZombiCatalog>,
+    /// Hot reads hold up to 64 MiB each: at most this many run at once, more get 429.
+    hot_slots: Arc<tokio::sync::Semaphore>,
+    max_hot_reads: usize,
 }
 
 impl ReadService {
-    pub fn new(store: Arc<HotStore>, catalog: Arc<ZombiCatalog>) -> Self {
-        ReadService { store, catalog }
+    pub fn new(store: Arc<HotStore>, catalog: Arc<ZombiCatalog>, max_hot_reads: usize) -> Self {
+        ReadService {
+            store,
+            catalog,
+            hot_slots: Arc::new(tokio::sync::Semaphore::new(max_hot_reads)),
+            max_hot_reads,
+        }
     }
 
     pub async fn watermarks(&self, table: &str) -> Result<Watermarks, ReadError> {
@@ -109,6 +121,11 @@ impl ReadService {
         from_sequence: Option<u64>,
         limit: u64,
     ) -> Result<HotRead, ReadError> {
+        let slot = self
+            .hot_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ReadError::Busy { limit: self.max_hot_reads })?;
         let w = self.watermarks(table).await?;
         let id =
             self.store.table_id(table).ok_or_else(|| ReadError::UnknownTable(table.to_owned()))?;
@@ -158,7 +175,7 @@ impl ReadService {
                     );
                 }
             }
-            Ok(HotRead { batches, truncated })
+            Ok(HotRead { batches, truncated, _slot: slot })
         })
         .await
         .map_err(|e| ReadError::Internal(e.to_string()))?

@@ -271,6 +271,9 @@ pub struct NodeLimits {
     pub max_future_skew_secs: u64,
     /// Most tables the node holds; a write that would create one more is refused.
     pub max_tables: u64,
+    /// Hot reads (`GET /tables/{t}/hot`) running at once; more get 429. Each holds up to
+    /// 64 MiB of events while it is answered.
+    pub max_concurrent_hot_reads: u64,
     /// How long a write to a table waits for the table to be ready (its Iceberg table
     /// loaded and its sequences reconciled with the snapshot) before it gets 503, in ms.
     pub table_ready_timeout_ms: u64,
@@ -365,6 +368,7 @@ impl Default for NodeLimits {
             max_event_age_secs: 0,
             max_future_skew_secs: 24 * 3600,
             max_tables: 1000,
+            max_concurrent_hot_reads: 4,
             table_ready_timeout_ms: 5_000,
         }
     }
@@ -404,6 +408,7 @@ impl Validate for NodeConfig {
             100 * 366 * 24 * 3600,
         )?;
         check_range("limits.max_tables", l.max_tables, 1, 1_000_000)?;
+        check_range("limits.max_concurrent_hot_reads", l.max_concurrent_hot_reads, 1, 1024)?;
         check_range("limits.table_ready_timeout_ms", l.table_ready_timeout_ms, 1, 600_000)?;
         check_range("idempotency_window_secs", self.idempotency_window_secs, 1, 30 * 24 * 3600)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
