@@ -14,6 +14,7 @@
 //! | `zombi_node_hot_write_seconds` | histogram | staging + RocksDB write time per micro-batch |
 //! | `zombi_node_hot_write_errors_total` | counter | failed micro-batch writes |
 //! | `zombi_node_combiner_panics_total` | counter | combiner worker panics (the worker is restarted) |
+//! | `zombi_node_clock_behind_total` | counter | commits stamped after the table's last update because the wall clock was behind it |
 //! | `zombi_node_tables_adopted_total` | counter | tables adopted from the warehouse's metadata (the catalog had no pointer) |
 
 pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
@@ -27,6 +28,7 @@ pub const COMBINER_BATCH_EVENTS: &str = "zombi_node_combiner_batch_events";
 pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
 pub const HOT_WRITE_ERRORS: &str = "zombi_node_hot_write_errors_total";
 pub const COMBINER_PANICS: &str = "zombi_node_combiner_panics_total";
+pub const CLOCK_BEHIND: &str = "zombi_node_clock_behind_total";
 pub const TABLES_ADOPTED: &str = "zombi_node_tables_adopted_total";
 
 /// Describes every metric once so `/metrics` carries HELP lines.
@@ -43,6 +45,7 @@ pub fn describe() {
     describe_histogram!(HOT_WRITE_SECONDS, Unit::Seconds, "Micro-batch write time.");
     describe_counter!(HOT_WRITE_ERRORS, Unit::Count, "Failed micro-batch writes.");
     describe_counter!(COMBINER_PANICS, "Combiner worker panics; the worker was restarted.");
+    describe_counter!(CLOCK_BEHIND, "Commits stamped after the last update: clock was behind.");
     describe_counter!(TABLES_ADOPTED, Unit::Count, "Tables adopted from warehouse metadata.");
 }
 

@@ -453,3 +453,73 @@ async fn a_thresholds_table_settles_an_unknown_commit_without_spinning() -> anyh
     assert!(cycles < 100.0, "{cycles} flush cycles: the table spun");
     assert_exact(&node, "patient", &acked, false).await
 }
+
+/// After the wall clock steps back two hours, commits and maintenance keep going: new
+/// snapshots are stamped just after the last one (and the node says so), and the engines
+/// read the table exactly. (DuckDB 1.5.5 refuses a table whose metadata log lies in its
+/// future until its clock passes it, whatever wrote the table: it is not asked here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_keep_going_after_the_wall_clock_steps_back() -> anyhow::Result<()> {
+    let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    anyhow::ensure!(
+        Path::new(faketime).exists(),
+        "{faketime} is missing: scripts/install-deps.sh installs Debian's faketime"
+    );
+    let (_keep, dir, uri) = warehouse()?;
+    let mut node = Node::start(&[
+        ("ZOMBI_NODE__ICEBERG__WAREHOUSE", &uri),
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+        ("ZOMBI_NODE__MAINTENANCE__MAX_SNAPSHOTS", "2"),
+        ("LD_PRELOAD", faketime),
+        ("FAKETIME", "+2h"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let mut acked = Vec::new();
+    for round in 0..2 {
+        let records: Vec<(i64, i64)> = (0..10).map(|v| (BASE + v, round * 100 + v)).collect();
+        acked.extend(send_acked(&c, &edge.url(), "clocked", 0, &records).await?);
+        node.flush("clocked").await?;
+    }
+    // The clock steps back by two hours.
+    for key in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
+        node.set_env(key, None);
+    }
+    node.restart().await?;
+    for round in 2..4 {
+        let records: Vec<(i64, i64)> = (0..10).map(|v| (BASE + v, round * 100 + v)).collect();
+        acked.extend(send_when_ready(&edge, "clocked", 0, &records).await?);
+        node.flush("clocked").await?;
+    }
+    // Snapshot expiry rewrites the metadata without a new snapshot.
+    node.compact("clocked").await?;
+    let metrics = node.metrics().await?;
+    assert!(metric_sum(&metrics, "zombi_node_clock_behind_total") >= 2.0, "not reported");
+
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(current_metadata(&dir, "clocked")?)?)?;
+    let log: Vec<i64> = metadata["snapshot-log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["timestamp-ms"].as_i64().unwrap())
+        .collect();
+    assert!(log.windows(2).all(|w| w[0] < w[1]), "snapshot log out of order: {log:?}");
+    assert!(metadata["last-updated-ms"].as_i64() >= log.last().copied(), "{metadata}");
+
+    assert_exact(&node, "clocked", &acked, false).await?;
+    let want = zombi_tests::engines::expected(&acked);
+    let got = zombi_tests::engines::python_engines(
+        &node.url(),
+        "clocked",
+        &["pyiceberg", "spark"],
+        &Default::default(),
+    )?;
+    for engine in ["pyiceberg", "spark"] {
+        assert_eq!(zombi_tests::engines::figures(&got[engine])?, want, "{engine}");
+    }
+    Ok(())
+}

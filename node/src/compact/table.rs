@@ -261,7 +261,9 @@ impl TableMaintenance {
             return Ok(None);
         }
         report.manifests_merged = replace.len() as u64;
-        let staged = commit::stage(table, &replace, &removed, added).await?;
+        let staged =
+            crate::catalog::snapshot::stage(table, uuid::Uuid::new_v4(), &replace, &removed, added)
+                .await?;
         let committed = ctx
             .catalog
             .commit_rebuilt(table.identifier(), async |current: &Table| {

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use iceberg::spec::DataFile;
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, ErrorKind, TableCreation, TableIdent};
 use serde::Serialize;
 use zombi_shared::config::{SnapshotMode, TableFlushSettings};
 
 use super::metrics as m;
 use super::{Ctx, FlushError};
+use crate::catalog::snapshot;
 use crate::failpoints::crash_point;
 use crate::hot::{self, TableId};
 use crate::layout;
@@ -468,15 +468,14 @@ impl TableFlusher {
         // The manifests this commit writes carry its uuid: keep cleanup off them meanwhile.
         let commit_uuid = uuid::Uuid::new_v4();
         let _inflight = self.ctx.catalog.protect(&self.name, commit_uuid.to_string());
-        let tx = Transaction::new(table);
-        let tx = tx
-            .fast_append()
-            .set_commit_uuid(commit_uuid)
-            // Data file names are unique per flush; skip reading every manifest to check.
-            .with_check_duplicate(false)
-            .set_snapshot_properties(props)
-            .add_data_files(self.pending.files.clone())
-            .apply(tx)?;
+        let staged = snapshot::stage(
+            table,
+            commit_uuid,
+            &[],
+            &std::collections::HashSet::new(),
+            self.pending.files.clone(),
+        )
+        .await?;
         crash_point("flush-before-commit");
         // Until the table says otherwise the outcome is unknown: remember the id, so that
         // no retry appends the same rows twice.
@@ -485,8 +484,15 @@ impl TableFlusher {
             // As if the commit request failed and the table could not be reloaded to check.
             return Err(FlushError::Task("failpoint flush-commit-unknown".into()));
         }
-        match tx.commit(self.ctx.catalog.as_ref()).await {
-            Ok(table) => Ok(table.metadata().current_snapshot_id()),
+        let committed = self
+            .ctx
+            .catalog
+            .commit_rebuilt(&self.ident, async |current: &Table| {
+                Ok(Some(snapshot::rebuild_with_append(current, &staged, props.clone()).await?))
+            })
+            .await;
+        match committed {
+            Ok(table) => Ok(table.and_then(|t| t.metadata().current_snapshot_id())),
             Err(e) => {
                 let reloaded = self.ctx.catalog.load_table(&self.ident).await?;
                 match find_commit(&reloaded, &commit_id, &self.committed, watermarks) {

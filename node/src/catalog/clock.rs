@@ -1,0 +1,119 @@
+//! Commit timestamps that never go backwards.
+//!
+//! iceberg-rust stamps a new snapshot with the wall clock and refuses one more than a
+//! minute older than the table's last update; Java readers refuse metadata whose
+//! `last-updated-ms` lies more than a minute before its last snapshot-log entry. After the
+//! wall clock steps back (NTP correction, VM restore, a node moved to another host), every
+//! commit would fail until the clock caught up. Zombi owns its catalog, so it stamps such a
+//! commit just after the table's last update instead, and says so in the log and in
+//! `zombi_node_clock_behind_total`: the order of snapshots stays the order of commits.
+
+use iceberg::spec::TableMetadata;
+use iceberg::{Error, ErrorKind, Result, TableUpdate};
+
+/// The earliest timestamp a new commit of `metadata` may carry.
+fn floor(metadata: &TableMetadata) -> i64 {
+    let logged = metadata.history().last().map_or(i64::MIN, |l| l.timestamp_ms);
+    metadata.last_updated_ms().max(logged).saturating_add(1)
+}
+
+/// `value` with the JSON field at `pointer` set to `timestamp_ms`, through its serde form
+/// (the one the Iceberg spec defines), so every other field stays as it is.
+fn restamp<T: serde::Serialize + serde::de::DeserializeOwned>(
+    value: &T,
+    pointer: &str,
+    timestamp_ms: i64,
+) -> Result<T> {
+    let invalid = |what: String| {
+        Error::new(ErrorKind::Unexpected, format!("cannot restamp {pointer}: {what}"))
+    };
+    let mut json = serde_json::to_value(value).map_err(|e| invalid(e.to_string()))?;
+    let field = json.pointer_mut(pointer).ok_or_else(|| invalid("no such field".into()))?;
+    *field = timestamp_ms.into();
+    serde_json::from_value(json).map_err(|e| invalid(e.to_string()))
+}
+
+/// When a commit of `metadata` made now is stamped: now, or just after the table's last
+/// update if the clock is behind it.
+pub(crate) fn commit_time(table: &str, metadata: &TableMetadata) -> i64 {
+    let (now, floor) = (crate::hot::now_ms(), floor(metadata));
+    if now < floor {
+        report(table, now, floor);
+    }
+    now.max(floor)
+}
+
+/// Logs and counts a clock found behind the table; a millisecond or two is only commits
+/// following each other quickly.
+fn report(table: &str, stamped: i64, floor: i64) {
+    if floor - stamped <= 1_000 {
+        return;
+    }
+    tracing::warn!(
+        table,
+        behind_ms = floor - stamped,
+        "the wall clock is behind the table's last commit (was it stepped back?); stamping the commit just after it"
+    );
+    metrics::counter!(crate::metrics::CLOCK_BEHIND).increment(1);
+}
+
+/// `updates` with every added snapshot stamped no earlier than `current` allows.
+pub(super) fn monotonic_updates(
+    table: &str,
+    current: &TableMetadata,
+    updates: Vec<TableUpdate>,
+) -> Result<Vec<TableUpdate>> {
+    let floor = floor(current);
+    updates
+        .into_iter()
+        .map(|update| match update {
+            TableUpdate::AddSnapshot { ref snapshot } if snapshot.timestamp_ms() < floor => {
+                report(table, snapshot.timestamp_ms(), floor);
+                restamp(&update, "/snapshot/timestamp-ms", floor)
+            }
+            other => Ok(other),
+        })
+        .collect()
+}
+
+/// `built` (the successor of `previous`) with a `last-updated-ms` no earlier than
+/// `previous`'s.
+pub(super) fn monotonic_metadata(
+    table: &str,
+    previous: &TableMetadata,
+    built: TableMetadata,
+) -> Result<TableMetadata> {
+    let floor = floor(previous);
+    if built.last_updated_ms() >= floor {
+        return Ok(built);
+    }
+    report(table, built.last_updated_ms(), floor);
+    restamp(&built, "/last-updated-ms", floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceberg::spec::{Operation, Snapshot, Summary};
+
+    #[test]
+    fn a_snapshot_older_than_the_last_update_is_stamped_after_it() {
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(7)
+            .with_sequence_number(3)
+            .with_timestamp_ms(1_000)
+            .with_manifest_list("file:///w/t/metadata/snap-7.avro")
+            .with_summary(Summary {
+                operation: Operation::Append,
+                additional_properties: [("zombi.watermark.0".to_owned(), "5".to_owned())].into(),
+            })
+            .build();
+        let update = TableUpdate::AddSnapshot { snapshot: snapshot.clone() };
+        let moved = restamp(&update, "/snapshot/timestamp-ms", 9_000).unwrap();
+        let TableUpdate::AddSnapshot { snapshot: moved } = moved else { panic!("{moved:?}") };
+        assert_eq!(moved.timestamp_ms(), 9_000);
+        assert_eq!(moved.summary(), snapshot.summary());
+        assert_eq!(moved.manifest_list(), snapshot.manifest_list());
+        assert_eq!((moved.snapshot_id(), moved.sequence_number()), (7, 3));
+    }
+}
