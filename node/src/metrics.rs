@@ -15,6 +15,8 @@
 //! | `zombi_node_hot_write_errors_total` | counter | failed micro-batch writes |
 //! | `zombi_node_combiner_panics_total` | counter | combiner worker panics (the worker is restarted) |
 //! | `zombi_node_clock_behind_total` | counter | commits stamped after the table's last update because the wall clock was behind it |
+//! | `zombi_node_warehouse_errors_total{op,kind}` | counter | failed warehouse call attempts (`kind`: `error`, `timeout`), retried or not |
+//! | `zombi_node_warehouse_retries_total{op}` | counter | warehouse calls retried after a failed attempt |
 //! | `zombi_node_tables_adopted_total` | counter | tables adopted from the warehouse's metadata (the catalog had no pointer) |
 
 pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
@@ -29,6 +31,8 @@ pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
 pub const HOT_WRITE_ERRORS: &str = "zombi_node_hot_write_errors_total";
 pub const COMBINER_PANICS: &str = "zombi_node_combiner_panics_total";
 pub const CLOCK_BEHIND: &str = "zombi_node_clock_behind_total";
+pub const WAREHOUSE_ERRORS: &str = "zombi_node_warehouse_errors_total";
+pub const WAREHOUSE_RETRIES: &str = "zombi_node_warehouse_retries_total";
 pub const TABLES_ADOPTED: &str = "zombi_node_tables_adopted_total";
 
 /// Describes every metric once so `/metrics` carries HELP lines.
@@ -46,6 +50,8 @@ pub fn describe() {
     describe_counter!(HOT_WRITE_ERRORS, Unit::Count, "Failed micro-batch writes.");
     describe_counter!(COMBINER_PANICS, "Combiner worker panics; the worker was restarted.");
     describe_counter!(CLOCK_BEHIND, "Commits stamped after the last update: clock was behind.");
+    describe_counter!(WAREHOUSE_ERRORS, "Failed warehouse call attempts, by op and kind.");
+    describe_counter!(WAREHOUSE_RETRIES, "Warehouse calls retried after a failed attempt.");
     describe_counter!(TABLES_ADOPTED, Unit::Count, "Tables adopted from warehouse metadata.");
 }
 

@@ -195,7 +195,17 @@ pub async fn iceberg_rust_rows(
     table: &str,
     snapshot_id: Option<i64>,
 ) -> Result<Vec<RecordBatch>> {
-    let t = load_table(uri, table, &EngineOpts::default()).await?;
+    iceberg_rust_rows_with(uri, table, snapshot_id, &EngineOpts::default()).await
+}
+
+/// [`iceberg_rust_rows`] with the warehouse settings of `opts` (e.g. S3 credentials).
+pub async fn iceberg_rust_rows_with(
+    uri: &str,
+    table: &str,
+    snapshot_id: Option<i64>,
+    opts: &EngineOpts,
+) -> Result<Vec<RecordBatch>> {
+    let t = load_table(uri, table, opts).await?;
     let mut scan = t.scan().select_all();
     if let Some(id) = snapshot_id {
         scan = scan.snapshot_id(id);
@@ -253,7 +263,18 @@ pub async fn assert_exact(
     acked: &[(u32, u64, i64)],
     allow_extra: bool,
 ) -> anyhow::Result<()> {
-    let rows = rows_of(&iceberg_rust_rows(&node.url(), table, None).await?);
+    assert_exact_with(node, table, acked, allow_extra, &EngineOpts::default()).await
+}
+
+/// [`assert_exact`] reading with the warehouse settings of `opts`.
+pub async fn assert_exact_with(
+    node: &crate::Node,
+    table: &str,
+    acked: &[(u32, u64, i64)],
+    allow_extra: bool,
+    opts: &EngineOpts,
+) -> anyhow::Result<()> {
+    let rows = rows_of(&iceberg_rust_rows_with(&node.url(), table, None, opts).await?);
     let dups = duplicates(&rows);
     assert!(dups.is_empty(), "{table}: duplicated rows {dups:?}");
     let stored: std::collections::BTreeSet<(u32, u64, i64)> = rows.iter().copied().collect();

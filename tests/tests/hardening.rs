@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use zombi_tests::engines::{assert_exact, files_under};
+use zombi_tests::engines::{assert_exact, assert_exact_with, files_under};
 use zombi_tests::producer::{Acked, send_acked, send_bulk};
 use zombi_tests::{Edge, Node, client, metric_sum, wait_for};
 
@@ -520,6 +520,114 @@ async fn commits_keep_going_after_the_wall_clock_steps_back() -> anyhow::Result<
     )?;
     for engine in ["pyiceberg", "spark"] {
         assert_eq!(zombi_tests::engines::figures(&got[engine])?, want, "{engine}");
+    }
+    Ok(())
+}
+
+/// Behind an S3 warehouse that fails the first writes, hangs the first reads and fails
+/// half of the deletes, flushes, commits and file cleanup are retried with backoff: two
+/// tables written at once both end up exact, unreferenced files are deleted in the end,
+/// and the faults show in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_store_faults_are_retried_and_lose_nothing() -> anyhow::Result<()> {
+    let moto = zombi_tests::moto::start().await?;
+    let mut env = moto.node_env();
+    env.extend([
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "50"),
+        ("ZOMBI_NODE__FLUSH__BACKOFF_MAX_MS", "500"),
+        ("ZOMBI_NODE__ICEBERG__IO_TIMEOUT_MS", "500"),
+        ("ZOMBI_NODE__ICEBERG__IO_RETRIES", "3"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+        ("ZOMBI_NODE__MAINTENANCE__MAX_SNAPSHOTS", "1"),
+        ("ZOMBI_NODE__MAINTENANCE__FILE_GRACE_SECS", "0"),
+        (
+            "FAILPOINTS",
+            "warehouse-write=6*return(fail);warehouse-read=2*return(hang);warehouse-delete=50%return(fail)",
+        ),
+    ]);
+    let node = Node::start(&env).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let opts = moto.engine_opts();
+    let mut acked: Vec<(&str, Vec<Acked>)> =
+        vec![("faulty_a", Vec::new()), ("faulty_b", Vec::new())];
+    for round in 0..4i64 {
+        for (table, rows) in &mut acked {
+            let records: Vec<(i64, i64)> =
+                (0..20).map(|k| (BASE + (k % 4) * HOUR + round, round * 100 + k)).collect();
+            rows.extend(send_when_ready(&edge, table, (round % 2) as u32, &records).await?);
+            // One commit per round, so that maintenance has files to merge and delete.
+            wait_for("a flush through the faults", Duration::from_secs(60), || async {
+                node.flush(table).await.ok()
+            })
+            .await?;
+        }
+    }
+    for (table, rows) in &acked {
+        node.wait_flushed(table, Duration::from_secs(60)).await?;
+        assert_exact_with(&node, table, rows, false, &opts).await?;
+    }
+    let metrics = node.metrics().await?;
+    let errors = |op: &str, kind: &str| {
+        metric_sum(
+            &metrics
+                .lines()
+                .filter(|l| {
+                    l.contains(&format!("op=\"{op}\"")) && l.contains(&format!("kind=\"{kind}\""))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "zombi_node_warehouse_errors_total",
+        )
+    };
+    assert!(errors("write", "error") >= 6.0, "{metrics}");
+    assert!(errors("read", "timeout") >= 2.0, "{metrics}");
+    assert!(metric_sum(&metrics, "zombi_node_warehouse_retries_total") >= 6.0, "{metrics}");
+
+    // Cleanup deletes every unreferenced file despite failing deletes (runs are retried).
+    let deleted = std::sync::atomic::AtomicU64::new(0);
+    for (table, _) in &acked {
+        wait_for(
+            &format!("{table}'s unreferenced files to be deleted"),
+            Duration::from_secs(60),
+            || async {
+                let r = client()
+                    .post(format!("{}/tables/{table}/compact", node.url()))
+                    .send()
+                    .await
+                    .ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                let report: Value = r.json().await.ok()?;
+                let n = report["files_deleted"].as_u64().unwrap_or(0);
+                deleted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                let refs =
+                    zombi_tests::engines::referenced_files(&node.url(), table, &moto.engine_opts())
+                        .await
+                        .ok()?;
+                let keys =
+                    moto.list("warehouse", &format!("lake/zombi/{table}/data/")).await.ok()?;
+                let parquet: std::collections::BTreeSet<String> = keys
+                    .into_iter()
+                    .filter(|k| k.ends_with(".parquet"))
+                    .map(|k| format!("s3://warehouse/{k}"))
+                    .collect();
+                (parquet == refs.current_data_files).then_some(())
+            },
+        )
+        .await?;
+    }
+    assert!(deleted.into_inner() > 0, "maintenance deleted nothing");
+    let metrics = node.metrics().await?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("zombi_node_warehouse_errors_total")
+                && l.contains("op=\"delete\"")),
+        "{metrics}"
+    );
+    for (table, rows) in &acked {
+        assert_exact_with(&node, table, rows, false, &opts).await?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod clock;
 pub mod inflight;
 pub mod rest;
 pub mod snapshot;
+pub mod storage;
 pub mod warehouse;
 
 use std::collections::HashMap;

@@ -3,9 +3,21 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use iceberg::io::{FileIO, FileIOBuilder};
-use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use zombi_shared::config::NodeConfig;
+
+use super::storage::{self, Policy, ResilientStorageFactory};
+
+/// How the node bounds and retries its warehouse calls.
+pub fn policy(config: &NodeConfig) -> Policy {
+    Policy {
+        timeout: Duration::from_millis(config.iceberg.io_timeout_ms),
+        retries: config.iceberg.io_retries,
+        backoff: Duration::from_millis(200),
+    }
+}
 
 /// The warehouse root URL the node uses.
 pub fn location(config: &NodeConfig) -> std::io::Result<String> {
@@ -36,7 +48,9 @@ pub fn file_io(config: &NodeConfig) -> FileIO {
         props.push(("s3.disable-ec2-metadata", "true".into()));
     }
     props.push(("s3.path-style-access", s3.path_style.to_string()));
-    FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new())).with_props(props).build()
+    FileIOBuilder::new(Arc::new(ResilientStorageFactory::new(policy(config))))
+        .with_props(props)
+        .build()
 }
 
 /// Lists the files under a warehouse folder. The `iceberg` crate's `FileIO` reads, writes
@@ -44,6 +58,7 @@ pub fn file_io(config: &NodeConfig) -> FileIO {
 /// a crashed flush, files of expired snapshots) needs a listing.
 pub struct Lister {
     op: opendal::Operator,
+    policy: Policy,
     /// What turns an operator path back into a URI: `file:///` or `s3://bucket/`.
     uri_root: String,
 }
@@ -53,8 +68,10 @@ impl Lister {
         if warehouse.starts_with("file://") {
             let op = opendal::Operator::new(opendal::services::Fs::default().root("/"))
                 .map_err(|e| format!("cannot open the warehouse folder: {e}"))?
+                .layer(opendal::layers::TimeoutLayer::new())
+                .layer(opendal::layers::RetryLayer::new())
                 .finish();
-            return Ok(Lister { op, uri_root: "file:///".into() });
+            return Ok(Lister { op, policy: policy(config), uri_root: "file:///".into() });
         }
         let rest = warehouse
             .strip_prefix("s3://")
@@ -80,13 +97,31 @@ impl Lister {
         }
         let op = opendal::Operator::new(b)
             .map_err(|e| format!("cannot open the S3 warehouse: {e}"))?
+            .layer(opendal::layers::TimeoutLayer::new())
+            .layer(opendal::layers::RetryLayer::new())
             .finish();
-        Ok(Lister { op, uri_root: format!("s3://{bucket}/") })
+        Ok(Lister { op, policy: policy(config), uri_root: format!("s3://{bucket}/") })
     }
 
     /// Names of the folders directly in the folder `dir` (a URI); none when it does not
-    /// exist.
-    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
+    /// exist. Bounded in time and retried like every warehouse call.
+    pub async fn list_dirs(&self, dir: &str) -> iceberg::Result<Vec<String>> {
+        storage::with_retries(&self.policy, "list", dir, || async {
+            self.list_dirs_once(dir).await.map_err(io_error)
+        })
+        .await
+    }
+
+    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
+    /// Bounded in time and retried like every warehouse call.
+    pub async fn list_files(&self, dir: &str) -> iceberg::Result<Vec<String>> {
+        storage::with_retries(&self.policy, "list", dir, || async {
+            self.list_files_once(dir).await.map_err(io_error)
+        })
+        .await
+    }
+
+    async fn list_dirs_once(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
         use futures::TryStreamExt as _;
         let path = self.path_of(dir)?;
         let lister = match self.op.lister(&path).await {
@@ -117,8 +152,7 @@ impl Lister {
         Ok(format!("{}/", path.trim_end_matches('/')))
     }
 
-    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
-    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
+    async fn list_files_once(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
         use futures::TryStreamExt as _;
         let path = self.path_of(dir)?;
         let lister = match self.op.lister_with(&path).recursive(true).await {
@@ -133,4 +167,8 @@ impl Lister {
             .map(|e| format!("{}{}", self.uri_root, e.path().trim_start_matches('/')))
             .collect())
     }
+}
+
+fn io_error(e: opendal::Error) -> iceberg::Error {
+    iceberg::Error::new(iceberg::ErrorKind::Unexpected, "warehouse listing failed").with_source(e)
 }

@@ -69,8 +69,11 @@ impl Cleanup {
         let ident = catalog.ident(name);
         let before = catalog.load_table(&ident).await?;
         let location = before.metadata().location().to_owned();
-        let mut listed = lister.list_files(&format!("{location}/data")).await?;
-        listed.extend(lister.list_files(&format!("{location}/metadata")).await?);
+        let list = |dir: String| async move {
+            lister.list_files(&dir).await.map_err(MaintenanceError::Listing)
+        };
+        let mut listed = list(format!("{location}/data")).await?;
+        listed.extend(list(format!("{location}/metadata")).await?);
         let tokens = catalog.inflight_tokens(name);
         let table = catalog.load_table(&ident).await?;
         let referenced = self.referenced(&table, manifests).await?;

@@ -3,7 +3,7 @@ pub enum MaintenanceError {
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
     #[error("warehouse listing: {0}")]
-    Listing(#[from] opendal::Error),
+    Listing(iceberg::Error),
     #[error("table {0} is unknown")]
     UnknownTable(String),
     #[error("maintenance is shutting down")]

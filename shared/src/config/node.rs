@@ -42,6 +42,11 @@ pub struct IcebergConfig {
     pub s3: S3Config,
     /// Target size of a data file; larger flushes roll over to new files.
     pub target_file_size_bytes: u64,
+    /// Bound on one attempt of one warehouse call (a read, a write, a chunk of a streamed
+    /// write, a delete, a listing), in ms.
+    pub io_timeout_ms: u64,
+    /// More attempts of a warehouse call that failed or timed out, with backoff.
+    pub io_retries: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -316,6 +321,8 @@ impl Default for IcebergConfig {
             warehouse: String::new(),
             s3: S3Config::default(),
             target_file_size_bytes: 128 * MIB,
+            io_timeout_ms: 60_000,
+            io_retries: 3,
         }
     }
 }
@@ -445,6 +452,8 @@ impl Validate for NodeConfig {
             MIB,
             4096 * MIB,
         )?;
+        check_range("iceberg.io_timeout_ms", self.iceberg.io_timeout_ms, 100, 3_600_000)?;
+        check_range("iceberg.io_retries", self.iceberg.io_retries as u64, 0, 20)?;
         let f = &self.flush;
         check_range("flush.interval_ms", f.interval_ms, 10, 3_600_000)?;
         check_range("flush.max_rows_per_flush", f.max_rows_per_flush, 1, 100_000_000)?;
