@@ -36,6 +36,11 @@ bench-aging:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench-aging"
 
+# Fuzz the decoders (producer envelopes and bodies, internal batches, table names) for
+# `secs` seconds each with cargo-fuzz; crashes are kept in fuzz/regressions/ (see scripts/fuzz.sh).
+fuzz secs="60":
+    scripts/fuzz.sh {{secs}}
+
 # fmt + clippy with warnings denied.
 check:
     cargo fmt --all -- --check

@@ -1,10 +1,12 @@
 //! Types shared by `zombi-edge` and `zombi-node`: the wire format between them, table-name
-//! and envelope validation, and configuration types. No runtime, no storage.
+//! and envelope validation, the parsers of producer bodies, and configuration types. No
+//! runtime, no storage.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod envelope;
+pub mod parse;
 pub mod table_name;
 pub mod wire;
 

@@ -631,3 +631,26 @@ async fn object_store_faults_are_retried_and_lose_nothing() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// Schemathesis sends generated requests to every operation of the Iceberg REST OpenAPI
+/// spec (`tests/python/conformance.py`): no 5xx, and every answer conforms to the spec's
+/// schemas, for unknown names and for the node's real namespace and tables alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rest_catalog_conforms_to_the_iceberg_openapi_spec() -> anyhow::Result<()> {
+    let token = "catalog-token-0123456789";
+    let node = Node::start(&[("ZOMBI_NODE__AUTH__CATALOG_TOKEN", token)]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    for table in ["orders", "clicks"] {
+        send_acked(&client(), &edge.url(), table, 0, &[(BASE, 1), (BASE + HOUR, 2)]).await?;
+        node.flush(table).await?;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/conformance.py");
+    let out = std::process::Command::new(zombi_tests::engines::venv_python())
+        .arg(script)
+        .args([&node.url(), "40", "zombi", "orders,clicks,missing", token])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("passed"), "{text}");
+    Ok(())
+}

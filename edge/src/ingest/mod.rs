@@ -1,7 +1,7 @@
 //! The producer write path: the ordered checks of a request, then parsing, forwarding and
 //! the reply. Cheap checks come first and nothing is read before they pass.
 
-pub mod parse;
+pub use zombi_shared::parse;
 pub mod reply;
 
 use axum::body::Body;

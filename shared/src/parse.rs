@@ -4,11 +4,11 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crate::envelope::{Envelope, EventError};
+use crate::wire::WireEvent;
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
-use zombi_shared::envelope::{Envelope, EventError};
-use zombi_shared::wire::WireEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -53,7 +53,7 @@ fn record_prefix(record: Option<usize>) -> String {
 /// Limits applied while parsing.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
-    pub event: zombi_shared::envelope::EventLimits,
+    pub event: crate::envelope::EventLimits,
     pub max_records: usize,
 }
 
@@ -198,10 +198,10 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zombi_shared::wire::Payload;
+    use crate::wire::Payload;
 
     const LIMITS: ParseLimits =
-        ParseLimits { event: zombi_shared::envelope::EventLimits::new(100, 1023), max_records: 3 };
+        ParseLimits { event: crate::envelope::EventLimits::new(100, 1023), max_records: 3 };
 
     fn json_payload(event: &WireEvent) -> &str {
         match &event.payload {
