@@ -67,6 +67,21 @@ impl EventLimits {
     pub const fn new(max_event_bytes: usize, max_partition: u32) -> Self {
         EventLimits { max_event_bytes, max_partition, max_event_age_ms: 0, max_future_skew_ms: 0 }
     }
+
+    /// The limits a configuration names: sizes in bytes, event-time bounds in seconds.
+    pub fn from_config(
+        max_event_bytes: u64,
+        max_partition: u32,
+        max_event_age_secs: u64,
+        max_future_skew_secs: u64,
+    ) -> Self {
+        EventLimits {
+            max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
+            max_partition,
+            max_event_age_ms: max_event_age_secs.saturating_mul(1000),
+            max_future_skew_ms: max_future_skew_secs.saturating_mul(1000),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -172,6 +172,32 @@ async fn a_node_that_lost_its_data_dir_adopts_every_table_and_continues_above_it
     Ok(())
 }
 
+/// The same on an S3 warehouse: a new node with an empty data directory adopts the table
+/// from the bucket and continues above its snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_lost_its_data_dir_adopts_tables_from_an_s3_warehouse() -> anyhow::Result<()> {
+    let moto = zombi_tests::moto::start().await?;
+    let mut env = moto.node_env();
+    env.extend([
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
+        ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+    ]);
+    let mut first = Node::start(&env).await?;
+    let edge = Edge::start(&first.url(), &[]).await?;
+    let records: Vec<(i64, i64)> = (0..10).map(|v| (BASE + v * HOUR / 2, v)).collect();
+    let mut acked = send_acked(&client(), &edge.url(), "s3kept", 0, &records).await?;
+    first.flush("s3kept").await?;
+    first.kill9();
+
+    let second = Node::start(&env).await?;
+    let edge = Edge::start(&second.url(), &[]).await?;
+    let more = send_acked(&client(), &edge.url(), "s3kept", 0, &[(BASE + HOUR, 100)]).await?;
+    assert_eq!(more[0].1, 10, "the sequence continues above the adopted snapshot");
+    acked.extend(more);
+    second.flush("s3kept").await?;
+    assert_exact_with(&second, "s3kept", &acked, false, &moto.engine_opts()).await
+}
+
 /// Event-time bounds refuse events far in the past or future (naming the record), and the
 /// table limit refuses a write that would create one table too many, clearly; the tables
 /// that exist keep taking writes.

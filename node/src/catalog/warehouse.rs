@@ -106,30 +106,8 @@ impl Lister {
     /// Names of the folders directly in the folder `dir` (a URI); none when it does not
     /// exist. Bounded in time and retried like every warehouse call.
     pub async fn list_dirs(&self, dir: &str) -> iceberg::Result<Vec<String>> {
-        storage::with_retries(&self.policy, "list", dir, || async {
-            self.list_dirs_once(dir).await.map_err(io_error)
-        })
-        .await
-    }
-
-    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
-    /// Bounded in time and retried like every warehouse call.
-    pub async fn list_files(&self, dir: &str) -> iceberg::Result<Vec<String>> {
-        storage::with_retries(&self.policy, "list", dir, || async {
-            self.list_files_once(dir).await.map_err(io_error)
-        })
-        .await
-    }
-
-    async fn list_dirs_once(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
-        use futures::TryStreamExt as _;
-        let path = self.path_of(dir)?;
-        let lister = match self.op.lister(&path).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let entries: Vec<opendal::Entry> = lister.try_collect().await?;
+        let path = self.path_of(dir).map_err(io_error)?;
+        let entries = self.entries(dir, false).await?;
         Ok(entries
             .into_iter()
             .filter(|e| {
@@ -141,6 +119,32 @@ impl Lister {
             .collect())
     }
 
+    /// URIs of every file below the folder `dir` (a URI); none when it does not exist.
+    /// Bounded in time and retried like every warehouse call.
+    pub async fn list_files(&self, dir: &str) -> iceberg::Result<Vec<String>> {
+        let entries = self.entries(dir, true).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().mode().is_file())
+            .map(|e| format!("{}{}", self.uri_root, e.path().trim_start_matches('/')))
+            .collect())
+    }
+
+    /// The entries in (`recursive`: below) the folder `dir`; none when it does not exist.
+    async fn entries(&self, dir: &str, recursive: bool) -> iceberg::Result<Vec<opendal::Entry>> {
+        use futures::TryStreamExt as _;
+        let path = self.path_of(dir).map_err(io_error)?;
+        storage::with_retries(&self.policy, "list", dir, || async {
+            let lister = match self.op.lister_with(&path).recursive(recursive).await {
+                Ok(l) => l,
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io_error(e)),
+            };
+            lister.try_collect().await.map_err(io_error)
+        })
+        .await
+    }
+
     /// The operator path (ending in `/`) of the folder `dir`, a URI in the warehouse.
     fn path_of(&self, dir: &str) -> Result<String, opendal::Error> {
         let Some(path) = dir.strip_prefix(self.uri_root.as_str()) else {
@@ -150,22 +154,6 @@ impl Lister {
             ));
         };
         Ok(format!("{}/", path.trim_end_matches('/')))
-    }
-
-    async fn list_files_once(&self, dir: &str) -> Result<Vec<String>, opendal::Error> {
-        use futures::TryStreamExt as _;
-        let path = self.path_of(dir)?;
-        let lister = match self.op.lister_with(&path).recursive(true).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let entries: Vec<opendal::Entry> = lister.try_collect().await?;
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.metadata().mode().is_file())
-            .map(|e| format!("{}{}", self.uri_root, e.path().trim_start_matches('/')))
-            .collect())
     }
 }
 

@@ -166,12 +166,12 @@ impl Validate for EdgeConfig {
 impl EdgeLimits {
     /// The per-event checks these limits ask for.
     pub fn event_limits(&self) -> crate::envelope::EventLimits {
-        crate::envelope::EventLimits {
-            max_event_bytes: self.max_event_bytes as usize,
-            max_partition: self.max_partition,
-            max_event_age_ms: self.max_event_age_secs.saturating_mul(1000),
-            max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
-        }
+        crate::envelope::EventLimits::from_config(
+            self.max_event_bytes,
+            self.max_partition,
+            self.max_event_age_secs,
+            self.max_future_skew_secs,
+        )
     }
 }
 
