@@ -86,6 +86,13 @@ pub(crate) fn check_range(
     Ok(())
 }
 
+/// `limits.max_event_age_secs` and `limits.max_future_skew_secs`: 0 (off) up to a century.
+pub(crate) fn check_event_time_bounds(age_secs: u64, skew_secs: u64) -> Result<(), ConfigError> {
+    const CENTURY: u64 = 100 * 366 * 24 * 3600;
+    check_range("limits.max_event_age_secs", age_secs, 0, CENTURY)?;
+    check_range("limits.max_future_skew_secs", skew_secs, 0, CENTURY)
+}
+
 pub(crate) fn check_tokens(key: &'static str, tokens: &[String]) -> Result<(), ConfigError> {
     for token in tokens {
         check_token(key, token)?;

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Validate, check_range, check_token, check_tokens, is_loopback};
+use super::{
+    ConfigError, Validate, check_event_time_bounds, check_range, check_token, check_tokens,
+    is_loopback,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -407,13 +410,7 @@ impl Validate for NodeConfig {
             l.max_batch_bytes,
             u64::MAX >> 2,
         )?;
-        check_range("limits.max_event_age_secs", l.max_event_age_secs, 0, 100 * 366 * 24 * 3600)?;
-        check_range(
-            "limits.max_future_skew_secs",
-            l.max_future_skew_secs,
-            0,
-            100 * 366 * 24 * 3600,
-        )?;
+        check_event_time_bounds(l.max_event_age_secs, l.max_future_skew_secs)?;
         check_range("limits.max_tables", l.max_tables, 1, 1_000_000)?;
         check_range("limits.max_concurrent_hot_reads", l.max_concurrent_hot_reads, 1, 1024)?;
         check_range("limits.table_ready_timeout_ms", l.table_ready_timeout_ms, 1, 600_000)?;
