@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::envelope::{EventLimits, check_event_strict};
+use zombi_shared::envelope::{EventLimits, check_event, check_event_strict};
 use zombi_shared::validate_table_name;
-use zombi_shared::wire::{BatchResponse, GroupError, GroupErrorCode, GroupResult, IngestBatch};
+use zombi_shared::wire::{
+    BatchResponse, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch,
+};
 
 use crate::combiner::{Combiner, CombinerError};
 use crate::flush::{Flusher, NotReady};
@@ -34,7 +36,11 @@ pub struct IngestService {
     combiner: Arc<Combiner>,
     store: Arc<HotStore>,
     flusher: Flusher,
+    /// Checked for every event; a failure refuses the whole batch (the edge checks the same).
     limits: EventLimits,
+    /// Event-time bounds: they depend on this node's clock, which may differ a little from
+    /// the edge's, so a failure refuses only the request (group) holding the event.
+    time_bounds: EventLimits,
     max_tables: usize,
     ready_timeout: Duration,
 }
@@ -50,7 +56,11 @@ impl IngestService {
             combiner,
             store,
             flusher,
-            limits: config.limits.event_limits(),
+            limits: EventLimits::new(
+                config.limits.max_event_bytes as usize,
+                config.limits.max_partition,
+            ),
+            time_bounds: config.limits.event_limits(),
             max_tables: usize::try_from(config.limits.max_tables).unwrap_or(usize::MAX),
             ready_timeout: Duration::from_millis(config.limits.table_ready_timeout_ms),
         }
@@ -101,10 +111,18 @@ impl IngestService {
         let events: usize = batch.groups.iter().map(|g| g.events.len()).sum();
         metrics::counter!(m::INGEST_EVENTS).increment(events as u64);
 
+        let refused: Vec<Option<GroupError>> =
+            batch.groups.iter().map(|g| self.outside_time_bounds(g)).collect();
         // Every table of the batch is opened before anything is admitted: waiting for a
         // table holds no budget.
         let names: Vec<String> = {
-            let mut names: Vec<String> = batch.groups.iter().map(|g| g.table.clone()).collect();
+            let mut names: Vec<String> = batch
+                .groups
+                .iter()
+                .zip(&refused)
+                .filter(|(_, r)| r.is_none())
+                .map(|(g, _)| g.table.clone())
+                .collect();
             names.sort_unstable();
             names.dedup();
             names
@@ -121,9 +139,12 @@ impl IngestService {
             metrics::counter!(m::REJECTIONS, "reason" => "overloaded").increment(1);
             IngestError::Overloaded
         })?);
-        let results = join_all(batch.groups.into_iter().map(|g| {
+        let results = join_all(batch.groups.into_iter().zip(refused).map(|(g, refused)| {
             let admission = admission.clone();
-            let open = opened[&g.table].clone();
+            let open = match refused {
+                Some(e) => Err(e),
+                None => opened[&g.table].clone(),
+            };
             async move {
                 match open {
                     Ok(()) => self.combiner.submit(g, admission).await.map_err(|e| {
@@ -148,6 +169,21 @@ impl IngestService {
             })
             .collect();
         Ok(BatchResponse { groups })
+    }
+
+    /// The refusal of `group` if one of its events lies outside the event-time bounds.
+    fn outside_time_bounds(&self, group: &Group) -> Option<GroupError> {
+        let no_bounds =
+            self.time_bounds.max_event_age_ms == 0 && self.time_bounds.max_future_skew_ms == 0;
+        if no_bounds {
+            return None;
+        }
+        group.events.iter().enumerate().find_map(|(i, event)| {
+            check_event(event, &self.time_bounds).err().map(|e| {
+                metrics::counter!(m::REJECTIONS, "reason" => "event_time").increment(1);
+                GroupError { code: GroupErrorCode::Invalid, message: format!("record {i}: {e}") }
+            })
+        })
     }
 
     /// Returns the batch's weight for the in-flight budget.

@@ -102,6 +102,9 @@ pub enum GroupErrorCode {
     /// Writing would create a table beyond the node's table limit. The message is for the
     /// producer.
     TableLimit,
+    /// An event of the group breaks a check that depends on the node (its clock); nothing
+    /// of the group was stored. The message, naming the record, is for the producer.
+    Invalid,
 }
 
 /// Encodes a wire value as MessagePack.

@@ -680,3 +680,47 @@ async fn the_rest_catalog_conforms_to_the_iceberg_openapi_spec() -> anyhow::Resu
     assert!(text.contains("passed"), "{text}");
     Ok(())
 }
+
+/// The node checks event times against its own clock, which may differ a little from the
+/// edge's: an event outside its bounds refuses only the request (group) that holds it, never
+/// the other producers' requests combined into the same batch.
+#[tokio::test]
+async fn the_nodes_event_time_bounds_refuse_only_the_group_that_breaks_them() -> anyhow::Result<()>
+{
+    use zombi_shared::wire::{
+        BatchResponse, Group, GroupErrorCode, GroupResult, IngestBatch, Payload, WireEvent, decode,
+        encode,
+    };
+    let node = Node::start(&[("ZOMBI_NODE__LIMITS__MAX_EVENT_AGE_SECS", "3600")]).await?;
+    let event = |ts: i64| WireEvent {
+        partition: 0,
+        timestamp_ms: Some(ts),
+        idempotency_key: None,
+        payload: Payload::Json("{}".into()),
+    };
+    let now = now_ms();
+    let batch = IngestBatch {
+        groups: vec![
+            Group { table: "timely".into(), events: vec![event(now), event(now - 60_000)] },
+            Group { table: "timely".into(), events: vec![event(now), event(now - 2 * HOUR)] },
+        ],
+    };
+    let r = client()
+        .post(format!("{}/internal/v1/batches", node.url()))
+        .header("content-type", "application/msgpack")
+        .body(encode(&batch))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let answer: BatchResponse = decode(&r.bytes().await?)?;
+    assert!(matches!(&answer.groups[0], GroupResult::Ok(acks) if acks.len() == 2), "{answer:?}");
+    match &answer.groups[1] {
+        GroupResult::Err(e) => {
+            assert_eq!(e.code, GroupErrorCode::Invalid);
+            assert!(e.message.starts_with("record 1: ") && e.message.contains("max_event_age"));
+        }
+        other => panic!("the old event's group must be refused: {other:?}"),
+    }
+    assert_eq!(node.table_events("timely").await?, 2);
+    Ok(())
+}

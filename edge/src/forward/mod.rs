@@ -32,6 +32,8 @@ pub enum ForwardError {
     TableNotReady(String),
     #[error("{0}")]
     TableLimit(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("the node rejected the batch with HTTP {status}: {message}")]
     Rejected { status: u16, message: String },
     #[error("the node failed to write the events: {0}")]
@@ -50,6 +52,7 @@ impl From<GroupError> for ForwardError {
             GroupErrorCode::Internal => ForwardError::NodeFailed(e.message),
             GroupErrorCode::NotReady => ForwardError::TableNotReady(e.message),
             GroupErrorCode::TableLimit => ForwardError::TableLimit(e.message),
+            GroupErrorCode::Invalid => ForwardError::Invalid(e.message),
         }
     }
 }

@@ -142,6 +142,7 @@ impl ApiError {
                 ForwardError::Unavailable(_) => Code::NodeUnavailable,
                 ForwardError::TableNotReady(_) => Code::TableNotReady,
                 ForwardError::TableLimit(_) => Code::TableLimit,
+                ForwardError::Invalid(_) => Code::InvalidEvent,
                 ForwardError::Rejected { .. }
                 | ForwardError::NodeFailed(_)
                 | ForwardError::Protocol(_) => Code::BadGateway,

@@ -23,7 +23,7 @@ use iceberg::{Error, ErrorKind, Result};
 use super::ZombiCatalog;
 
 /// A metadata file name's version number (`00042-….metadata.json` → 42).
-fn version_of(uri: &str) -> Option<u64> {
+pub(super) fn version_of(uri: &str) -> Option<u64> {
     let file = uri.rsplit('/').next()?;
     let stem = file.strip_suffix(".metadata.json")?;
     let (version, rest) = stem.split_once('-')?;

@@ -33,6 +33,12 @@ fn restamp<T: serde::Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(json).map_err(|e| invalid(e.to_string()))
 }
 
+/// How far the wall clock is behind the earliest time a new commit of `metadata` may carry
+/// (0 when it is not).
+pub(crate) fn behind_ms(metadata: &TableMetadata) -> i64 {
+    (floor(metadata) - crate::hot::now_ms()).max(0)
+}
+
 /// When a commit of `metadata` made now is stamped: now, or just after the table's last
 /// update if the clock is behind it.
 pub(crate) fn commit_time(table: &str, metadata: &TableMetadata) -> i64 {

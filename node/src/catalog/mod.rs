@@ -7,7 +7,7 @@
 //! for them: only the flusher creates tables and commits snapshots.
 
 mod adopt;
-mod clock;
+pub(crate) mod clock;
 pub mod inflight;
 pub mod rest;
 pub mod snapshot;
@@ -268,7 +268,9 @@ impl Catalog for ZombiCatalog {
             let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
                 Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
             })?;
-            if existing.iter().any(|f| f.ends_with(".metadata.json")) {
+            // Version 0 alone, which adoption could not use, is what a crash while this
+            // very creation wrote it leaves: it holds no data, and a new table replaces it.
+            if existing.iter().any(|f| adopt::version_of(f).is_some_and(|v| v > 0)) {
                 return Err(Error::new(
                     ErrorKind::TableAlreadyExists,
                     format!(

@@ -134,7 +134,10 @@ impl Lister {
     async fn entries(&self, dir: &str, recursive: bool) -> iceberg::Result<Vec<opendal::Entry>> {
         use futures::TryStreamExt as _;
         let path = self.path_of(dir).map_err(io_error)?;
-        storage::with_retries(&self.policy, "list", dir, || async {
+        // OpenDAL bounds each page of a listing; a whole listing of a large table takes
+        // many pages, so it gets ten times a single call's bound.
+        let policy = Policy { timeout: self.policy.timeout.saturating_mul(10), ..self.policy };
+        storage::with_retries(&policy, "list", dir, || async {
             let lister = match self.op.lister_with(&path).recursive(recursive).await {
                 Ok(l) => l,
                 Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -86,6 +86,18 @@ pub fn rebuild_with_expiry(current: &Table, expiry: Expiry) -> Result<Option<Tab
     if expire.is_empty() {
         return Ok(None);
     }
+    // Without a new snapshot, iceberg-rust stamps the metadata with the wall clock and
+    // refuses one more than a minute behind the last snapshot: wait for the clock (a
+    // commit with a snapshot, from the flusher or a compaction, is stamped and expires too).
+    let behind = crate::catalog::clock::behind_ms(metadata);
+    if behind > 50_000 {
+        tracing::warn!(
+            table = current.identifier().name(),
+            behind_ms = behind,
+            "the wall clock is behind the table's last commit; snapshot expiry waits for the next commit or for the clock"
+        );
+        return Ok(None);
+    }
     Ok(Some(
         metadata
             .clone()

@@ -241,8 +241,10 @@ impl TableFlusher {
                         tracing::info!(table = %self.name, "created iceberg table");
                         Ok(t)
                     }
+                    // Created (or adopted) meanwhile; if it cannot be loaded, the refusal
+                    // says more than "does not exist".
                     Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-                        Ok(self.ctx.catalog.load_table(&self.ident).await?)
+                        self.ctx.catalog.load_table(&self.ident).await.map_err(|_| e.into())
                     }
                     Err(e) => Err(e.into()),
                 }
@@ -355,16 +357,19 @@ impl TableFlusher {
             let mut rows = Vec::new();
             let mut read_to = BTreeMap::new();
             let mut more = false;
-            // Every event-time hour becomes at least one data file: a read covers at most
-            // `max_hours` of them, and a partition stops at its first event of another.
-            let mut hours = std::collections::BTreeSet::new();
+            // Every event-time hour becomes at least one data file: a read covers about
+            // `max_hours` of them, shared like rows and bytes so that one partition's
+            // scattered backlog cannot hold the others back; a partition stops at its first
+            // event of an hour beyond its share.
+            let hours_each = (max_hours / share as usize).max(1);
             for (p, from, to) in backlog {
+                let mut hours = std::collections::BTreeSet::new();
                 let (mut end, mut bytes, mut cut) = (from, 0u64, false);
                 for item in store.scan(id, p, from, to.min(from + rows_each)) {
                     let (seq, event) = item?;
                     let hour = event.timestamp_ms.div_euclid(3_600_000);
                     if !hours.contains(&hour) {
-                        if hours.len() >= max_hours {
+                        if hours.len() >= hours_each {
                             cut = true;
                             break;
                         }

@@ -44,7 +44,8 @@ pub struct EdgeLimits {
     /// the bytes it has sent so far, not what its `Content-Length` announces.
     pub max_inflight_bytes: u64,
     /// A request's line and headers must arrive within this many ms of the connection
-    /// being ready for it; otherwise the connection is closed.
+    /// being ready for it; otherwise the connection is closed. This is also how long an
+    /// idle keep-alive connection stays open.
     pub header_read_timeout_ms: u64,
     /// A request's whole body must arrive within this many ms; otherwise 408.
     pub body_read_timeout_ms: u64,
@@ -102,7 +103,7 @@ impl Default for EdgeLimits {
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
             max_inflight_bytes: 256 * MIB,
-            header_read_timeout_ms: 10_000,
+            header_read_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             retry_after_secs: 1,
         }
