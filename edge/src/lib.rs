@@ -58,7 +58,7 @@ pub async fn run(
 
     tracing::info!(listen = %local_addr, node_url = %config.node_url, "edge started");
     let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
-    let server = http::serve::serve(listener, app, header_timeout, shutdown.clone());
+    let server = zombi_shared::serve::serve(listener, app, header_timeout, shutdown.clone());
     let drain_deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(Duration::from_millis(config.shutdown_timeout_ms)).await;

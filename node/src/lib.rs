@@ -132,10 +132,9 @@ pub async fn run(
 
     let stop_serving = CancellationToken::new();
     let serve_stop = stop_serving.clone();
+    let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { serve_stop.cancelled().await })
-            .await
+        zombi_shared::serve::serve(listener, app, header_timeout, serve_stop).await
     });
 
     tokio::select! {

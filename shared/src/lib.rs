@@ -1,12 +1,14 @@
 //! Types shared by `zombi-edge` and `zombi-node`: the wire format between them, table-name
 //! and envelope validation, the parsers of producer bodies, and configuration types. No
-//! runtime, no storage.
+//! storage, and no runtime except the HTTP accept loop behind the `server` feature.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod envelope;
 pub mod parse;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod table_name;
 pub mod wire;
 

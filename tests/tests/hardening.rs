@@ -308,11 +308,11 @@ async fn a_table_spanning_thousands_of_hours_does_not_starve_the_others() -> any
 /// Connections that announce a large body and then send nothing, or stop half-way through
 /// their headers, cannot lock other producers out: a request holds only the bytes it has
 /// sent, a body that does not arrive in time gets 408, and a request head that does not
-/// arrive in time closes its connection.
+/// arrive in time closes its connection, at the edge and at the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stalled_uploads_cannot_lock_producers_out() -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let node = Node::start(&[]).await?;
+    let node = Node::start(&[("ZOMBI_NODE__LIMITS__HEADER_READ_TIMEOUT_MS", "500")]).await?;
     let edge = Edge::start(
         &node.url(),
         &[
@@ -339,6 +339,9 @@ async fn stalled_uploads_cannot_lock_producers_out() -> anyhow::Result<()> {
     // A producer with a small head that never ends.
     let mut half = tokio::net::TcpStream::connect(addr).await?;
     half.write_all(b"POST /tables/slow HTTP/1.1\r\nhost: x\r\n").await?;
+    // The same at the node's internal API.
+    let mut half_internal = tokio::net::TcpStream::connect(node.addr()).await?;
+    half_internal.write_all(b"POST /internal/v1/batches HTTP/1.1\r\nhost: x\r\n").await?;
 
     let c = client();
     let r = send_bulk(&c, &edge.url(), "fast", &[json!({"payload": 1})]).await?;
@@ -360,6 +363,9 @@ async fn stalled_uploads_cannot_lock_producers_out() -> anyhow::Result<()> {
     let mut rest = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(10), half.read_to_end(&mut rest)).await??;
     assert_eq!(n, 0, "the half-sent head gets no answer: {}", String::from_utf8_lossy(&rest));
+    let n = tokio::time::timeout(Duration::from_secs(10), half_internal.read_to_end(&mut rest))
+        .await??;
+    assert_eq!(n, 0, "the node closes a half-sent head too");
     let metrics = c.get(format!("{}/metrics", edge.url())).send().await?.text().await?;
     assert_eq!(metric_sum(&metrics, "zombi_edge_inflight_bytes"), 0.0);
     Ok(())

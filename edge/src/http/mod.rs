@@ -1,7 +1,6 @@
 //! Routes of the producer API. Handlers only extract request parts and call the service.
 
 pub mod error;
-pub mod serve;
 
 use std::sync::Arc;
 

@@ -279,6 +279,9 @@ pub struct NodeLimits {
     pub max_future_skew_secs: u64,
     /// Most tables the node holds; a write that would create one more is refused.
     pub max_tables: u64,
+    /// A request's line and headers must arrive within this many ms; otherwise the
+    /// connection is closed. Also how long an idle keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
     /// Hot reads (`GET /tables/{t}/hot`) running at once; more get 429. Each holds up to
     /// 64 MiB of events while it is answered.
     pub max_concurrent_hot_reads: u64,
@@ -379,6 +382,7 @@ impl Default for NodeLimits {
             max_future_skew_secs: 24 * 3600,
             max_tables: 1000,
             max_concurrent_hot_reads: 4,
+            header_read_timeout_ms: 60_000,
             table_ready_timeout_ms: 5_000,
         }
     }
@@ -413,6 +417,7 @@ impl Validate for NodeConfig {
         check_event_time_bounds(l.max_event_age_secs, l.max_future_skew_secs)?;
         check_range("limits.max_tables", l.max_tables, 1, 1_000_000)?;
         check_range("limits.max_concurrent_hot_reads", l.max_concurrent_hot_reads, 1, 1024)?;
+        check_range("limits.header_read_timeout_ms", l.header_read_timeout_ms, 10, 600_000)?;
         check_range("limits.table_ready_timeout_ms", l.table_ready_timeout_ms, 1, 600_000)?;
         check_range("idempotency_window_secs", self.idempotency_window_secs, 1, 30 * 24 * 3600)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;

@@ -1,10 +1,11 @@
-//! The edge's HTTP/1 server: `axum::serve` with a deadline on request headers.
+//! The HTTP/1 server of both binaries: `axum::serve` with a deadline on request headers.
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header read timeout never runs and a
 //! client that opens connections and sends half a request line holds them forever. Here
 //! each connection is served by hyper with a timer and `limits.header_read_timeout_ms`:
-//! a request head that is not complete in time closes the connection. Body deadlines are
-//! the ingest path's (see `body::read_body`), since only it knows what a body is for.
+//! a request head that is not complete in time closes the connection (hyper runs the same
+//! timer while a keep-alive connection idles). Body deadlines belong to the handlers, which
+//! know what a body is for.
 
 use std::time::Duration;
 
