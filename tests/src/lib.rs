@@ -51,7 +51,14 @@ where
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+    // Pooled connections are dropped before the servers' keep-alive idle time (their
+    // header deadline, 60 s by default) runs out, as docs/configuration.md advises clients.
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// One spawned process that prints `… listening on http://ADDR` once bound.
