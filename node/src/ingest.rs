@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::envelope::{EventLimits, check_event, check_event_strict};
+use zombi_shared::envelope::{EventLimits, check_event_strict, check_event_time};
 use zombi_shared::validate_table_name;
 use zombi_shared::wire::{
     BatchResponse, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch,
@@ -36,11 +36,10 @@ pub struct IngestService {
     combiner: Arc<Combiner>,
     store: Arc<HotStore>,
     flusher: Flusher,
-    /// Checked for every event; a failure refuses the whole batch (the edge checks the same).
+    /// A failure of `check_event_strict` refuses the whole batch (the edge checks the same);
+    /// one of the event-time bounds, which depend on this node's clock, refuses only the
+    /// request (group) holding the event.
     limits: EventLimits,
-    /// Event-time bounds: they depend on this node's clock, which may differ a little from
-    /// the edge's, so a failure refuses only the request (group) holding the event.
-    time_bounds: EventLimits,
     max_tables: usize,
     ready_timeout: Duration,
 }
@@ -56,11 +55,7 @@ impl IngestService {
             combiner,
             store,
             flusher,
-            limits: EventLimits::new(
-                config.limits.max_event_bytes as usize,
-                config.limits.max_partition,
-            ),
-            time_bounds: config.limits.event_limits(),
+            limits: config.limits.event_limits(),
             max_tables: usize::try_from(config.limits.max_tables).unwrap_or(usize::MAX),
             ready_timeout: Duration::from_millis(config.limits.table_ready_timeout_ms),
         }
@@ -173,13 +168,8 @@ impl IngestService {
 
     /// The refusal of `group` if one of its events lies outside the event-time bounds.
     fn outside_time_bounds(&self, group: &Group) -> Option<GroupError> {
-        let no_bounds =
-            self.time_bounds.max_event_age_ms == 0 && self.time_bounds.max_future_skew_ms == 0;
-        if no_bounds {
-            return None;
-        }
         group.events.iter().enumerate().find_map(|(i, event)| {
-            check_event(event, &self.time_bounds).err().map(|e| {
+            check_event_time(event, &self.limits).err().map(|e| {
                 metrics::counter!(m::REJECTIONS, "reason" => "event_time").increment(1);
                 GroupError { code: GroupErrorCode::Invalid, message: format!("record {i}: {e}") }
             })

@@ -168,10 +168,12 @@ impl Envelope<'_> {
     }
 }
 
-/// [`check_event`] plus, for a JSON payload, that it is well-formed JSON: the node applies
-/// this, since it never trusts that an edge parsed the payload.
+/// [`check_event`] without the event-time bounds, plus, for a JSON payload, that it is
+/// well-formed JSON. The node applies this to every event of a batch, since it never trusts
+/// that an edge parsed the payload; it checks event times per group with
+/// [`check_event_time`], as its clock may differ a little from the edge's.
 pub fn check_event_strict(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
-    check_event(event, limits)?;
+    check_event_shape(event, limits)?;
     if let Payload::Json(text) = &event.payload {
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| EventError::BadJson(e.to_string()))?;
@@ -179,8 +181,33 @@ pub fn check_event_strict(event: &WireEvent, limits: &EventLimits) -> Result<(),
     Ok(())
 }
 
-/// The checks every event passes, on the edge and again on the node.
+/// The checks every event passes on the edge: its shape, then its time.
 pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+    check_event_shape(event, limits)?;
+    check_event_time(event, limits)
+}
+
+/// The configured event-time bounds, against this process's clock (none: always `Ok`).
+pub fn check_event_time(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+    let (age, skew) = (limits.max_event_age_ms, limits.max_future_skew_ms);
+    let Some(ts) = event.timestamp_ms else { return Ok(()) };
+    if age == 0 && skew == 0 {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if age > 0 && ts < now.saturating_sub(age as i64) {
+        return Err(EventError::TooOld { ts, limit_ms: age });
+    }
+    if skew > 0 && ts > now.saturating_add(skew as i64) {
+        return Err(EventError::TooFarAhead { ts, limit_ms: skew });
+    }
+    Ok(())
+}
+
+/// Partition, timestamp range, key and size.
+fn check_event_shape(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
     let max_event_bytes = limits.max_event_bytes;
     if event.partition > limits.max_partition {
         return Err(EventError::BadPartition(event.partition, limits.max_partition));
@@ -189,21 +216,6 @@ pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventE
         && !(0..=MAX_TIMESTAMP_MS).contains(&ts)
     {
         return Err(EventError::BadTimestamp(ts));
-    }
-    if let Some(ts) = event.timestamp_ms
-        && (limits.max_event_age_ms > 0 || limits.max_future_skew_ms > 0)
-    {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let age = limits.max_event_age_ms;
-        if age > 0 && ts < now.saturating_sub(age as i64) {
-            return Err(EventError::TooOld { ts, limit_ms: age });
-        }
-        let skew = limits.max_future_skew_ms;
-        if skew > 0 && ts > now.saturating_add(skew as i64) {
-            return Err(EventError::TooFarAhead { ts, limit_ms: skew });
-        }
     }
     if let Some(key) = &event.idempotency_key
         && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)

@@ -66,6 +66,28 @@ fn valid_table(table: &str) -> Result<(), ApiError> {
     zombi_shared::validate_table_name(table).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+impl From<FlushError> for ApiError {
+    fn from(e: FlushError) -> Self {
+        match e {
+            FlushError::UnknownTable(t) => ApiError::NotFound(format!("table {t} does not exist")),
+            FlushError::ShuttingDown => ApiError::ShuttingDown,
+            e => ApiError::Unavailable(format!("flush failed: {e}")),
+        }
+    }
+}
+
+impl From<MaintenanceError> for ApiError {
+    fn from(e: MaintenanceError) -> Self {
+        match e {
+            MaintenanceError::UnknownTable(t) => {
+                ApiError::NotFound(format!("table {t} does not exist"))
+            }
+            MaintenanceError::ShuttingDown => ApiError::ShuttingDown,
+            e => ApiError::Unavailable(format!("maintenance failed: {e}")),
+        }
+    }
+}
+
 impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
@@ -149,14 +171,7 @@ async fn flush(
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
-    match state.flusher.flush_now(&table).await {
-        Ok(outcome) => Ok(Json(outcome).into_response()),
-        Err(FlushError::UnknownTable(t)) => {
-            Err(ApiError::NotFound(format!("table {t} does not exist")))
-        }
-        Err(FlushError::ShuttingDown) => Err(ApiError::ShuttingDown),
-        Err(e) => Err(ApiError::Unavailable(format!("flush failed: {e}"))),
-    }
+    Ok(Json(state.flusher.flush_now(&table).await?).into_response())
 }
 
 async fn compact(
@@ -166,14 +181,7 @@ async fn compact(
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
-    match state.maintainer.run_now(&table).await {
-        Ok(report) => Ok(Json(report).into_response()),
-        Err(MaintenanceError::UnknownTable(t)) => {
-            Err(ApiError::NotFound(format!("table {t} does not exist")))
-        }
-        Err(MaintenanceError::ShuttingDown) => Err(ApiError::ShuttingDown),
-        Err(e) => Err(ApiError::Unavailable(format!("maintenance failed: {e}"))),
-    }
+    Ok(Json(state.maintainer.run_now(&table).await?).into_response())
 }
 
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
