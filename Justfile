@@ -49,3 +49,9 @@ check:
 # Format the code.
 fmt:
     cargo fmt --all
+
+# The compose deployment (compose/), tested for real with rootful podman: 3 edges behind the
+# load balancer, S3 warehouse, engines on the host (see docs/deploy.md). Installs podman.
+compose-test: venv
+    cargo build --bins --features zombi-node/failpoints
+    scripts/compose-test.sh "$CARGO_TARGET_DIR/debug"
