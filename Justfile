@@ -55,3 +55,8 @@ fmt:
 compose-test: venv
     cargo build --bins --features zombi-node/failpoints
     scripts/compose-test.sh "$CARGO_TARGET_DIR/debug"
+
+# Build every compose image from source, the Zombi binaries inside the image included
+# (release build, ~25 minutes on 2 cores).
+compose-build: venv
+    scripts/compose-build.sh

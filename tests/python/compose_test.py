@@ -145,8 +145,9 @@ class Producer:
     """Writes events through the load balancer and records every acknowledged
     (partition, sequence). With idempotency keys it retries until acknowledged."""
 
-    def __init__(self, stack, token):
-        self.url = f"{stack.lb}/tables/{TABLE}"
+    def __init__(self, stack, token, table=TABLE):
+        self.table = table
+        self.url = f"{stack.lb}/tables/{table}"
         self.token = token
         self.local = threading.local()
         self.lock = threading.Lock()
@@ -176,11 +177,15 @@ class Producer:
                 r = self.session().post(self.url, data=json.dumps(body), headers=headers, timeout=15)
                 if r.status_code == 200:
                     answer = r.json()
+                    pair = (answer["partition"], answer["sequence"])
                     if answer.get("duplicate"):
+                        # An earlier attempt was stored but its answer was lost (the edge
+                        # died): the retry returns the original sequence.
                         with self.lock:
                             self.duplicates += 1
+                            self.acked.add(pair)
                     else:
-                        self.record([(answer["partition"], answer["sequence"])])
+                        self.record([pair])
                     return
                 error = f"{r.status_code} {r.text[:200]}"
                 retryable = r.status_code in (429, 502, 503, 504)
@@ -215,9 +220,9 @@ def expected_stats(acked):
     }
 
 
-def check_engines(stack, acked, label):
+def check_engines(stack, acked, label, table=TABLE):
     """PyIceberg and DuckDB on the host, through the node's catalog and the published S3."""
-    cmd = [sys.executable, os.path.join(HERE, "engines.py"), "--uri", stack.node, "--table", TABLE,
+    cmd = [sys.executable, os.path.join(HERE, "engines.py"), "--uri", stack.node, "--table", table,
            "--engines", "pyiceberg,duckdb", "--token", stack.token("ZOMBI_CATALOG_TOKEN"),
            "--s3-endpoint", stack.s3, "--s3-key", stack.token("S3_ACCESS_KEY"),
            "--s3-secret", stack.token("S3_SECRET_KEY")]
@@ -226,12 +231,12 @@ def check_engines(stack, acked, label):
     want = expected_stats(acked)
     for engine, stats in result.items():
         got = {k: stats[k] for k in want}
-        log(f"{label}: {engine} read {got}; acknowledged {want}")
+        log(f"{label}: {engine} read {table}: {got}; acknowledged {want}")
         assert got == want, f"{label}: {engine} read {got}, but producers were acknowledged {want}"
 
 
-def flush(stack):
-    r = requests.post(f"{stack.node}/tables/{TABLE}/flush", headers=bearer(stack.token("ZOMBI_ADMIN_TOKEN")),
+def flush(stack, table=TABLE):
+    r = requests.post(f"{stack.node}/tables/{table}/flush", headers=bearer(stack.token("ZOMBI_ADMIN_TOKEN")),
                       timeout=120)
     assert r.status_code == 200, f"flush answered {r.status_code}: {r.text[:300]}"
 
@@ -298,19 +303,21 @@ def edge_events(stack):
     return counts
 
 
-def phase_spread(stack, producer):
+def phase_spread(stack, producer, orders):
     """Writes through the load balancer from several connections; every edge serves some."""
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(producer.single, i, i % 4) for i in range(600)]
         futures += [pool.submit(producer.bulk, 10_000 + 50 * b, 50, b % 4) for b in range(20)]
+        futures += [pool.submit(orders.bulk, 40 * b, 40, b % 2) for b in range(5)]
         for f in futures:
             f.result()
     counts = edge_events(stack)
+    total = len(producer.acked) + len(orders.acked)
     log(f"events acknowledged per edge: {counts}")
     assert len(counts) == 3, f"expected 3 edges, found {sorted(counts)}"
     assert all(c > 0 for c in counts.values()), f"an edge served no writes: {counts}"
-    assert sum(counts.values()) == len(producer.acked), \
-        f"edges counted {sum(counts.values())} events, producers were acknowledged {len(producer.acked)}"
+    assert sum(counts.values()) == total, \
+        f"edges counted {sum(counts.values())} events, producers were acknowledged {total}"
 
 
 def phase_scale(stack, producer):
@@ -337,7 +344,7 @@ def phase_scale(stack, producer):
 
 def write_while(stack, producer, what, action, first, count=900):
     """Writes `count` keyed events with retries while `action` runs once 150 are acknowledged."""
-    before, retries_before = len(producer.acked), producer.retries
+    before, retries_before, dups_before = len(producer.acked), producer.retries, producer.duplicates
     done = threading.Event()
 
     def act():
@@ -356,7 +363,8 @@ def write_while(stack, producer, what, action, first, count=900):
     assert done.is_set(), f"{what}: the action did not finish"
     got = len(producer.acked) - before
     log(f"{what}: {got} of {count} keyed events acknowledged once each, "
-        f"{producer.retries - retries_before} retries by the producer")
+        f"{producer.retries - retries_before} retries by the producer, "
+        f"{producer.duplicates - dups_before} of them answered as duplicates of a stored attempt")
     assert got == count, f"{what}: {got} distinct acknowledgements for {count} keyed events"
 
 
@@ -446,8 +454,10 @@ def main():
         check_auth(stack)
 
         producer = Producer(stack, stack.token("ZOMBI_PRODUCER_TOKEN"))
-        phase_spread(stack, producer)
+        orders = Producer(stack, stack.token("ZOMBI_PRODUCER_TOKEN"), table="orders")
+        phase_spread(stack, producer, orders)
         flush(stack)
+        flush(stack, "orders")
         check_engines(stack, producer.acked, "through 3 edges")
 
         phase_scale(stack, producer)
@@ -460,6 +470,7 @@ def main():
             producer.single(200_000 + i, i % 4, f"pre-stop-{i}")
         phase_restart(stack, producer)
         check_engines(stack, producer.acked, "after down and up")
+        check_engines(stack, orders.acked, "after down and up", table="orders")
         before = set(producer.acked)
         for i in range(40):
             producer.single(300_000 + i, i % 4, f"post-up-{i}")
