@@ -57,6 +57,6 @@ compose-test: venv
     scripts/compose-test.sh "$CARGO_TARGET_DIR/debug"
 
 # Build every compose image from source, the Zombi binaries inside the image included
-# (release build, ~25 minutes on 2 cores).
+# (release build, ~35 minutes on 2 cores).
 compose-build: venv
     scripts/compose-build.sh

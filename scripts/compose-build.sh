@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `just compose-build`: builds every image of compose/compose.yaml from source, the Zombi
-# binaries included (a release build inside the image: ~25 minutes on 2 cores). With a
+# binaries included (a release build inside the image: ~35 minutes on 2 cores). With a
 # Docker daemon it is `docker compose build`; otherwise rootful podman and podman-compose
 # (scripts/podman-setup.sh). Where no registry serves the Rust image that compose/Dockerfile
 # names, it is made locally from the Debian base image and this machine's Rust toolchain of
