@@ -25,10 +25,18 @@ test: venv
 venv:
     scripts/venv.sh "$ZOMBI_VENV"
 
-# Throughput, latency and freshness on this machine (release build; takes ~1 minute).
+# Throughput, latency, freshness, CPU and memory on this machine, each next to a baseline
+# measured in the same run (release build; ~3 minutes). Writes bench-report.json and
+# bench-report.md at the repository root; docs/benchmarks.md explains every figure.
 bench:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench"
+
+# A few seconds of every bench load on the test build, so the bench keeps working (CI runs it).
+bench-smoke:
+    cargo build --bins --features zombi-node/failpoints
+    out=$(mktemp -d) && ZOMBI_BENCH_QUICK=1 ZOMBI_BENCH_REPORT_DIR="$out" ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/debug" \
+        "$CARGO_TARGET_DIR/debug/zombi-bench" && test -s "$out/bench-report.json" && rm -rf "$out"
 
 # Commit time and metadata size as a table ages to 20,000 commits, with and without
 # maintenance (release build; ~15 minutes). ZOMBI_AGING_COMMITS sets a shorter run.

@@ -225,6 +225,10 @@ impl Node {
         self.proc.rss_kib()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
     /// Sets (or with `None` removes) an environment variable for the next (re)start.
     pub fn set_env(&mut self, key: &str, value: Option<&str>) {
         self.env.retain(|(k, _)| k != key);
@@ -356,6 +360,10 @@ impl Edge {
 
     pub fn rss_kib(&self) -> Option<u64> {
         self.proc.rss_kib()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
     }
 
     pub fn terminate(&mut self) -> Result<ExitStatus> {

@@ -60,7 +60,9 @@ pub struct ForwardConfig {
     pub max_batch_bytes: u64,
     /// Most events in one batch sent to the node.
     pub max_batch_events: u64,
-    /// How long a batch waits for more requests once it has one, in µs.
+    /// How long a batch waits for more requests once it has one, in µs. 0 (the default):
+    /// a batch leaves at once, and requests that arrive while every batch slot is busy
+    /// coalesce into the next one.
     pub linger_us: u64,
     /// Batches in flight to the node at once; more requests queue and coalesce.
     pub max_inflight_batches: u64,
@@ -115,7 +117,7 @@ impl Default for ForwardConfig {
         ForwardConfig {
             max_batch_bytes: 8 * MIB,
             max_batch_events: 20_000,
-            linger_us: 200,
+            linger_us: 0,
             max_inflight_batches: 4,
             queue_depth: 4096,
             connect_timeout_ms: 1_000,

@@ -252,7 +252,9 @@ pub enum Durability {
 pub struct CombinerConfig {
     /// Writer threads; each table is owned by one.
     pub shards: u64,
-    /// How long a micro-batch waits for more work once it has some, in µs.
+    /// How long a micro-batch waits for more work once it has some, in µs. 0 (the
+    /// default): it takes what is queued and writes at once; work that arrives during a
+    /// write forms the next micro-batch (and shares its fsync).
     pub batch_window_us: u64,
     /// Events after which a micro-batch is written without waiting.
     pub batch_max_events: u64,
@@ -362,12 +364,7 @@ impl Default for SnapshotPolicy {
 
 impl Default for CombinerConfig {
     fn default() -> Self {
-        CombinerConfig {
-            shards: 2,
-            batch_window_us: 200,
-            batch_max_events: 4096,
-            queue_depth: 1024,
-        }
+        CombinerConfig { shards: 2, batch_window_us: 0, batch_max_events: 4096, queue_depth: 1024 }
     }
 }
 

@@ -1,0 +1,549 @@
+//! `just bench`: Zombi's throughput, latency, freshness, CPU and memory on this machine,
+//! each figure next to a baseline measured in the same run (machines here are shared and
+//! their speed drifts, so only ratios compare across runs). Spawns the release binaries
+//! (`ZOMBI_BIN_DIR`), drives them over loopback with bounded loops, prints a markdown table
+//! and writes `bench-report.json` and `bench-report.md` at the repository root. Figures are
+//! for reading, never for pass/fail. `ZOMBI_BENCH_QUICK=1` shortens every load to a smoke run,
+//! `ZOMBI_BENCH_ONLY` picks loads (see [`Plan`]) and `ZOMBI_BENCH_REPORT_DIR` moves the reports.
+
+mod limits;
+mod load;
+mod sys;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use zombi_tests::producer::send_one;
+use zombi_tests::{Edge, Node, client, wait_for};
+
+use load::{Outcome, Target};
+
+/// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
+/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`; for profiling one load).
+struct Plan {
+    short: Duration,
+    bulk: Duration,
+    storage: Duration,
+    fresh_events: usize,
+    only: Option<Vec<String>>,
+}
+
+impl Plan {
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|s| s == section))
+    }
+
+    fn from_env() -> Plan {
+        let only = std::env::var("ZOMBI_BENCH_ONLY")
+            .ok()
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+        if std::env::var_os("ZOMBI_BENCH_QUICK").is_some() {
+            Plan {
+                short: Duration::from_secs(1),
+                bulk: Duration::from_secs(3),
+                storage: Duration::from_millis(200),
+                fresh_events: 3,
+                only,
+            }
+        } else {
+            Plan {
+                short: Duration::from_secs(10),
+                bulk: Duration::from_secs(60),
+                storage: Duration::from_secs(3),
+                fresh_events: 20,
+                only,
+            }
+        }
+    }
+}
+
+const SINGLE_CONNECTIONS: usize = 64;
+const LOW_CONNECTIONS: usize = 16;
+const BULK_CONNECTIONS: usize = 8;
+const BULK_EVENTS: usize = 1000;
+const FLUSH_INTERVAL_MS: f64 = 1000.0;
+
+/// One producer envelope of about 290 bytes, as NDJSON line or single-event body.
+fn event(i: usize) -> Vec<u8> {
+    let action = ["click", "view", "purchase", "scroll"][i % 4];
+    let body = json!({
+        "payload": {
+            "user": format!("u-{:08}", i % 100_000),
+            "action": action,
+            "page": format!("/products/{:06}/details?ref=campaign-{:04}", i % 50_000, i % 1000),
+            "session": format!("s-{:016x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            "referrer": "https://www.example.com/search?q=iceberg+ingestion",
+            "ua": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101",
+            "n": i,
+        },
+        "partition": i % 4,
+    });
+    serde_json::to_vec(&body).expect("serializable")
+}
+
+fn ndjson(events: &[Vec<u8>]) -> Bytes {
+    let mut out = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+    for e in events {
+        out.extend_from_slice(e);
+        out.push(b'\n');
+    }
+    out.into()
+}
+
+fn single_target(addr: std::net::SocketAddr, table: &str) -> Target {
+    Target {
+        addr,
+        path: format!("/tables/{table}"),
+        content_type: "application/json",
+        bodies: Arc::new((0..256).map(|i| Bytes::from(event(i))).collect()),
+    }
+}
+
+fn bulk_target(addr: std::net::SocketAddr, table: &str) -> Target {
+    let bodies = (0..8)
+        .map(|b| ndjson(&(0..BULK_EVENTS).map(|i| event(b * BULK_EVENTS + i)).collect::<Vec<_>>()))
+        .collect();
+    Target {
+        addr,
+        path: format!("/tables/{table}/bulk"),
+        content_type: "application/x-ndjson",
+        bodies: Arc::new(bodies),
+    }
+}
+
+fn addr_of(url: &str) -> Result<std::net::SocketAddr> {
+    url.trim_start_matches("http://").parse().context("bad address")
+}
+
+/// The report: figures by key, printed rows, and the machine.
+struct Report {
+    figures: Map<String, Value>,
+    rows: Vec<[String; 5]>,
+}
+
+impl Report {
+    fn set(&mut self, key: &str, value: f64) {
+        let rounded =
+            if value.abs() >= 100.0 { value.round() } else { (value * 100.0).round() / 100.0 };
+        self.figures.insert(key.to_owned(), json!(rounded));
+    }
+
+    fn row(&mut self, figure: &str, value: String, baseline: String, ratio: String, target: &str) {
+        self.rows.push([figure.to_owned(), value, baseline, ratio, target.to_owned()]);
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| figure | value | baseline (same run) | ratio | target |\n|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            out.push_str(&format!("| {} | {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3], r[4]));
+        }
+        out
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}×", a / b)
+}
+
+/// Starts a node and an edge with default settings (durability from `durability`).
+async fn start_pair(durability: &str) -> Result<(Node, Edge)> {
+    let node = Node::start(&[
+        ("ZOMBI_NODE__DURABILITY", durability),
+        // Node::start keeps flushed events an hour for the tests; the bench runs the default.
+        ("ZOMBI_NODE__FLUSH__RETENTION_SECS", "60"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    Ok((node, edge))
+}
+
+/// Acknowledgement → the event is in a committed snapshot, for `count` events written one
+/// after another to `table`, while `stop` is unset.
+async fn freshness(
+    node: &Node,
+    edge: &Edge,
+    table: &str,
+    count: usize,
+    stop: &AtomicBool,
+) -> Result<Outcome> {
+    let c = client();
+    let mut samples = Vec::new();
+    for i in 0..count {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let r = send_one(&c, &edge.url(), table, &json!({"payload": {"i": i}})).await?;
+        anyhow::ensure!(r.status == 200, "freshness write answered {}", r.status);
+        let seq = r.body["sequence"].as_u64().context("no sequence")?;
+        let t = Instant::now();
+        wait_for("the event to be committed", Duration::from_secs(60), || async {
+            let w = node.watermark(table).await.ok()?;
+            (w["watermarks"]["0"].as_u64()? > seq).then_some(())
+        })
+        .await?;
+        samples.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Outcome::from_latencies(samples))
+}
+
+fn backlog_rows(stats: &Value) -> u64 {
+    stats["tables"]
+        .as_object()
+        .map(|t| t.values().filter_map(|v| v["flush"]["backlog_rows"].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn spawn_http_limit() -> Result<(std::process::Child, std::net::SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("http-limit-server")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("http-limit listening on http://")
+        .context("no address")?
+        .parse()?;
+    Ok((child, addr))
+}
+
+async fn bench() -> Result<()> {
+    let plan = Plan::from_env();
+    let machine = sys::machine();
+    let mut report = Report { figures: Map::new(), rows: Vec::new() };
+    eprintln!("zombi bench on {machine}");
+
+    // The HTTP limit.
+    let (mut http_limit, mut http_p50, mut http_p99) = (f64::NAN, f64::NAN, f64::NAN);
+    if plan.runs("http") {
+        let (mut server, addr) = spawn_http_limit()?;
+        let mut http =
+            load::closed_loop(&single_target(addr, "bench"), SINGLE_CONNECTIONS, plan.short)
+                .await?;
+        let _ = server.kill();
+        let _ = server.wait();
+        (http_limit, http_p50, http_p99) =
+            (http.ok_per_sec(), http.percentile(0.5), http.percentile(0.99));
+        report.set("http_limit_rps", http_limit);
+        report.row(
+            "HTTP limit, single-event requests/s (64 connections)",
+            fmt(http_limit),
+            "—".into(),
+            "—".into(),
+            "—",
+        );
+        eprintln!("http limit: {http_limit:.0} req/s, p50 {http_p50:.2} ms");
+    }
+
+    // Storage limits on one core, with the bulk load's events.
+    let mut storage = None;
+    if plan.runs("storage") {
+        let events: Vec<Vec<u8>> = (0..20_000).map(event).collect();
+        let limits = tokio::task::spawn_blocking({
+            let (events, d) = (events.clone(), plan.storage);
+            move || limits::storage_limits(&events, d)
+        })
+        .await??;
+        report.set("storage_rocksdb_wal_mib_s", limits.rocksdb_wal_mib_s);
+        report.set("storage_parquet_zstd_mib_s", limits.parquet_zstd_mib_s);
+        report.set("storage_json_parse_mib_s", limits.json_parse_mib_s);
+        eprintln!(
+            "storage limits per core: rocksdb {:.0}, parquet {:.0}, json {:.0} MiB/s",
+            limits.rocksdb_wal_mib_s, limits.parquet_zstd_mib_s, limits.json_parse_mib_s
+        );
+        storage = Some(limits);
+    }
+
+    // Single events, durability wal, and the quiet node's freshness.
+    let (node, edge) = start_pair("wal").await?;
+    let edge_addr = addr_of(&edge.url())?;
+    let (mut single_eps, mut cold_p99) = (f64::NAN, f64::NAN);
+    if plan.runs("single") {
+        let stop = AtomicBool::new(false);
+        let mut cold = freshness(&node, &edge, "fresh_quiet", plan.fresh_events, &stop).await?;
+        cold_p99 = cold.percentile(0.99);
+        report.set("freshness_cold_p50_ms", cold.percentile(0.5));
+        report.set("freshness_cold_p99_ms", cold_p99);
+
+        let mut single =
+            load::closed_loop(&single_target(edge_addr, "single"), SINGLE_CONNECTIONS, plan.short)
+                .await?;
+        single_eps = single.ok_per_sec();
+        report.set("single_wal_eps", single_eps);
+        report.set("single_wal_p50_ms", single.percentile(0.5));
+        report.set("single_wal_p99_ms", single.percentile(0.99));
+        report.set("single_wal_non_200", (single.rejected + single.failed) as f64);
+        report.row(
+            "single events/s, `wal`, 64 connections",
+            fmt(single_eps),
+            format!("HTTP limit {}", fmt(http_limit)),
+            ratio(single_eps, http_limit),
+            "≥ 0.6×",
+        );
+        report.row(
+            "single ack p50 / p99 ms, 64 connections",
+            format!("{} / {}", fmt(single.percentile(0.5)), fmt(single.percentile(0.99))),
+            format!("HTTP limit {} / {}", fmt(http_p50), fmt(http_p99)),
+            "—".into(),
+            "—",
+        );
+
+        let mut half =
+            load::open_loop(&single_target(edge_addr, "single"), single_eps / 2.0, plan.short, 256)
+                .await?;
+        report.set("single_wal_half_rate_eps", half.ok_per_sec());
+        report.set("single_wal_p99_half_rate_ms", half.percentile(0.99));
+        report.row(
+            "single ack p99 ms at half the maximum rate (open loop)",
+            fmt(half.percentile(0.99)),
+            format!("rate {} /s", fmt(single_eps / 2.0)),
+            "—".into(),
+            "≤ 10 ms",
+        );
+
+        let mut low =
+            load::closed_loop(&single_target(edge_addr, "single"), LOW_CONNECTIONS, plan.short)
+                .await?;
+        report.set("single_wal_low_eps", low.ok_per_sec());
+        report.set("single_wal_p50_low_ms", low.percentile(0.5));
+        report.row(
+            "single events/s and ack p50 ms, 16 connections",
+            format!("{} / {} ms", fmt(low.ok_per_sec()), fmt(low.percentile(0.5))),
+            format!("HTTP limit {}", fmt(http_limit)),
+            ratio(low.ok_per_sec(), http_limit),
+            "p50 ≤ 1 ms",
+        );
+    }
+
+    // Bulk: 1,000-event NDJSON requests, sustained, with CPU, memory, backlog and freshness.
+    let mut bulk_rps = 150.0;
+    let (mut edge_rss, mut node_rss) = (f64::NAN, f64::NAN);
+    if plan.runs("bulk") {
+        let bulk_load = bulk_target(edge_addr, "bulk");
+        let (node_pid, edge_pid) = (node.pid(), edge.pid());
+        let cpu_before =
+            sys::cpu_secs(node_pid).unwrap_or(0.0) + sys::cpu_secs(edge_pid).unwrap_or(0.0);
+        let sampling = Arc::new(AtomicBool::new(true));
+        let backlog_max = Arc::new(AtomicU64::new(0));
+        let disk_max = Arc::new(AtomicU64::new(0));
+        let sampler = tokio::spawn({
+            let (sampling, backlog_max, url) = (sampling.clone(), backlog_max.clone(), node.url());
+            let (disk_max, hot_dir) = (disk_max.clone(), node.data_dir().join("hot"));
+            async move {
+                let c = client();
+                while sampling.load(Ordering::Relaxed) {
+                    disk_max.fetch_max(sys::dir_bytes(&hot_dir), Ordering::Relaxed);
+                    if let Ok(r) = c.get(format!("{url}/stats")).send().await
+                        && let Ok(stats) = r.json::<Value>().await
+                    {
+                        backlog_max.fetch_max(backlog_rows(&stats), Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        let stop_fresh = Arc::new(AtomicBool::new(false));
+        let (bulk, loaded) = tokio::join!(
+            async {
+                let out = load::closed_loop(&bulk_load, BULK_CONNECTIONS, plan.bulk).await;
+                stop_fresh.store(true, Ordering::Relaxed);
+                out
+            },
+            freshness(&node, &edge, "fresh_load", usize::MAX, &stop_fresh)
+        );
+        let mut bulk = bulk?;
+        bulk_rps = bulk.ok_per_sec();
+        let mut loaded = loaded?;
+        sampling.store(false, Ordering::Relaxed);
+        sampler.await?;
+        let cpu = sys::cpu_secs(node_pid).unwrap_or(0.0) + sys::cpu_secs(edge_pid).unwrap_or(0.0)
+            - cpu_before;
+        let bulk_mib_s = bulk.request_bytes as f64 / (1024.0 * 1024.0) / bulk.secs;
+        let bulk_eps = bulk.ok_per_sec() * BULK_EVENTS as f64;
+        let gib = bulk.request_bytes as f64 / (1024.0 * 1024.0 * 1024.0);
+        // Everything acknowledged is committed before the figures are final.
+        let backlog_after =
+            wait_for("the bulk backlog to drain", Duration::from_secs(120), || async {
+                let stats = node.stats().await.ok()?;
+                (backlog_rows(&stats) == 0).then_some(0u64)
+            })
+            .await
+            .is_ok();
+        report.set("bulk_mib_s", bulk_mib_s);
+        report.set("bulk_eps", bulk_eps);
+        report.set("bulk_p99_ms", bulk.percentile(0.99));
+        report.set("bulk_non_200", (bulk.rejected + bulk.failed) as f64);
+        report.set("bulk_backlog_max_rows", backlog_max.load(Ordering::Relaxed) as f64);
+        let disk_mib = disk_max.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+        report.set("bulk_hot_store_disk_max_mib", disk_mib);
+        report.set("cpu_seconds_per_gib", cpu / gib);
+        report.set("freshness_under_load_p50_ms", loaded.percentile(0.5));
+        report.set("freshness_under_load_p99_ms", loaded.percentile(0.99));
+        edge_rss = sys::peak_rss_mib(edge_pid).unwrap_or(f64::NAN);
+        node_rss = sys::peak_rss_mib(node_pid).unwrap_or(f64::NAN);
+        report.set("edge_rss_max_mib", edge_rss);
+        report.set("node_rss_max_mib", node_rss);
+        let slowest = storage.as_ref().map_or(f64::NAN, limits::StorageLimits::slowest);
+        report.row(
+            &format!(
+                "bulk request MiB/s ({} s, 8 connections, 1,000 × ~290 B events)",
+                plan.bulk.as_secs()
+            ),
+            format!("{} ({} events/s)", fmt(bulk_mib_s), fmt(bulk_eps)),
+            storage.as_ref().map_or("—".into(), |s| {
+                format!(
+                    "per core: RocksDB {} / Parquet {} / JSON {}",
+                    fmt(s.rocksdb_wal_mib_s),
+                    fmt(s.parquet_zstd_mib_s),
+                    fmt(s.json_parse_mib_s)
+                )
+            }),
+            format!("{} of the slowest", ratio(bulk_mib_s, slowest)),
+            "≥ 80 MiB/s",
+        );
+        report.row(
+            "bulk backlog, max rows (drained afterwards)",
+            format!(
+                "{} ({})",
+                backlog_max.load(Ordering::Relaxed),
+                if backlog_after { "yes" } else { "no" }
+            ),
+            "—".into(),
+            "—".into(),
+            "bounded",
+        );
+        report.row(
+            "hot store on disk, max MiB (RocksDB files and WAL)",
+            fmt(disk_mib),
+            "—".into(),
+            "—".into(),
+            "—",
+        );
+        report.row(
+            "edge + node CPU s per GiB of request body",
+            fmt(cpu / gib),
+            "—".into(),
+            "—".into(),
+            "—",
+        );
+        report.row(
+            "freshness p99 ms, ack → committed snapshot: quiet / under the bulk load",
+            format!("{} / {}", fmt(cold_p99), fmt(loaded.percentile(0.99))),
+            format!("flush interval {FLUSH_INTERVAL_MS:.0} ms"),
+            format!(
+                "{} / {}",
+                ratio(cold_p99, FLUSH_INTERVAL_MS),
+                ratio(loaded.percentile(0.99), FLUSH_INTERVAL_MS)
+            ),
+            "≤ 2000 / ≤ 3000",
+        );
+    }
+    drop(edge);
+    drop(node);
+
+    // fsync.
+    if plan.runs("fsync") {
+        let (node, edge) = start_pair("fsync").await?;
+        let mut fsync = load::closed_loop(
+            &single_target(addr_of(&edge.url())?, "single"),
+            SINGLE_CONNECTIONS,
+            plan.short,
+        )
+        .await?;
+        report.set("single_fsync_eps", fsync.ok_per_sec());
+        report.set("single_fsync_p99_ms", fsync.percentile(0.99));
+        report.row(
+            "single events/s and p99 ms, `fsync`, 64 connections",
+            format!("{} / {} ms", fmt(fsync.ok_per_sec()), fmt(fsync.percentile(0.99))),
+            format!("`wal` {}", fmt(single_eps)),
+            ratio(fsync.ok_per_sec(), single_eps),
+            "≥ 0.5×",
+        );
+        drop(edge);
+        drop(node);
+    }
+
+    // Overload: bulk requests offered at 10× the rate the bulk load sustained.
+    if plan.runs("overload") {
+        let (node, edge) = start_pair("wal").await?;
+        let rate = (bulk_rps * 10.0).max(1.0);
+        let over =
+            load::open_loop(&bulk_target(addr_of(&edge.url())?, "bulk"), rate, plan.short, 1024)
+                .await?;
+        let over_node = sys::peak_rss_mib(node.pid()).unwrap_or(f64::NAN);
+        let over_edge = sys::peak_rss_mib(edge.pid()).unwrap_or(f64::NAN);
+        report.set("overload_node_rss_max_mib", over_node);
+        report.set("overload_edge_rss_max_mib", over_edge);
+        report.set("overload_ok", over.ok as f64);
+        report.set("overload_rejected", over.rejected as f64);
+        report.row(
+            "peak RSS MiB, edge / node: bulk load",
+            format!("{} / {}", fmt(edge_rss), fmt(node_rss)),
+            "—".into(),
+            "—".into(),
+            "≤ 64 / ≤ 1024",
+        );
+        report.row(
+            &format!(
+                "peak RSS MiB, edge / node: 10× overload ({} ok, {} refused)",
+                over.ok, over.rejected
+            ),
+            format!("{} / {}", fmt(over_edge), fmt(over_node)),
+            "—".into(),
+            "—".into(),
+            "≤ 64 / ≤ 1024",
+        );
+        drop(edge);
+        drop(node);
+    }
+
+    let markdown = report.markdown();
+    let summary = json!({
+        "machine": machine,
+        "plan": {"short_secs": plan.short.as_secs_f64(), "bulk_secs": plan.bulk.as_secs_f64()},
+        "figures": report.figures,
+    });
+    // ZOMBI_BENCH_REPORT_DIR keeps a smoke run from overwriting the last real report.
+    let root = std::env::var_os("ZOMBI_BENCH_REPORT_DIR").map_or_else(repo_root, PathBuf::from);
+    std::fs::write(root.join("bench-report.json"), serde_json::to_string_pretty(&summary)? + "\n")?;
+    std::fs::write(root.join("bench-report.md"), format!("Machine: {machine}\n\n{markdown}"))?;
+    println!("{markdown}");
+    println!("written: {}/bench-report.json and bench-report.md", root.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("http-limit-server") {
+        return limits::serve_http_limit();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
