@@ -18,6 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+/// The most a connection's read buffer grows to. hyper's default (about 400 KiB) let each
+/// of 1,024 connections uploading bulk bodies hold a full buffer, outside the in-flight
+/// budget: the edge peaked at 1.2 GiB under a 10× overload (docs/benchmarks.md). Bodies are
+/// read in steps of this size instead.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Serves `app` on `listener` until `shutdown`; then stops accepting, lets every
 /// connection finish its request in flight and returns once all are closed.
 pub async fn serve(
@@ -48,7 +54,10 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .max_buf_size(READ_BUFFER_BYTES);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

@@ -77,8 +77,10 @@ pub struct ResilientStorage {
     policy: Policy,
 }
 
-/// What a test asked a warehouse call to do instead of its work.
+/// What a test asked a warehouse call to do instead of its work. Only `failpoints` builds
+/// construct one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 enum Fault {
     Fail,
     Hang,
