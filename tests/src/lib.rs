@@ -122,11 +122,7 @@ impl Proc {
     }
 
     fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        proc_status_kib(self.child.id(), "VmRSS")
     }
 
     fn is_running(&mut self) -> bool {
@@ -148,6 +144,15 @@ async fn wait_healthy(url: &str) -> Result<()> {
         async move { req.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
     })
     .await
+}
+
+/// A `kB` field of `/proc/<pid>/status`, such as `VmRSS` (resident now) or `VmHWM` (peak).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A running `zombi-node` with its own data directory.

@@ -28,16 +28,7 @@ fn clock_ticks() -> f64 {
 
 /// Peak resident memory of a process so far (VmHWM), in MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    zombi_tests::proc_status_kib(pid, "VmHWM").map(|kib| kib as f64 / 1024.0)
 }
 
 /// Bytes of the files under `dir`, recursively (files that vanish meanwhile count 0).
