@@ -34,7 +34,8 @@ use crate::ingest::IngestService;
 use crate::read::ReadService;
 
 /// Adopts the tables the warehouse holds and the catalog does not know (see
-/// `catalog::adopt`), retrying with backoff until one pass succeeds.
+/// `catalog::adopt`), retrying with backoff until one pass succeeds, then repairs the
+/// tables' `version-hint.text` pointers.
 async fn adopt_tables(catalog: Arc<ZombiCatalog>, shutdown: CancellationToken) {
     let mut delay = Duration::from_millis(500);
     loop {
@@ -42,6 +43,9 @@ async fn adopt_tables(catalog: Arc<ZombiCatalog>, shutdown: CancellationToken) {
             Ok(adopted) => {
                 if !adopted.is_empty() {
                     tracing::warn!(tables = ?adopted, "adopted tables from the warehouse; events acknowledged but not yet committed before the data directory was lost are gone");
+                }
+                if let Err(e) = catalog.repair_version_hints().await {
+                    tracing::warn!(error = %e, "cannot check the tables' version-hint.text files");
                 }
                 return;
             }
@@ -102,7 +106,8 @@ pub async fn run(
     }
     let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
     let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
-    let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone());
+    let leases = Arc::new(read::lease::Leases::default());
+    let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone(), leases.clone());
     let draining = Arc::new(AtomicBool::new(false));
     let state = http::AppState {
         config: config.clone(),
@@ -122,6 +127,8 @@ pub async fn run(
             store.clone(),
             catalog.clone(),
             config.limits.max_concurrent_hot_reads as usize,
+            leases,
+            Duration::from_secs(config.flush.hot_lease_secs),
         )),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {

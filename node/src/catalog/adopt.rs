@@ -127,6 +127,7 @@ impl ZombiCatalog {
             "adopted a table from the warehouse: the catalog had no pointer for it"
         );
         crate::metrics::adopted_table();
+        self.point_warehouse(name, &location, &metadata).await;
         Ok(Some(self.build_table(ident, location, Arc::new(metadata))?))
     }
 }

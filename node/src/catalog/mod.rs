@@ -8,6 +8,7 @@
 
 mod adopt;
 pub(crate) mod clock;
+pub mod hint;
 pub mod inflight;
 pub mod rest;
 pub mod snapshot;
@@ -195,7 +196,32 @@ impl ZombiCatalog {
         let _inflight = self.protect(table, loc.clone());
         metadata.write_to(&self.file_io, location).await?;
         let name = table.to_owned();
-        self.blocking(move |s| s.set_catalog_pointer(&name, &loc)).await
+        let pointer = loc.clone();
+        self.blocking(move |s| s.set_catalog_pointer(&name, &pointer)).await?;
+        self.point_warehouse(table, &loc, metadata).await;
+        Ok(())
+    }
+
+    /// Points the warehouse's `version-hint.text` at a committed metadata file (see
+    /// [`hint`]); a failure is logged, and the next commit or start repairs it.
+    async fn point_warehouse(&self, table: &str, location: &str, metadata: &TableMetadata) {
+        if let Err(e) = hint::write(&self.file_io, location, metadata).await {
+            tracing::warn!(table, error = %e, "cannot write the table's version-hint.text; path-based readers see an older snapshot until the next commit");
+        }
+    }
+
+    /// Makes every table's `version-hint.text` name its current metadata (at start-up: a
+    /// crash may have come between a commit and its hint).
+    pub async fn repair_version_hints(&self) -> Result<()> {
+        let pointers = self.blocking(|s| s.catalog_pointers()).await?;
+        for (table, location) in pointers {
+            let metadata = self.read_metadata(&table, &location).await?;
+            if !hint::is_current(&self.file_io, &location, metadata.location()).await {
+                tracing::info!(table, %location, "writing version-hint.text");
+                self.point_warehouse(&table, &location, &metadata).await;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,9 @@
 //!    (first sightings are kept in memory: a restart delays deletion, never hastens it), so
 //!    an engine still reading a snapshot that just expired can finish.
 //! 3. Only names Zombi and Iceberg writers produce are touched: `*.parquet` under `data/`,
-//!    `*.avro` and `*.metadata.json` under `metadata/`. Anything else is left alone.
+//!    `*.avro` and `*.metadata.json` under `metadata/` (the `v<N>.metadata.json` copies of the
+//!    warehouse pointer included, kept while their originals are). Anything else, such as
+//!    `version-hint.text`, is left alone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,8 +28,8 @@ use iceberg::table::Table;
 
 use super::error::MaintenanceError;
 use super::manifests::ManifestCache;
-use crate::catalog::ZombiCatalog;
 use crate::catalog::warehouse::Lister;
+use crate::catalog::{ZombiCatalog, hint};
 use crate::failpoints::crash_point;
 
 /// Most files one run deletes; the rest wait for the next run.
@@ -134,6 +136,13 @@ impl Cleanup {
         let mut out: HashSet<String> =
             metadata.metadata_log().iter().map(|m| m.metadata_file.clone()).collect();
         out.extend(table.metadata_location().map(str::to_owned));
+        // The warehouse pointer's `v<N>.metadata.json` copies live as long as their originals.
+        let copies: Vec<String> = out
+            .iter()
+            .filter_map(|m| hint::version_of(m))
+            .map(|v| hint::copy_location(metadata.location(), v))
+            .collect();
+        out.extend(copies);
         let mut lists = HashMap::new();
         for snapshot in metadata.snapshots() {
             let path = snapshot.manifest_list().to_owned();

@@ -24,6 +24,7 @@ pub use table::TableStatus;
 
 use crate::catalog::ZombiCatalog;
 use crate::hot::HotStore;
+use crate::read::lease::Leases;
 use table::TableFlusher;
 
 /// What everything in the flusher shares.
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub store: Arc<HotStore>,
     pub catalog: Arc<ZombiCatalog>,
     pub config: Arc<NodeConfig>,
+    /// Watermarks real-time readers hold: retention deletes nothing at or above them.
+    pub leases: Arc<Leases>,
     permits: Semaphore,
 }
 
@@ -89,11 +92,12 @@ impl Flusher {
         store: Arc<HotStore>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
+        leases: Arc<Leases>,
     ) -> Self {
         metrics::describe();
         let permits = Semaphore::new(config.flush.max_concurrent as usize);
         let flusher = Flusher {
-            ctx: Arc::new(Ctx { store, catalog, config, permits }),
+            ctx: Arc::new(Ctx { store, catalog, config, leases, permits }),
             tables: Arc::default(),
             tracker: TaskTracker::new(),
             cancel: CancellationToken::new(),

@@ -320,14 +320,23 @@ impl TableFlusher {
         written || !self.pending.files.is_empty() || self.watermarks_unsaved || self.deletion_due()
     }
 
-    /// Some committed watermark map is older than the retention window and above a floor.
+    /// Some committed watermark map is older than the retention window and above a floor
+    /// (and above what readers lease).
     fn deletion_due(&self) -> bool {
+        self.deletion_target().is_some_and(|target| {
+            target.iter().any(|(p, w)| *w > self.floors.get(p).copied().unwrap_or(0))
+        })
+    }
+
+    /// Where retention may delete up to now: the newest watermark map committed at least a
+    /// retention window ago, lowered to the watermarks real-time readers lease.
+    fn deletion_target(&self) -> Option<BTreeMap<u32, u64>> {
         let retention = Duration::from_secs(self.settings.retention_secs);
-        let Some(cutoff) = Instant::now().checked_sub(retention) else { return false };
-        self.history
-            .iter()
-            .take_while(|(at, _)| *at <= cutoff)
-            .any(|(_, map)| map.iter().any(|(p, w)| *w > self.floors.get(p).copied().unwrap_or(0)))
+        let cutoff = Instant::now().checked_sub(retention)?;
+        let (_, newest) = self.history.iter().take_while(|(at, _)| *at <= cutoff).last()?;
+        let mut target = newest.clone();
+        self.ctx.leases.clamp(self.id, &mut target);
+        Some(target)
     }
 
     /// Reads unflushed events: at most `max_rows_per_flush` rows and about
@@ -518,17 +527,14 @@ impl TableFlusher {
     }
 
     /// Deletes events below the newest watermark map committed at least a retention
-    /// window ago.
+    /// window ago, except what real-time readers lease.
     async fn delete_expired(&mut self) -> Result<(), FlushError> {
         let retention = Duration::from_secs(self.settings.retention_secs);
         let Some(cutoff) = Instant::now().checked_sub(retention) else { return Ok(()) };
         while self.history.len() > 1 && self.history[1].0 <= cutoff {
             self.history.pop_front();
         }
-        let Some((at, target)) = self.history.front() else { return Ok(()) };
-        if *at > cutoff {
-            return Ok(());
-        }
+        let Some(target) = self.deletion_target() else { return Ok(()) };
         let work: Vec<(u32, u64, u64)> = target
             .iter()
             .map(|(p, w)| (*p, self.floors.get(p).copied().unwrap_or(0), *w))

@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(prometheus))
         .route("/tables/{table}/watermark", get(watermark))
         .route("/tables/{table}/hot", get(hot))
+        .route("/tables/{table}/hot/segments", get(hot_segments))
+        .route("/tables/{table}/hot/segments/{partition}/{range}/{file}", get(hot_segment))
         .route("/tables/{table}/flush", post(flush))
         .route("/tables/{table}/compact", post(compact))
         .with_state(state)
@@ -58,6 +60,16 @@ pub fn router(state: AppState) -> Router {
 
 fn check_token(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
     let accepted: Vec<&String> = token.iter().collect();
+    check_bearer(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()), &accepted)?;
+    Ok(())
+}
+
+/// The hot-segment endpoints accept the catalog token and the hot token.
+fn check_hot_token(
+    headers: &HeaderMap,
+    auth: &zombi_shared::config::NodeAuth,
+) -> Result<(), ApiError> {
+    let accepted: Vec<&String> = auth.catalog_token.iter().chain(&auth.hot_token).collect();
     check_bearer(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()), &accepted)?;
     Ok(())
 }
@@ -92,7 +104,11 @@ impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::UnknownTable(_) => ApiError::NotFound(e.to_string()),
-            ReadError::Gone { .. } => ApiError::Gone(e.to_string()),
+            ReadError::Gone { .. } | ReadError::WatermarkTooOld { .. } => {
+                ApiError::Gone(e.to_string())
+            }
+            ReadError::BadRequest(_) => ApiError::BadRequest(e.to_string()),
+            ReadError::NotFound(_) => ApiError::NotFound(e.to_string()),
             ReadError::Busy { .. } => ApiError::Busy(e.to_string()),
             ReadError::Internal(detail) => ApiError::Internal(detail),
         }
@@ -162,6 +178,46 @@ async fn hot(
         body,
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentsQuery {
+    watermarks: Option<String>,
+}
+
+/// `GET /tables/{table}/hot/segments?watermarks=…`: see `docs/realtime.md`.
+async fn hot_segments(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    query: Result<Query<SegmentsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_hot_token(&headers, &state.config.auth)?;
+    valid_table(&table)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Some(watermarks) = q.watermarks else {
+        return Err(ApiError::BadRequest(
+            "watermarks is required: the scanned snapshot's watermark map, e.g. watermarks=0:180,1:200 (empty for a table without a snapshot)".into(),
+        ));
+    };
+    let watermarks =
+        crate::read::segments::parse_watermarks(&watermarks).map_err(ApiError::BadRequest)?;
+    Ok(Json(state.reads.segments(&table, watermarks).await?).into_response())
+}
+
+/// `GET /tables/{table}/hot/segments/{partition}/{from}-{to}/{date}-{hour}.parquet`.
+async fn hot_segment(
+    State(state): State<AppState>,
+    Path((table, partition, range, file)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_hot_token(&headers, &state.config.auth)?;
+    valid_table(&table)?;
+    let id = crate::read::segments::SegmentId::parse(&partition, &range, &file)
+        .map_err(ApiError::BadRequest)?;
+    let body = state.reads.segment(&table, id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/vnd.apache.parquet")], body).into_response())
 }
 
 async fn flush(

@@ -13,7 +13,7 @@ use iceberg::spec::{
     Transform, Type, UnboundPartitionSpec,
 };
 
-pub use arrow::{HourBatch, Row, arrow_schema, events_to_batch, split_by_hour};
+pub use arrow::{HourBatch, Row, arrow_schema, date_hour, events_to_batch, split_by_hour};
 
 pub const FIELD_PARTITION: i32 = 1;
 pub const FIELD_SEQUENCE: i32 = 2;

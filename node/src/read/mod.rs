@@ -1,12 +1,17 @@
-//! Read interfaces for real-time readers (SPEC §7): the committed watermarks of a table
-//! and its hot (not yet committed) events in the table's own schema.
+//! Read interfaces for real-time readers (SPEC §7): the committed watermarks of a table,
+//! its hot (not yet committed) events in the table's own schema, and the same events as
+//! pinned segments that engine plugins plan as Iceberg data files ([`segments`]).
 //!
 //! Contract: read snapshot S, take its watermark map W, read cold rows from S and hot rows
 //! with `from_sequence = W[p]`: every acknowledged event appears exactly once, as long as
 //! S is recent enough that its watermarks are at or above the deletion floors.
 
+pub mod lease;
+pub mod segments;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use iceberg::{Catalog, ErrorKind};
@@ -15,6 +20,8 @@ use serde::Serialize;
 use crate::catalog::ZombiCatalog;
 use crate::hot::{self, HotStore};
 use crate::layout;
+use lease::Leases;
+use segments::{Segment, SegmentId, Segmenter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -24,6 +31,14 @@ pub enum ReadError {
         "partition {partition}: events below sequence {floor} were flushed and deleted from the hot store; read them from the Iceberg table"
     )]
     Gone { partition: u32, floor: u64 },
+    #[error(
+        "partition {partition}: watermark {watermark} is below the deletion floor {floor}: those events were committed and deleted from the hot store; reload the table and plan again"
+    )]
+    WatermarkTooOld { partition: u32, watermark: u64, floor: u64 },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{limit} hot reads are running (limits.max_concurrent_hot_reads); retry shortly")]
     Busy { limit: usize },
     #[error("{0}")]
@@ -66,28 +81,169 @@ pub struct HotRead {
     pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// A listing of hot segments (see [`segments`] and `docs/realtime.md`).
+#[derive(Debug, Serialize)]
+pub struct SegmentListing {
+    pub table: String,
+    /// The watermarks the segments start at, for every partition the table has.
+    pub watermarks: BTreeMap<u32, u64>,
+    /// Where the segments end: the next sequence per partition when the listing ran.
+    pub high_water_marks: BTreeMap<u32, u64>,
+    /// Until when retention keeps these segments (ms since the epoch).
+    pub lease_expires_ms: i64,
+    pub segments: Vec<Segment>,
+}
+
 pub struct ReadService {
     store: Arc<HotStore>,
     catalog: Arc<ZombiCatalog>,
     /// Hot reads hold up to 64 MiB each: at most this many run at once, more get 429.
     hot_slots: Arc<tokio::sync::Semaphore>,
     max_hot_reads: usize,
+    leases: Arc<Leases>,
+    lease_ttl: Duration,
 }
 
 impl ReadService {
-    pub fn new(store: Arc<HotStore>, catalog: Arc<ZombiCatalog>, max_hot_reads: usize) -> Self {
+    pub fn new(
+        store: Arc<HotStore>,
+        catalog: Arc<ZombiCatalog>,
+        max_hot_reads: usize,
+        leases: Arc<Leases>,
+        lease_ttl: Duration,
+    ) -> Self {
         ReadService {
             store,
             catalog,
             hot_slots: Arc::new(tokio::sync::Semaphore::new(max_hot_reads)),
             max_hot_reads,
+            leases,
+            lease_ttl,
         }
     }
 
-    pub async fn watermarks(&self, table: &str) -> Result<Watermarks, ReadError> {
+    fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ReadError> {
+        self.hot_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ReadError::Busy { limit: self.max_hot_reads })
+    }
+
+    fn known_table(&self, table: &str) -> Result<hot::TableId, ReadError> {
+        self.store.table_id(table).ok_or_else(|| ReadError::UnknownTable(table.to_owned()))
+    }
+
+    /// Lists the hot events of `table` above `watermarks` (partitions left out start at 0)
+    /// as pinned segments, and leases those watermarks so retention keeps the segments.
+    pub async fn segments(
+        &self,
+        table: &str,
+        watermarks: BTreeMap<u32, u64>,
+    ) -> Result<SegmentListing, ReadError> {
         let Some(id) = self.store.table_id(table) else {
+            // A table the catalog holds but nothing was written to since (adopted from the
+            // warehouse): nothing is hot.
+            if self.store.catalog_pointer(table)?.is_some() {
+                return Ok(SegmentListing {
+                    table: table.to_owned(),
+                    watermarks,
+                    high_water_marks: BTreeMap::new(),
+                    lease_expires_ms: hot::now_ms(),
+                    segments: Vec::new(),
+                });
+            }
             return Err(ReadError::UnknownTable(table.to_owned()));
         };
+        let _slot = self.slot()?;
+        let store = self.store.clone();
+        let (leases, ttl) = (self.leases.clone(), self.lease_ttl);
+        let table = table.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let hwm = store.table_counters(id)?.high_water_marks;
+            let watermarks: BTreeMap<u32, u64> =
+                hwm.keys().map(|p| (*p, watermarks.get(p).copied().unwrap_or(0))).collect();
+            // Leased before the floors are checked: a deletion that starts after this line
+            // keeps the range; one already running is caught by the check after the scan.
+            leases.lease(id, &watermarks, ttl);
+            let lease_expires_ms = hot::now_ms().saturating_add(ttl.as_millis() as i64);
+            let check_floors = |store: &HotStore| -> Result<(), ReadError> {
+                let floors = store.floors(id)?;
+                for (&p, &w) in &watermarks {
+                    let floor = floors.get(&p).copied().unwrap_or(0);
+                    if w < floor {
+                        return Err(ReadError::WatermarkTooOld { partition: p, watermark: w, floor });
+                    }
+                }
+                Ok(())
+            };
+            check_floors(&store)?;
+            let mut listed = Vec::new();
+            for (&p, &to) in &hwm {
+                let from = watermarks[&p];
+                if from >= to {
+                    continue;
+                }
+                let mut cut = Segmenter::new(&table, p);
+                for item in store.scan(id, p, from, to) {
+                    let (seq, e) = item?;
+                    cut.add(seq, &e);
+                }
+                listed.extend(cut.finish());
+                if listed.len() > segments::MAX_SEGMENTS {
+                    return Err(ReadError::BadRequest(format!(
+                        "more than {} hot segments: the hot backlog is too large for a real-time read (is the flusher stalled? see /stats)",
+                        segments::MAX_SEGMENTS
+                    )));
+                }
+            }
+            check_floors(&store)?;
+            Ok(SegmentListing {
+                table,
+                watermarks,
+                high_water_marks: hwm,
+                lease_expires_ms,
+                segments: listed,
+            })
+        })
+        .await
+        .map_err(|e| ReadError::Internal(e.to_string()))?
+    }
+
+    /// Reads one segment as a Parquet file: the same rows every time, or `Gone` once
+    /// retention deleted part of its range.
+    pub async fn segment(&self, table: &str, seg: SegmentId) -> Result<Vec<u8>, ReadError> {
+        let id = self.known_table(table)?;
+        let _slot = self.slot()?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let hwm = store.table_counters(id)?.high_water_marks.get(&seg.partition).copied();
+            if hwm.is_none_or(|h| seg.to > h) {
+                return Err(ReadError::NotFound(format!(
+                    "partition {} has no events up to sequence {}: not a segment of this table",
+                    seg.partition, seg.to
+                )));
+            }
+            let gone = |store: &HotStore| -> Result<(), ReadError> {
+                let floor = store.floors(id)?.get(&seg.partition).copied().unwrap_or(0);
+                if seg.from < floor {
+                    return Err(ReadError::Gone { partition: seg.partition, floor });
+                }
+                Ok(())
+            };
+            gone(&store)?;
+            let events: Vec<(u64, hot::StoredEvent)> =
+                store.scan(id, seg.partition, seg.from, seg.to).collect::<Result<_, _>>()?;
+            // Retention may have deleted part of the range while it was read.
+            gone(&store)?;
+            segments::to_parquet(&segments::segment_rows(&seg, events.into_iter()))
+                .map_err(ReadError::Internal)
+        })
+        .await
+        .map_err(|e| ReadError::Internal(e.to_string()))?
+    }
+
+    pub async fn watermarks(&self, table: &str) -> Result<Watermarks, ReadError> {
+        let id = self.known_table(table)?;
         let (snapshot_id, watermarks) =
             match self.catalog.load_table(&self.catalog.ident(table)).await {
                 Ok(t) => match t.metadata().current_snapshot() {
@@ -121,14 +277,9 @@ impl ReadService {
         from_sequence: Option<u64>,
         limit: u64,
     ) -> Result<HotRead, ReadError> {
-        let slot = self
-            .hot_slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ReadError::Busy { limit: self.max_hot_reads })?;
+        let slot = self.slot()?;
         let w = self.watermarks(table).await?;
-        let id =
-            self.store.table_id(table).ok_or_else(|| ReadError::UnknownTable(table.to_owned()))?;
+        let id = self.known_table(table)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let floors = store.floors(id)?;

@@ -78,6 +78,10 @@ pub struct FlushConfig {
     pub max_hours_per_flush: u64,
     /// Flushed events stay in the hot store this long (for hot readers), then are deleted.
     pub retention_secs: u64,
+    /// A hot-segment listing (`GET /tables/{t}/hot/segments`) keeps the events above the
+    /// watermarks it was asked for this long, retention notwithstanding, so a query's
+    /// segments stay readable while it runs, in seconds.
+    pub hot_lease_secs: u64,
     pub snapshot: SnapshotPolicy,
     /// Tables flushed at the same time.
     pub max_concurrent: u64,
@@ -301,6 +305,10 @@ pub struct NodeAuth {
     pub admin_token: Option<String>,
     /// Token engines present to the Iceberg REST catalog and read APIs. None: no auth.
     pub catalog_token: Option<String>,
+    /// Token the real-time readers present for hot segments only (listing and reads), so
+    /// the token shipped to query executors opens nothing else. The catalog token is
+    /// accepted there too. None: only the catalog token.
+    pub hot_token: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -343,6 +351,7 @@ impl Default for FlushConfig {
             max_bytes_per_flush: 32 * MIB,
             max_hours_per_flush: 256,
             retention_secs: 60,
+            hot_lease_secs: 300,
             snapshot: SnapshotPolicy::default(),
             max_concurrent: 2,
             backoff_initial_ms: 200,
@@ -425,6 +434,9 @@ impl Validate for NodeConfig {
         if let Some(t) = &self.auth.catalog_token {
             check_token("auth.catalog_token", t)?;
         }
+        if let Some(t) = &self.auth.hot_token {
+            check_token("auth.hot_token", t)?;
+        }
         let ns = &self.iceberg.namespace;
         if zombi_table_name_ok(ns).is_err() {
             return Err(ConfigError::invalid(
@@ -459,6 +471,7 @@ impl Validate for NodeConfig {
         check_range("flush.max_bytes_per_flush", f.max_bytes_per_flush, MIB, 1024 * MIB)?;
         check_range("flush.max_hours_per_flush", f.max_hours_per_flush, 1, 100_000)?;
         check_range("flush.retention_secs", f.retention_secs, 0, 7 * 24 * 3600)?;
+        check_range("flush.hot_lease_secs", f.hot_lease_secs, 0, 24 * 3600)?;
         check_range("flush.max_concurrent", f.max_concurrent, 1, 64)?;
         check_range("flush.backoff_initial_ms", f.backoff_initial_ms, 1, 600_000)?;
         check_range("flush.backoff_max_ms", f.backoff_max_ms, f.backoff_initial_ms, 3_600_000)?;

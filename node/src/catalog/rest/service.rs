@@ -67,6 +67,9 @@ impl CatalogService {
         let mut defaults = BTreeMap::new();
         if !self.warehouse_location.is_empty() {
             defaults.insert("warehouse".to_owned(), self.warehouse_location.clone());
+            // The same under a key no client overrides with its own setting: the real-time
+            // readers remember it to find `version-hint.text` when the node is down.
+            defaults.insert("zombi.warehouse".to_owned(), self.warehouse_location.clone());
         }
         ConfigResponse { defaults, overrides: BTreeMap::new() }
     }

@@ -103,6 +103,7 @@ async fn config_has_defaults_and_overrides() {
     assert!(body["defaults"].is_object(), "{body}");
     assert_eq!(body["overrides"], json!({}));
     assert!(body["defaults"]["warehouse"].as_str().is_some_and(|w| w.starts_with("file://")));
+    assert_eq!(body["defaults"]["zombi.warehouse"], body["defaults"]["warehouse"]);
 }
 
 #[tokio::test]

@@ -1,0 +1,76 @@
+//! The warehouse's own pointer to each table's current metadata, so reads of committed
+//! data do not depend on the node (SPEC §9): after every commit, `metadata/v<N>.metadata.json`
+//! (a copy of the new metadata file, version `N`) and then `metadata/version-hint.text`
+//! (`N`, no newline) — the convention of Iceberg's Hadoop tables, which DuckDB's
+//! `iceberg_scan`, PyIceberg's `StaticTable` and Spark's Hadoop catalog follow.
+//!
+//! The RocksDB pointer stays the commit point: the copy is written only after the commit,
+//! so path-based readers never see an uncommitted version (a Hadoop reader looks for
+//! `v<N+1>` beyond the hint, and a failed attempt never leaves one). Writing the pointer is
+//! best effort: a failure is logged and the next commit (or the next start) writes it.
+
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadata;
+use iceberg::{Error, ErrorKind, Result};
+
+pub const HINT_FILE: &str = "version-hint.text";
+
+/// The version `N` of a metadata file named `<N>-<uuid>.metadata.json`.
+pub fn version_of(metadata_location: &str) -> Option<u64> {
+    super::adopt::version_of(metadata_location)
+}
+
+/// `<table>/metadata/v<N>.metadata.json`, the copy of metadata file version `N`.
+pub fn copy_location(table_location: &str, version: u64) -> String {
+    format!("{}/metadata/v{version}.metadata.json", table_location.trim_end_matches('/'))
+}
+
+pub fn hint_location(table_location: &str) -> String {
+    format!("{}/metadata/{HINT_FILE}", table_location.trim_end_matches('/'))
+}
+
+/// Writes the copy of `metadata` (at `metadata_location`) and then the hint naming it.
+pub async fn write(io: &FileIO, metadata_location: &str, metadata: &TableMetadata) -> Result<()> {
+    let version = version_of(metadata_location).ok_or_else(|| {
+        Error::new(
+            ErrorKind::DataInvalid,
+            format!("{metadata_location} is not named <version>-<uuid>.metadata.json"),
+        )
+    })?;
+    let json = serde_json::to_vec(metadata).map_err(|e| {
+        Error::new(ErrorKind::DataInvalid, format!("cannot serialise table metadata: {e}"))
+    })?;
+    let table = metadata.location();
+    io.new_output(copy_location(table, version))?.write(json.into()).await?;
+    io.new_output(hint_location(table))?.write(version.to_string().into()).await
+}
+
+/// Whether the warehouse's hint already names `metadata_location`'s version.
+pub async fn is_current(io: &FileIO, metadata_location: &str, table_location: &str) -> bool {
+    let Some(version) = version_of(metadata_location) else { return false };
+    let Ok(input) = io.new_input(hint_location(table_location)) else { return false };
+    match input.read().await {
+        Ok(bytes) => bytes.as_ref() == version.to_string().as_bytes(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_named_after_the_version() {
+        let loc = "s3://b/w/zombi/events/metadata/00012-5f0c.metadata.json";
+        assert_eq!(version_of(loc), Some(12));
+        assert_eq!(
+            copy_location("s3://b/w/zombi/events/", 12),
+            "s3://b/w/zombi/events/metadata/v12.metadata.json"
+        );
+        assert_eq!(version_of(&copy_location("s3://b/w/zombi/events", 12)), None);
+        assert_eq!(
+            hint_location("file:///d/zombi/t"),
+            "file:///d/zombi/t/metadata/version-hint.text"
+        );
+    }
+}

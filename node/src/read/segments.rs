@@ -1,0 +1,433 @@
+//! Hot segments (SPEC §7): the hot events above a snapshot's watermarks, cut into pinned
+//! pieces that real-time readers plan as Iceberg data files.
+//!
+//! A segment is the rows of one partition with `from <= sequence < to` whose event time
+//! falls in one (event_date, event_hour). Events never change once written and sequences
+//! are dense, so the same segment re-reads to the same rows for as long as retention keeps
+//! the range; the listing leases it (see [`super::lease`]). The listing carries what an
+//! Iceberg data file carries (partition values, record count, value and null counts,
+//! bounds, a size), so engines prune and push aggregates down on hot files as on cold ones.
+
+use std::collections::BTreeMap;
+
+use arrow_array::RecordBatch;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::Serialize;
+use zombi_shared::wire::Payload;
+
+use crate::hot::StoredEvent;
+use crate::layout::{self, Row};
+
+/// Most rows and payload bytes in one segment: one segment is read into memory at once.
+pub const MAX_SEGMENT_ROWS: u64 = 262_144;
+pub const MAX_SEGMENT_PAYLOAD_BYTES: u64 = 64 << 20;
+
+/// Most segments one listing returns; beyond it the listing is refused (the hot backlog
+/// is far larger than a real-time read is meant for: the flusher is stalled).
+pub const MAX_SEGMENTS: usize = 10_000;
+
+/// Which rows a segment is: its identity, and its path on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentId {
+    pub partition: u32,
+    pub from: u64,
+    pub to: u64,
+    pub event_date: i32,
+    pub event_hour: i32,
+}
+
+impl SegmentId {
+    /// `/tables/{table}/hot/segments/{partition}/{from}-{to}/{event_date}-{event_hour}.parquet`
+    pub fn path(&self, table: &str) -> String {
+        format!(
+            "/tables/{table}/hot/segments/{}/{}-{}/{}-{}.parquet",
+            self.partition, self.from, self.to, self.event_date, self.event_hour
+        )
+    }
+
+    /// Parses the three path pieces after `/hot/segments/`.
+    pub fn parse(partition: &str, range: &str, file: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "segment path {partition}/{range}/{file} is not <partition>/<from>-<to>/<event_date_days>-<event_hour>.parquet"
+            )
+        };
+        let (from, to) = range.split_once('-').ok_or_else(bad)?;
+        let (date, hour) =
+            file.strip_suffix(".parquet").and_then(|f| f.split_once('-')).ok_or_else(bad)?;
+        let id = SegmentId {
+            partition: partition.parse().map_err(|_| bad())?,
+            from: from.parse().map_err(|_| bad())?,
+            to: to.parse().map_err(|_| bad())?,
+            event_date: date.parse().map_err(|_| bad())?,
+            event_hour: hour.parse().map_err(|_| bad())?,
+        };
+        if id.from >= id.to || !(0..24).contains(&id.event_hour) {
+            return Err(bad());
+        }
+        Ok(id)
+    }
+}
+
+/// One segment as the listing describes it. Metric maps are keyed by Iceberg field id.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Segment {
+    pub path: String,
+    pub partition: u32,
+    pub from_sequence: u64,
+    pub to_sequence: u64,
+    /// `YYYY-MM-DD` (UTC).
+    pub event_date: String,
+    /// The same date as Iceberg stores it: days since 1970-01-01.
+    pub event_date_days: i32,
+    pub event_hour: i32,
+    pub record_count: u64,
+    /// An upper bound of the Parquet file's size (see [`size_bound`]).
+    pub file_size_in_bytes: u64,
+    pub value_counts: BTreeMap<i32, u64>,
+    pub null_value_counts: BTreeMap<i32, u64>,
+    /// Numeric and time columns only, in Iceberg's representation (date: days,
+    /// timestamptz: microseconds).
+    pub lower_bounds: BTreeMap<i32, i64>,
+    pub upper_bounds: BTreeMap<i32, i64>,
+}
+
+/// What a listing gathers about one segment while it scans.
+struct Acc {
+    from: u64,
+    last: u64,
+    rows: u64,
+    payload_bytes: u64,
+    /// Bytes of every variable-length value (keys and payloads), for the size bound.
+    var_bytes: u64,
+    null_keys: u64,
+    null_payloads: u64,
+    null_payload_bytes: u64,
+    min_ts: i64,
+    max_ts: i64,
+    min_ingest: i64,
+    max_ingest: i64,
+}
+
+impl Acc {
+    fn new(sequence: u64) -> Self {
+        Acc {
+            from: sequence,
+            last: sequence,
+            rows: 0,
+            payload_bytes: 0,
+            var_bytes: 0,
+            null_keys: 0,
+            null_payloads: 0,
+            null_payload_bytes: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            min_ingest: i64::MAX,
+            max_ingest: i64::MIN,
+        }
+    }
+
+    fn add(&mut self, sequence: u64, e: &StoredEvent) {
+        self.last = sequence;
+        self.rows += 1;
+        self.payload_bytes += e.payload.len() as u64;
+        self.var_bytes += e.payload.len() as u64;
+        match &e.idempotency_key {
+            Some(k) => self.var_bytes += k.len() as u64,
+            None => self.null_keys += 1,
+        }
+        match e.payload {
+            Payload::Json(_) => self.null_payload_bytes += 1,
+            Payload::Bytes(_) => self.null_payloads += 1,
+        }
+        self.min_ts = self.min_ts.min(e.timestamp_ms);
+        self.max_ts = self.max_ts.max(e.timestamp_ms);
+        self.min_ingest = self.min_ingest.min(e.ingest_ms);
+        self.max_ingest = self.max_ingest.max(e.ingest_ms);
+    }
+
+    fn full(&self) -> bool {
+        self.rows >= MAX_SEGMENT_ROWS || self.payload_bytes >= MAX_SEGMENT_PAYLOAD_BYTES
+    }
+
+    fn finish(self, table: &str, partition: u32, event_date: i32, event_hour: i32) -> Segment {
+        use layout::*;
+        let id =
+            SegmentId { partition, from: self.from, to: self.last + 1, event_date, event_hour };
+        let n = self.rows;
+        let value_counts = (FIELD_PARTITION..=FIELD_EVENT_HOUR).map(|f| (f, n)).collect();
+        let null_value_counts = (FIELD_PARTITION..=FIELD_EVENT_HOUR)
+            .map(|f| match f {
+                FIELD_IDEMPOTENCY_KEY => (f, self.null_keys),
+                FIELD_PAYLOAD => (f, self.null_payloads),
+                FIELD_PAYLOAD_BYTES => (f, self.null_payload_bytes),
+                _ => (f, 0),
+            })
+            .collect();
+        // Partitions are u32 on the wire and int in Iceberg (see `layout::events_to_batch`).
+        let p = i64::from(partition as i32);
+        let (lo, hi) = (
+            [
+                (FIELD_PARTITION, p),
+                (FIELD_SEQUENCE, self.from as i64),
+                (FIELD_TIMESTAMP_MS, self.min_ts),
+                (FIELD_EVENT_TIME, self.min_ts * 1000),
+                (FIELD_INGEST_TIME, self.min_ingest * 1000),
+                (FIELD_EVENT_DATE, i64::from(event_date)),
+                (FIELD_EVENT_HOUR, i64::from(event_hour)),
+            ],
+            [
+                (FIELD_PARTITION, p),
+                (FIELD_SEQUENCE, self.last as i64),
+                (FIELD_TIMESTAMP_MS, self.max_ts),
+                (FIELD_EVENT_TIME, self.max_ts * 1000),
+                (FIELD_INGEST_TIME, self.max_ingest * 1000),
+                (FIELD_EVENT_DATE, i64::from(event_date)),
+                (FIELD_EVENT_HOUR, i64::from(event_hour)),
+            ],
+        );
+        Segment {
+            path: id.path(table),
+            partition,
+            from_sequence: id.from,
+            to_sequence: id.to,
+            event_date: iso_date(event_date),
+            event_date_days: event_date,
+            event_hour,
+            record_count: n,
+            file_size_in_bytes: size_bound(n, self.var_bytes),
+            value_counts,
+            null_value_counts,
+            lower_bounds: lo.into_iter().collect(),
+            upper_bounds: hi.into_iter().collect(),
+        }
+    }
+}
+
+fn iso_date(days: i32) -> String {
+    chrono::NaiveDate::from_epoch_days(days).map_or_else(|| days.to_string(), |d| d.to_string())
+}
+
+/// Cuts the hot rows of one partition, read in sequence order, into segments: one open
+/// segment per hour at a time, closed when it is full or the rows end.
+pub struct Segmenter<'a> {
+    table: &'a str,
+    partition: u32,
+    open: BTreeMap<(i32, i32), Acc>,
+    pub done: Vec<Segment>,
+}
+
+impl<'a> Segmenter<'a> {
+    pub fn new(table: &'a str, partition: u32) -> Self {
+        Segmenter { table, partition, open: BTreeMap::new(), done: Vec::new() }
+    }
+
+    pub fn add(&mut self, sequence: u64, e: &StoredEvent) {
+        let hour = layout::date_hour(e.timestamp_ms);
+        let acc = self.open.entry(hour).or_insert_with(|| Acc::new(sequence));
+        acc.add(sequence, e);
+        if acc.full() {
+            let acc = self.open.remove(&hour).expect("just used");
+            self.done.push(acc.finish(self.table, self.partition, hour.0, hour.1));
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Segment> {
+        for ((date, hour), acc) in std::mem::take(&mut self.open) {
+            self.done.push(acc.finish(self.table, self.partition, date, hour));
+        }
+        self.done
+    }
+}
+
+/// Rows of a segment, in the order the file holds them (`timestamp_ms`, `sequence`).
+pub fn segment_rows(id: &SegmentId, events: impl Iterator<Item = (u64, StoredEvent)>) -> Vec<Row> {
+    let mut rows: Vec<Row> = events
+        .filter(|(s, e)| {
+            (id.from..id.to).contains(s)
+                && layout::date_hour(e.timestamp_ms) == (id.event_date, id.event_hour)
+        })
+        .map(|(s, e)| (id.partition, s, e))
+        .collect();
+    rows.sort_by_key(|(_, s, e)| (e.timestamp_ms, *s));
+    rows
+}
+
+/// The Parquet writer settings of segment files: one row group (its only split offset is
+/// 4), plain encoding and no statistics (the listing carries the metrics), fast ZSTD. Both
+/// keep [`size_bound`] a true upper bound.
+fn segment_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_max_row_group_row_count(Some(MAX_SEGMENT_ROWS as usize))
+        .set_max_row_group_bytes(None)
+        .build()
+}
+
+/// Encodes a segment's rows as one Parquet file in the table's schema, with field ids.
+pub fn to_parquet(rows: &[Row]) -> Result<Vec<u8>, String> {
+    let batch: RecordBatch = layout::events_to_batch(rows).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        &mut out,
+        layout::arrow_schema(),
+        Some(segment_writer_properties()),
+    )
+    .map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// An upper bound of the size of a segment file of `rows` rows whose keys and payloads
+/// total `var_bytes`: every value plain-encoded (fixed columns, 4-byte length prefixes,
+/// definition levels), compression's worst-case growth, a page header per page and the
+/// footer. Readers use it only to plan splits; the one row group always lies within it.
+pub fn size_bound(rows: u64, var_bytes: u64) -> u64 {
+    // 7 fixed-width columns (44 bytes), 3 optional variable-length ones (4-byte length
+    // prefix, and a definition level each).
+    let raw = rows * (44 + 3 * (4 + 1)) + var_bytes;
+    let pages = 10 * (rows / 10_000 + raw / (512 << 10) + 2);
+    raw + raw / 64 + pages * 256 + (32 << 10)
+}
+
+/// Parses `watermarks=0:180,1:200` (empty: none).
+pub fn parse_watermarks(s: &str) -> Result<BTreeMap<u32, u64>, String> {
+    let mut out = BTreeMap::new();
+    for pair in s.split(',').filter(|p| !p.is_empty()) {
+        let parsed = pair.split_once(':').and_then(|(p, w)| {
+            Some((p.trim().parse::<u32>().ok()?, w.trim().parse::<u64>().ok()?))
+        });
+        let Some((p, w)) = parsed else {
+            return Err(format!(
+                "watermarks: {pair:?} is not <partition>:<next sequence> (e.g. watermarks=0:180,1:200)"
+            ));
+        };
+        if out.insert(p, w).is_some() {
+            return Err(format!("watermarks: partition {p} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ts: i64, payload: Payload, key: Option<&str>) -> StoredEvent {
+        StoredEvent {
+            timestamp_ms: ts,
+            ingest_ms: ts + 5,
+            idempotency_key: key.map(str::to_owned),
+            payload,
+        }
+    }
+
+    const H: i64 = 3_600_000;
+    const DAY0: i64 = 20_000 * 24 * H;
+
+    #[test]
+    fn segments_split_by_hour_and_size_with_exact_metrics() {
+        let mut s = Segmenter::new("t", 3);
+        // Sequences 10..14 alternate between two hours; one event has a key, one is binary.
+        s.add(10, &ev(DAY0 + H + 7, Payload::Json("{}".into()), Some("k")));
+        s.add(11, &ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2].into()), None));
+        s.add(12, &ev(DAY0 + H + 1, Payload::Json("{\"a\":1}".into()), None));
+        s.add(13, &ev(DAY0 + 2 * H + 9, Payload::Json("[]".into()), None));
+        let segs = s.finish();
+        assert_eq!(segs.len(), 2);
+        let (a, b) = (&segs[0], &segs[1]);
+        assert_eq!((a.event_hour, a.from_sequence, a.to_sequence, a.record_count), (1, 10, 13, 2));
+        assert_eq!((b.event_hour, b.from_sequence, b.to_sequence, b.record_count), (2, 11, 14, 2));
+        assert_eq!(a.path, "/tables/t/hot/segments/3/10-13/20000-1.parquet");
+        assert_eq!(a.event_date, "2024-10-04");
+        assert_eq!(a.null_value_counts[&layout::FIELD_IDEMPOTENCY_KEY], 1);
+        assert_eq!(a.null_value_counts[&layout::FIELD_PAYLOAD_BYTES], 2);
+        assert_eq!(b.null_value_counts[&layout::FIELD_PAYLOAD], 1);
+        assert_eq!(a.lower_bounds[&layout::FIELD_TIMESTAMP_MS], DAY0 + H + 1);
+        assert_eq!(a.upper_bounds[&layout::FIELD_SEQUENCE], 12);
+        assert_eq!(a.upper_bounds[&layout::FIELD_INGEST_TIME], (DAY0 + H + 12) * 1000);
+        assert_eq!(a.lower_bounds[&layout::FIELD_EVENT_DATE], 20_000);
+        assert_eq!(a.value_counts.len(), 10);
+
+        // A full segment closes and the hour goes on in a new one.
+        let mut s = Segmenter::new("t", 0);
+        for seq in 0..MAX_SEGMENT_ROWS + 1 {
+            s.add(seq, &ev(DAY0, Payload::Json("1".into()), None));
+        }
+        let segs = s.finish();
+        let ranges: Vec<_> = segs.iter().map(|s| (s.from_sequence, s.to_sequence)).collect();
+        assert_eq!(ranges, vec![(0, MAX_SEGMENT_ROWS), (MAX_SEGMENT_ROWS, MAX_SEGMENT_ROWS + 1)]);
+    }
+
+    #[test]
+    fn a_segment_reads_back_exactly_its_rows_within_its_size_bound() {
+        let id = SegmentId { partition: 1, from: 5, to: 9, event_date: 20_000, event_hour: 1 };
+        let events = (3..12u64).map(|s| {
+            let hour = if s % 2 == 0 { 1 } else { 2 };
+            (s, ev(DAY0 + hour * H + 100 - s as i64, Payload::Json(format!("{s}")), None))
+        });
+        let rows = segment_rows(&id, events);
+        let seqs: Vec<u64> = rows.iter().map(|r| r.1).collect();
+        // Hour 1 holds the even sequences; in [5, 9) those are 6 and 8, sorted by time.
+        assert_eq!(seqs, vec![8, 6]);
+        let file = to_parquet(&rows).unwrap();
+        assert!((file.len() as u64) <= size_bound(2, 2));
+        let meta =
+            parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(file))
+                .map(|r| parquet::file::reader::FileReader::metadata(&r).clone())
+                .unwrap();
+        assert_eq!(meta.num_row_groups(), 1);
+        assert_eq!(meta.row_group(0).column(0).file_offset().max(4), 4);
+    }
+
+    #[test]
+    fn the_size_bound_holds_for_incompressible_and_tiny_payloads() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        for (rows, len) in
+            [(1u64, 0usize), (1, 100_000), (3_000, 300), (50_000, 1), (20_000, 2_000)]
+        {
+            let events: Vec<Row> = (0..rows)
+                .map(|s| {
+                    let p = Payload::Bytes(random(len).into());
+                    (0, s, ev(DAY0 + s as i64, p, Some("key-with-some-length")))
+                })
+                .collect();
+            let var: u64 = events.iter().map(|r| r.2.payload.len() as u64 + 20).sum();
+            let size = to_parquet(&events).unwrap().len() as u64;
+            assert!(size <= size_bound(rows, var), "{rows} rows of {len} bytes: {size}");
+        }
+    }
+
+    #[test]
+    fn watermarks_and_paths_parse_strictly() {
+        assert_eq!(parse_watermarks("").unwrap(), BTreeMap::new());
+        assert_eq!(parse_watermarks("0:180,1:200").unwrap(), BTreeMap::from([(0, 180), (1, 200)]));
+        assert!(parse_watermarks("0:1,0:2").unwrap_err().contains("twice"));
+        assert!(parse_watermarks("x").unwrap_err().contains("<partition>:<next sequence>"));
+        assert!(parse_watermarks("0:-1").is_err());
+        let id = SegmentId::parse("3", "10-13", "20000-1.parquet").unwrap();
+        assert_eq!(id.path("t"), "/tables/t/hot/segments/3/10-13/20000-1.parquet");
+        for (p, r, f) in [
+            ("3", "13-10", "1-1.parquet"),
+            ("3", "1-2", "1-24.parquet"),
+            ("x", "1-2", "1-1.parquet"),
+            ("3", "1-2", "1-1.csv"),
+        ] {
+            assert!(SegmentId::parse(p, r, f).is_err(), "{p}/{r}/{f}");
+        }
+    }
+}
