@@ -30,7 +30,11 @@ fn current_metadata(warehouse: &Path, table: &str) -> anyhow::Result<PathBuf> {
     let dir = warehouse.join("zombi").join(table).join("metadata");
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-    files.retain(|p| p.to_string_lossy().ends_with(".metadata.json"));
+    // Not the `v<N>.metadata.json` copies of the warehouse pointer.
+    files.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.ends_with(".metadata.json") && name.starts_with(|c: char| c.is_ascii_digit())
+    });
     files.sort();
     files.pop().ok_or_else(|| anyhow::anyhow!("no metadata in {}", dir.display()))
 }

@@ -367,10 +367,24 @@ async fn thousands_of_small_commits_keep_metadata_and_files_bounded() -> anyhow:
     let meta = data_dir_files(&node, "aging", "metadata");
     let avro: BTreeSet<String> = meta.iter().filter(|f| f.ends_with(".avro")).cloned().collect();
     assert_eq!(avro, refs.manifest_files, "manifests beyond the retained snapshots remain");
-    let json: BTreeSet<String> =
-        meta.iter().filter(|f| f.ends_with(".metadata.json")).cloned().collect();
+    // The warehouse pointer's `v<N>.metadata.json` copies (docs/realtime.md) live exactly as
+    // long as the metadata files they copy.
+    let (copies, json): (BTreeSet<String>, BTreeSet<String>) = meta
+        .iter()
+        .filter(|f| f.ends_with(".metadata.json"))
+        .cloned()
+        .partition(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('v')));
     assert_eq!(json, refs.metadata_files, "metadata files beyond the metadata log remain");
     assert!(json.len() <= 101, "{} metadata files", json.len());
+    let copied: BTreeSet<String> = json
+        .iter()
+        .map(|f| {
+            let (dir, name) = f.rsplit_once('/').unwrap();
+            let version: u64 = name.split('-').next().unwrap().parse().unwrap();
+            format!("{dir}/v{version}.metadata.json")
+        })
+        .collect();
+    assert_eq!(copies, copied, "the version-hint copies follow the metadata log");
     // Files per hour stay few: one file per hour after the explicit run.
     assert!(refs.current_data_files.len() <= 4, "{} data files", refs.current_data_files.len());
     Ok(())
