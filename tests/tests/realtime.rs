@@ -272,3 +272,28 @@ async fn the_warehouse_names_the_current_metadata_in_version_hint() -> anyhow::R
     .await?;
     Ok(())
 }
+
+/// The Python reader (`plugins/python`, PyIceberg + DuckDB) against the real binaries:
+/// exactly once, pruning, time travel, racing flushes, 410/429, node down and hanging.
+#[test]
+fn the_python_reader_suite_passes() -> anyhow::Result<()> {
+    let python = zombi_tests::engines::venv_python();
+    anyhow::ensure!(python.exists(), "{} missing: run `just venv`", python.display());
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/python/tests/test_realtime.py");
+    let out = std::process::Command::new(python)
+        .arg(&suite)
+        .args(["-q", "-p", "no:cacheprovider"])
+        .env("ZOMBI_BIN_DIR", zombi_tests::bin_dir())
+        .output()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed:\n{report}\n{}",
+        suite.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // pytest skips what the venv cannot run: none may be skipped here.
+    assert!(report.contains(" passed") && !report.contains("skipped"), "{report}");
+    Ok(())
+}

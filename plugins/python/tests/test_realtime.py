@@ -378,14 +378,13 @@ def test_flush_between_two_reads_changes_nothing(cluster, clicks):
 
 def test_listing_is_memoized_per_snapshot(cluster):
     cluster.write("memo", events(2, 0))
-    catalog = cluster.catalog(**{"zombi.hot-listing-ttl-ms": 5000})
+    # A TTL far beyond the test's run: the second read must come from the memo.
+    catalog = cluster.catalog(**{"zombi.hot-listing-ttl-ms": 600_000})
     scan = catalog.load_table("memo").scan()
-    t0 = time.monotonic()
     first = scan.to_arrow().num_rows
     cluster.write("memo", events(3, 0))
     second = scan.count()
-    if time.monotonic() - t0 < 4.5:
-        assert first == second == 2
+    assert first == second == 2
     uncached = cluster.catalog(**{"zombi.hot-listing-ttl-ms": 0}).load_table("memo").scan()
     assert uncached.count() == 5
 
@@ -536,7 +535,8 @@ def test_429_is_retried_then_bounded(cluster, clicks, proxy):
     t0 = time.monotonic()
     scan = bounded.scan()
     assert set(pairs(scan.to_arrow())) == clicks["committed"]
-    assert "429" in scan.last_plan.cold_only_reason and time.monotonic() - t0 < 10
+    # Bounded retries, not an endless loop (the slack absorbs a loaded machine).
+    assert "429" in scan.last_plan.cold_only_reason and time.monotonic() - t0 < 60
     proxy.faults["segment_429"] = 0
     strict = cluster.catalog(
         **{"zombi.hot-uri": proxy.url, "zombi.hot-read-retries": 0, "zombi.hot-required": "true"}
@@ -650,7 +650,8 @@ def test_hanging_node_reads_committed_rows_within_the_timeout(cluster, clicks):
         rows = table.scan().to_arrow()
         elapsed = time.monotonic() - t0
         assert table.from_warehouse and set(pairs(rows)) == clicks["committed"]
-        assert elapsed < 2 * timeout_ms / 1000 + 3, elapsed
+        # Bounded, not hanging: the slack absorbs a loaded machine.
+        assert elapsed < 2 * timeout_ms / 1000 + 15, elapsed
 
         # The catalog answered, then the hot API hangs.
         live = cluster.catalog(**{"zombi.hot-uri": hang.url, "zombi.planning-timeout-ms": timeout_ms})
@@ -659,7 +660,7 @@ def test_hanging_node_reads_committed_rows_within_the_timeout(cluster, clicks):
         rows = scan.to_arrow()
         elapsed = time.monotonic() - t0
         assert set(pairs(rows)) == clicks["committed"] and "timed out" in scan.last_plan.cold_only_reason
-        assert elapsed < timeout_ms / 1000 + 3, elapsed
+        assert elapsed < timeout_ms / 1000 + 15, elapsed
     finally:
         hang.close()
 
