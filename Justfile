@@ -44,6 +44,11 @@ bench-aging:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench-aging"
 
+# The Spark/Iceberg engine plugin (plugins/iceberg-java/README.md), compiled against the venv's jars:
+# build plugins/iceberg-java/build/zombi-iceberg.jar offline with javac (no Maven needed).
+plugin:
+    scripts/build-plugin.sh
+
 # Fuzz the decoders (producer envelopes and bodies, internal batches, table names) for
 # `secs` seconds each with cargo-fuzz; crashes are kept in fuzz/regressions/ (see scripts/fuzz.sh).
 fuzz secs="60":

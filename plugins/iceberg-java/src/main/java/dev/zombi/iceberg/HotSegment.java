@@ -1,0 +1,242 @@
+package dev.zombi.iceberg;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import org.apache.iceberg.DataFile;
+import org.apache.iceberg.DataFiles;
+import org.apache.iceberg.FileFormat;
+import org.apache.iceberg.Metrics;
+import org.apache.iceberg.PartitionField;
+import org.apache.iceberg.PartitionSpec;
+import org.apache.iceberg.Schema;
+import org.apache.iceberg.StructLike;
+import org.apache.iceberg.shaded.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.iceberg.transforms.Transform;
+import org.apache.iceberg.types.Conversions;
+import org.apache.iceberg.types.Type;
+import org.apache.iceberg.types.Types;
+import org.apache.iceberg.util.JsonUtil;
+
+/**
+ * One entry of the node's hot-segment listing (docs/realtime.md): a pinned sequence range of one
+ * partition and one event hour, and everything an Iceberg data file carries about it.
+ */
+final class HotSegment {
+  /** Location scheme of hot files; {@link HotFileIO} reads them from the node. */
+  static final String SCHEME = "zombi-hot://";
+
+  /** Each segment file is one row group starting right after the "PAR1" magic. */
+  private static final List<Long> SPLIT_OFFSETS = Collections.singletonList(4L);
+
+  final String path;
+  final long partition;
+  final long fromSequence;
+  final long toSequence;
+  final int eventDateDays;
+  final int eventHour;
+  final long recordCount;
+  final long fileSizeInBytes;
+  final Map<Integer, Long> valueCounts;
+  final Map<Integer, Long> nullValueCounts;
+  final Map<Integer, Long> lowerBounds;
+  final Map<Integer, Long> upperBounds;
+
+  private HotSegment(JsonNode node) {
+    this.path = JsonUtil.getString("path", node);
+    this.partition = JsonUtil.getLong("partition", node);
+    this.fromSequence = JsonUtil.getLong("from_sequence", node);
+    this.toSequence = JsonUtil.getLong("to_sequence", node);
+    this.eventDateDays = JsonUtil.getInt("event_date_days", node);
+    this.eventHour = JsonUtil.getInt("event_hour", node);
+    this.recordCount = JsonUtil.getLong("record_count", node);
+    this.fileSizeInBytes = JsonUtil.getLong("file_size_in_bytes", node);
+    this.valueCounts = idMap("value_counts", node);
+    this.nullValueCounts = idMap("null_value_counts", node);
+    this.lowerBounds = idMap("lower_bounds", node);
+    this.upperBounds = idMap("upper_bounds", node);
+    if (!path.startsWith("/")) {
+      throw new IllegalArgumentException("hot segment path must start with '/': " + path);
+    }
+  }
+
+  /** Parses the {@code segments} array of a listing body. */
+  static List<HotSegment> parseListing(byte[] body) {
+    JsonNode root;
+    try {
+      root = JsonUtil.mapper().readTree(body);
+    } catch (IOException e) {
+      throw new UncheckedIOException("hot segment listing is not JSON", e);
+    }
+    JsonNode segments = root == null ? null : root.get("segments");
+    if (segments == null || !segments.isArray()) {
+      throw new IllegalArgumentException("hot segment listing has no 'segments' array");
+    }
+    List<HotSegment> out = new ArrayList<>(segments.size());
+    for (JsonNode segment : segments) {
+      out.add(new HotSegment(segment));
+    }
+    return out;
+  }
+
+  private static Map<Integer, Long> idMap(String property, JsonNode node) {
+    JsonNode map = node.get(property);
+    if (map == null || map.isNull()) {
+      return Collections.emptyMap();
+    }
+    Map<Integer, Long> out = new HashMap<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      if (!e.getValue().canConvertToLong()) {
+        throw new IllegalArgumentException(
+            "hot segment " + property + "[" + e.getKey() + "] is not an integer: " + e.getValue());
+      }
+      out.put(Integer.parseInt(e.getKey()), e.getValue().asLong());
+    }
+    return out;
+  }
+
+  String location() {
+    return SCHEME + path;
+  }
+
+  /**
+   * The segment's partition tuple in {@code spec}, or null when the spec partitions by a column
+   * whose value a segment does not fix (only {@code event_date}, {@code event_hour} and {@code
+   * partition} are fixed per segment).
+   */
+  StructLike partitionIn(PartitionSpec spec, Schema schema) {
+    List<PartitionField> fields = spec.fields();
+    Object[] values = new Object[fields.size()];
+    for (int i = 0; i < values.length; i++) {
+      PartitionField field = fields.get(i);
+      Types.NestedField source = schema.findField(field.sourceId());
+      Object value = source == null ? null : sourceValue(source.name());
+      if (value == null) {
+        return null;
+      }
+      if (!field.transform().isIdentity()) {
+        @SuppressWarnings("unchecked")
+        Transform<Object, Object> transform = (Transform<Object, Object>) field.transform();
+        value = transform.bind(source.type()).apply(value);
+      }
+      values[i] = value;
+    }
+    return new Tuple(values);
+  }
+
+  private Object sourceValue(String column) {
+    switch (column) {
+      case "event_date":
+        return eventDateDays;
+      case "event_hour":
+        return eventHour;
+      case "partition":
+        // Partitions are u32 on the wire and int in Iceberg, as in the cold files.
+        return (int) partition;
+      default:
+        return null;
+    }
+  }
+
+  /** The segment as a data file of {@code spec}, with exact counts and bounds. */
+  DataFile toDataFile(PartitionSpec spec, Schema schema, StructLike partitionTuple) {
+    Metrics metrics =
+        new Metrics(
+            recordCount,
+            null,
+            known(valueCounts, schema),
+            known(nullValueCounts, schema),
+            null,
+            bounds(lowerBounds, schema),
+            bounds(upperBounds, schema));
+    DataFiles.Builder builder =
+        DataFiles.builder(spec)
+            .withPath(location())
+            .withFormat(FileFormat.PARQUET)
+            .withFileSizeInBytes(fileSizeInBytes)
+            .withMetrics(metrics)
+            .withSplitOffsets(SPLIT_OFFSETS);
+    if (spec.isPartitioned()) {
+      builder.withPartition(partitionTuple);
+    }
+    return builder.build();
+  }
+
+  private static Map<Integer, Long> known(Map<Integer, Long> counts, Schema schema) {
+    Map<Integer, Long> out = new HashMap<>();
+    counts.forEach(
+        (id, n) -> {
+          if (schema.findField(id) != null) {
+            out.put(id, n);
+          }
+        });
+    return out;
+  }
+
+  /**
+   * Bounds arrive as JSON integers in Iceberg's representation (date: days, timestamptz:
+   * microseconds); only columns whose type takes such a value get one. A column without bounds
+   * is never pruned on, which is always correct.
+   */
+  private static Map<Integer, ByteBuffer> bounds(Map<Integer, Long> bounds, Schema schema) {
+    Map<Integer, ByteBuffer> out = new HashMap<>();
+    bounds.forEach(
+        (id, value) -> {
+          Type type = schema.findType(id);
+          if (type == null) {
+            return;
+          }
+          switch (type.typeId()) {
+            case INTEGER:
+            case DATE:
+              if (value >= Integer.MIN_VALUE && value <= Integer.MAX_VALUE) {
+                out.put(id, Conversions.toByteBuffer(type, value.intValue()));
+              }
+              break;
+            case LONG:
+            case TIMESTAMP:
+              out.put(id, Conversions.toByteBuffer(type, value));
+              break;
+            default:
+              break;
+          }
+        });
+    return out;
+  }
+
+  @Override
+  public String toString() {
+    return path + " (" + recordCount + " rows)";
+  }
+
+  /** A partition tuple; {@link DataFiles.Builder#withPartition} copies it. */
+  private static final class Tuple implements StructLike {
+    private final Object[] values;
+
+    Tuple(Object[] values) {
+      this.values = values;
+    }
+
+    @Override
+    public int size() {
+      return values.length;
+    }
+
+    @Override
+    public <T> T get(int pos, Class<T> javaClass) {
+      return javaClass.cast(values[pos]);
+    }
+
+    @Override
+    public <T> void set(int pos, T value) {
+      throw new UnsupportedOperationException("hot partition tuples are read-only");
+    }
+  }
+}

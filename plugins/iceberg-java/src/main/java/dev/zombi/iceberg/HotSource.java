@@ -1,0 +1,149 @@
+package dev.zombi.iceberg;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.apache.iceberg.Snapshot;
+import org.apache.iceberg.io.FileIO;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's hot segments as a catalog sees them: the listing for a snapshot's watermarks,
+ * memoized briefly so that every scan of one (table, snapshot) in a query (a self-join, Spark's
+ * aggregate push-down attempt and the scan after it) plans the same hot set. Loading the table
+ * again ends the memo (see {@link #forget}).
+ */
+final class HotSource {
+  private static final Logger LOG = LoggerFactory.getLogger(HotSource.class);
+
+  /** Snapshot summary key prefix of the watermark map (SPEC §4). */
+  static final String WATERMARK_PREFIX = "zombi.watermark.";
+
+  private final ZombiProperties props;
+  private final HotHttp planningHttp;
+  private final HotHttp readHttp;
+  private final Map<String, Listing> listings = new ConcurrentHashMap<>();
+
+  /** When a listing last failed for want of an answer; 0 after a success. */
+  private volatile long failedAtNanos;
+
+  HotSource(ZombiProperties props) {
+    this.props = props;
+    this.planningHttp =
+        new HotHttp(props.hotUri, props.hotToken, props.planningTimeoutMs, props.planningTimeoutMs);
+    this.readHttp =
+        new HotHttp(props.hotUri, props.hotToken, props.planningTimeoutMs, props.hotReadTimeoutMs);
+  }
+
+  boolean enabled() {
+    return props.hotEnabled;
+  }
+
+  long planningTimeoutMs() {
+    return props.planningTimeoutMs;
+  }
+
+  /** The table's FileIO for scans: hot files from the node, the rest from {@code delegate}. */
+  FileIO io(FileIO delegate) {
+    return new HotFileIO(delegate, readHttp);
+  }
+
+  /**
+   * The {@code watermarks} query value of a snapshot: {@code partition:next_sequence} pairs, or
+   * "" for no snapshot (everything is hot). Null when the snapshot carries no watermark map: it
+   * was not committed by Zombi, and reading hot events on top of it could duplicate rows.
+   */
+  static String watermarks(Snapshot snapshot) {
+    if (snapshot == null) {
+      return "";
+    }
+    Map<Long, String> byPartition = new TreeMap<>();
+    Map<String, String> summary = snapshot.summary();
+    if (summary != null) {
+      summary.forEach(
+          (key, value) -> {
+            if (key.startsWith(WATERMARK_PREFIX)) {
+              long partition = Long.parseLong(key.substring(WATERMARK_PREFIX.length()));
+              byPartition.put(partition, partition + ":" + Long.parseLong(value.trim()));
+            }
+          });
+    }
+    return byPartition.isEmpty() ? null : String.join(",", byPartition.values());
+  }
+
+  /**
+   * The hot segments above {@code watermarks} of {@code table} on the node.
+   *
+   * @throws WatermarkTooOldException when the node answers 410 (reload and plan again)
+   * @throws NodeUnavailableException when the node does not answer in time or fails
+   */
+  List<HotSegment> segments(String table, String watermarks) {
+    String key = table + "?" + watermarks;
+    long now = System.nanoTime();
+    Listing cached = listings.get(key);
+    if (cached != null && now - cached.listedAtNanos < ttlNanos()) {
+      return cached.segments;
+    }
+    long failed = failedAtNanos;
+    if (failed != 0 && now - failed < TimeUnit.MILLISECONDS.toNanos(props.nodeRetryIntervalMs)) {
+      throw new NodeUnavailableException(
+          "not asked: the node failed a listing "
+              + TimeUnit.NANOSECONDS.toMillis(now - failed)
+              + " ms ago (retried after "
+              + ZombiProperties.NODE_RETRY_INTERVAL_MS
+              + ")");
+    }
+    long started = System.nanoTime();
+    byte[] body;
+    try {
+      body = planningHttp.listSegments(table, watermarks, props.planningTimeoutMs);
+    } catch (NodeUnavailableException e) {
+      // Every scan of the query (and of the next ones, for a while) reads cold at once instead
+      // of waiting for the node again.
+      long at = System.nanoTime();
+      failedAtNanos = at == 0 ? 1 : at;
+      throw e;
+    }
+    failedAtNanos = 0;
+    List<HotSegment> segments = HotSegment.parseListing(body);
+    LOG.debug(
+        "hot segments of {} above [{}]: {} in {} ms",
+        table,
+        watermarks,
+        segments.size(),
+        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+    listings.values().removeIf(l -> now - l.listedAtNanos >= ttlNanos());
+    if (ttlNanos() > 0) {
+      listings.put(key, new Listing(started, segments));
+    }
+    return segments;
+  }
+
+  /**
+   * Drops the table's memoized listings. Called when the table is loaded: a query loads its
+   * tables before it plans any scan, so the scans of one query share a listing while a later
+   * query lists again and sees every event acknowledged before it started.
+   */
+  void forget(String table) {
+    String prefix = table + "?";
+    listings.keySet().removeIf(key -> key.startsWith(prefix));
+  }
+
+  private long ttlNanos() {
+    return TimeUnit.MILLISECONDS.toNanos(props.hotListingTtlMs);
+  }
+
+  private static final class Listing {
+    final long listedAtNanos;
+    final List<HotSegment> segments;
+
+    Listing(long listedAtNanos, List<HotSegment> segments) {
+      this.listedAtNanos = listedAtNanos;
+      this.segments = Objects.requireNonNull(segments);
+    }
+  }
+}
