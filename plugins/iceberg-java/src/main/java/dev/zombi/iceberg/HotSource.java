@@ -13,9 +13,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The node's hot segments as a catalog sees them: the listing for a snapshot's watermarks,
- * memoized briefly so that every scan of one (table, snapshot) in a query (a self-join, Spark's
- * aggregate push-down attempt and the scan after it) plans the same hot set. Loading the table
- * again ends the memo (see {@link #forget}).
+ * memoized so that every scan of one (table, snapshot) in a query (a self-join, Spark's
+ * aggregate push-down attempt and the scan after it) plans the same hot set, while the next
+ * query lists again and sees every event acknowledged before it. In a Spark driver the memo is
+ * per query (Spark's SQL execution id, see {@link SparkQueries}); elsewhere it lasts {@code
+ * zombi.hot-listing-ttl-ms}. Loading the table again ends it too (see {@link #forget}).
  */
 final class HotSource {
   private static final Logger LOG = LoggerFactory.getLogger(HotSource.class);
@@ -27,6 +29,9 @@ final class HotSource {
   private final HotHttp planningHttp;
   private final HotHttp readHttp;
   private final Map<String, Listing> listings = new ConcurrentHashMap<>();
+
+  /** How long a listing memoized for one Spark query is kept (planning takes far less). */
+  private static final long QUERY_MEMO_NANOS = TimeUnit.SECONDS.toNanos(60);
 
   /** When a listing last failed for want of an answer; 0 after a success. */
   private volatile long failedAtNanos;
@@ -45,6 +50,10 @@ final class HotSource {
 
   long planningTimeoutMs() {
     return props.planningTimeoutMs;
+  }
+
+  long maxTableAgeNanos() {
+    return TimeUnit.MILLISECONDS.toNanos(props.maxTableAgeMs);
   }
 
   /** The table's FileIO for scans: hot files from the node, the rest from {@code delegate}. */
@@ -82,10 +91,17 @@ final class HotSource {
    * @throws NodeUnavailableException when the node does not answer in time or fails
    */
   List<HotSegment> segments(String table, String watermarks) {
-    String key = table + "?" + watermarks;
+    // In a Spark driver the memo is scoped to the query being planned; elsewhere, to a time.
+    String execution = SparkQueries.currentExecutionId();
+    String key = table + "?" + watermarks + (execution == null ? "" : "#" + execution);
+    long ttl = ttlNanos();
+    if (execution != null && ttl > 0) {
+      ttl = Math.max(ttl, QUERY_MEMO_NANOS);
+    }
     long now = System.nanoTime();
+    listings.values().removeIf(l -> now - l.expiresAtNanos >= 0);
     Listing cached = listings.get(key);
-    if (cached != null && now - cached.listedAtNanos < ttlNanos()) {
+    if (cached != null) {
       return cached.segments;
     }
     long failed = failedAtNanos;
@@ -111,14 +127,14 @@ final class HotSource {
     failedAtNanos = 0;
     List<HotSegment> segments = HotSegment.parseListing(body);
     LOG.debug(
-        "hot segments of {} above [{}]: {} in {} ms",
+        "hot segments of {} above [{}] for {}: {} in {} ms",
         table,
         watermarks,
+        execution == null ? "a scan" : "Spark execution " + execution,
         segments.size(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
-    listings.values().removeIf(l -> now - l.listedAtNanos >= ttlNanos());
-    if (ttlNanos() > 0) {
-      listings.put(key, new Listing(started, segments));
+    if (ttl > 0) {
+      listings.put(key, new Listing(started + ttl, segments));
     }
     return segments;
   }
@@ -138,11 +154,11 @@ final class HotSource {
   }
 
   private static final class Listing {
-    final long listedAtNanos;
+    final long expiresAtNanos;
     final List<HotSegment> segments;
 
-    Listing(long listedAtNanos, List<HotSegment> segments) {
-      this.listedAtNanos = listedAtNanos;
+    Listing(long expiresAtNanos, List<HotSegment> segments) {
+      this.expiresAtNanos = expiresAtNanos;
       this.segments = Objects.requireNonNull(segments);
     }
   }

@@ -205,6 +205,7 @@ final class HotTableScan implements TableScan {
     if (pinned || !table.hot().enabled()) {
       return cold.planFiles();
     }
+    table.refreshIfOld();
     for (int plan = 1; ; plan++) {
       Snapshot snapshot = cold.snapshot();
       List<FileScanTask> hot;

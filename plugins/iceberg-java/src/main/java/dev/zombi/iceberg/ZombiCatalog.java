@@ -109,10 +109,11 @@ public class ZombiCatalog extends RESTCatalog {
     rest.putIfAbsent(SOCKET_TIMEOUT_MS, Long.toString(zombi.planningTimeoutMs));
     this.restProps = Map.copyOf(rest);
     if (!"false".equalsIgnoreCase(props.get(CatalogProperties.CACHE_ENABLED))) {
-      // Spark and Flink keep loaded tables (and so their snapshot, and a warehouse fallback)
-      // for a while; reloading per query is what makes each query see its acknowledged events.
+      // Spark and Flink keep loaded tables (their snapshot, or a warehouse fallback) for a
+      // while. Still correct (old tables are refreshed before hot planning, see
+      // zombi.max-table-age-ms), but a table loaded per query is fresher and cheaper.
       LOG.warn(
-          "zombi catalog {}: set {}=false so that each query loads the table afresh",
+          "zombi catalog {}: {}=false is recommended: each query then loads the table afresh",
           name,
           CatalogProperties.CACHE_ENABLED);
     }

@@ -41,6 +41,15 @@ final class ZombiProperties {
 
   static final long NODE_RETRY_INTERVAL_MS_DEFAULT = 10_000;
 
+  /**
+   * Before a scan plans hot data, a table loaded or refreshed longer ago than this is refreshed:
+   * a table kept in an engine's catalog cache must not hold an old snapshot, whose watermarks
+   * would make the node keep (lease) and serve ever more hot events.
+   */
+  static final String MAX_TABLE_AGE_MS = "zombi.max-table-age-ms";
+
+  static final long MAX_TABLE_AGE_MS_DEFAULT = 30_000;
+
   /** The warehouse the node reports in {@code GET /v1/config}. */
   static final String NODE_WAREHOUSE = "zombi.warehouse";
 
@@ -52,6 +61,7 @@ final class ZombiProperties {
   final long hotReadTimeoutMs;
   final long hotListingTtlMs;
   final long nodeRetryIntervalMs;
+  final long maxTableAgeMs;
 
   private ZombiProperties(Map<String, String> props) {
     this.uri = trimSlash(props.get(CatalogProperties.URI));
@@ -64,6 +74,7 @@ final class ZombiProperties {
         PropertyUtil.propertyAsLong(props, HOT_LISTING_TTL_MS, HOT_LISTING_TTL_MS_DEFAULT);
     this.nodeRetryIntervalMs =
         PropertyUtil.propertyAsLong(props, NODE_RETRY_INTERVAL_MS, NODE_RETRY_INTERVAL_MS_DEFAULT);
+    this.maxTableAgeMs = positive(props, MAX_TABLE_AGE_MS, MAX_TABLE_AGE_MS_DEFAULT);
     if (uri == null || uri.isEmpty()) {
       throw new IllegalArgumentException("zombi catalog: 'uri' (the node's URL) is required");
     }

@@ -25,6 +25,9 @@ final class ZombiTable extends BaseTable {
   private final transient HotSource hot;
   private final FileIO io;
 
+  /** When the metadata was last loaded from the node. */
+  private volatile long loadedAtNanos = System.nanoTime();
+
   ZombiTable(
       TableOperations ops,
       String name,
@@ -85,6 +88,7 @@ final class ZombiTable extends BaseTable {
       NodeCalls.bounded(
           () -> {
             super.refresh();
+            loadedAtNanos = System.nanoTime();
             return null;
           },
           hot.planningTimeoutMs(),
@@ -98,6 +102,17 @@ final class ZombiTable extends BaseTable {
           name(),
           currentSnapshot() == null ? "none" : currentSnapshot().snapshotId(),
           e.getMessage());
+    }
+  }
+
+  /**
+   * Refreshes the table if its metadata is older than {@code zombi.max-table-age-ms}. Tables are
+   * loaded per query when the engine's catalog cache is off, so this matters only with it on.
+   */
+  void refreshIfOld() {
+    if (System.nanoTime() - loadedAtNanos > hot.maxTableAgeNanos()) {
+      LOG.debug("{}: metadata older than the maximum table age, refreshing", name());
+      refresh();
     }
   }
 
