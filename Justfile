@@ -17,7 +17,7 @@ run:
 
 # The whole test suite: unit tests and integration tests that spawn the real binaries
 # (built with crash failpoints, which do nothing unless a test arms one).
-test: venv
+test: venv plugin
     cargo build --bins --features zombi-node/failpoints
     cargo nextest run --workspace --features zombi-node/failpoints --profile ci
 
@@ -28,12 +28,12 @@ venv:
 # Throughput, latency, freshness, CPU and memory on this machine, each next to a baseline
 # measured in the same run (release build; ~3 minutes). Writes bench-report.json and
 # bench-report.md at the repository root; docs/benchmarks.md explains every figure.
-bench:
+bench: venv plugin
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench"
 
 # A few seconds of every bench load on the test build, so the bench keeps working (CI runs it).
-bench-smoke:
+bench-smoke: venv plugin
     cargo build --bins --features zombi-node/failpoints
     out=$(mktemp -d) && ZOMBI_BENCH_QUICK=1 ZOMBI_BENCH_REPORT_DIR="$out" ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/debug" \
         "$CARGO_TARGET_DIR/debug/zombi-bench" && test -s "$out/bench-report.json" && rm -rf "$out"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Zombi needs on a fresh Debian machine with the Rust
-# toolchain: libclang (for the rocksdb crate's bindings), just and cargo-nextest.
+# toolchain: libclang (for the rocksdb crate's bindings), a JDK (Spark, the Iceberg plugin),
+# just and cargo-nextest.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 # libfaketime: tests run the node with its wall clock stepped.
 dpkg -s faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null || missing+=(curl)
+# Java: Spark in the engine tests, and javac for the Iceberg plugin (`just plugin`).
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

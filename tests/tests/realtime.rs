@@ -297,3 +297,197 @@ fn the_python_reader_suite_passes() -> anyhow::Result<()> {
     assert!(report.contains(" passed") && !report.contains("skipped"), "{report}");
     Ok(())
 }
+
+/// (count, distinct pairs, pair checksum, sum of v) of a set of acknowledged events.
+fn expect(acked: &[Acked]) -> Value {
+    let pairs: std::collections::BTreeSet<(u32, u64)> = acked.iter().map(|a| (a.0, a.1)).collect();
+    serde_json::json!({
+        "count": acked.len(),
+        "distinct": pairs.len(),
+        "pair_checksum": acked.iter().map(|a| a.0 as u64 * 1_000_003 + a.1).sum::<u64>(),
+        "sum_v": acked.iter().map(|a| a.2).sum::<i64>(),
+    })
+}
+
+fn assert_figures(label: &str, got: &Value, want: &Value) {
+    for key in ["count", "distinct", "pair_checksum", "sum_v"] {
+        assert_eq!(got[key], want[key], "{label}: {key} in {got}");
+    }
+}
+
+/// A server that accepts connections and never answers (a hanging node).
+fn hanging_server() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(1000) {
+            held.extend(stream.ok());
+        }
+    });
+    Ok(url)
+}
+
+/// `tests/python/realtime_spark.py`, running: JSON lines out, a line in to go on. Its
+/// stderr (Spark's JVM included) goes to a file, shown when something fails.
+struct Driver {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Driver {
+    fn start(args: &[String]) -> anyhow::Result<Driver> {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/realtime_spark.py");
+        let stderr = tempfile::NamedTempFile::new()?;
+        let mut child = tokio::process::Command::new(zombi_tests::engines::venv_python())
+            .arg(script)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr.reopen()?)
+            .kill_on_drop(true)
+            .spawn()?;
+        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().context("stdout")?,
+        ));
+        Ok(Driver { child, lines, stderr })
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    async fn next_json(&mut self) -> anyhow::Result<Value> {
+        let line = tokio::time::timeout(Duration::from_secs(300), self.lines.next_line()).await;
+        match line {
+            Ok(Ok(Some(line))) => Ok(serde_json::from_str(&line)?),
+            _ => anyhow::bail!("realtime_spark.py printed no figures:\n{}", self.stderr_tail()),
+        }
+    }
+
+    async fn say(&mut self, line: &str) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let stdin = self.child.stdin.as_mut().context("stdin")?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        Ok(stdin.flush().await?)
+    }
+
+    async fn finish(mut self) -> anyhow::Result<()> {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
+        anyhow::ensure!(status.success(), "realtime_spark.py: {status}\n{}", self.stderr_tail());
+        Ok(())
+    }
+}
+
+/// A table with two snapshots and hot rows in committed and new hours, as the Spark driver
+/// expects it: (acked, first snapshot's rows, first snapshot id).
+async fn spark_scenario(
+    node: &Node,
+    edge: &Edge,
+    table: &str,
+) -> anyhow::Result<(Vec<Acked>, usize, i64)> {
+    let mut v = 0;
+    let mut acked = write(edge, table, 3, &[0, 1], 10, &mut v).await?;
+    let first = node.flush(table).await?["snapshot_id"].as_i64().context("snapshot")?;
+    let first_rows = acked.len();
+    acked.extend(write(edge, table, 3, &[1, 2], 10, &mut v).await?);
+    node.flush(table).await?;
+    // Hot: hour 2 (committed rows too), 3 and 0, in every partition.
+    acked.extend(write(edge, table, 3, &[2, 3, 0], 10, &mut v).await?);
+    Ok((acked, first_rows, first))
+}
+
+fn driver_args(node: &Node, table: &str, first: i64, hang: &str) -> anyhow::Result<Vec<String>> {
+    let warehouse = std::fs::canonicalize(node.data_dir().join("warehouse"))?;
+    Ok([
+        "--uri",
+        &node.url(),
+        "--hang-uri",
+        hang,
+        "--warehouse",
+        &format!("file://{}", warehouse.display()),
+        "--table",
+        table,
+        "--first-snapshot",
+        &first.to_string(),
+        // BASE + 2 h is 2026-01-02T00:00Z.
+        "--date",
+        "2026-01-02",
+        "--hour",
+        "0",
+    ]
+    .map(str::to_owned)
+    .to_vec())
+}
+
+/// Spark SQL with the plugin (and the Python reader beside it) sees committed and hot rows
+/// exactly once, prunes hot segments, keeps time travel cold, is unmoved by a flush, and
+/// reads committed rows without an error when the node is down or hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Result<()> {
+    let mut node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let table = "sparkrt";
+    let (mut acked, first_rows, first) = spark_scenario(&node, &edge, table).await?;
+    let hang = hanging_server()?;
+    let mut driver = Driver::start(&driver_args(&node, table, first, &hang)?)?;
+    let got = driver.next_json().await?;
+    let want = expect(&acked);
+    let spark = &got["spark"];
+    assert_figures("spark", spark, &want);
+    assert_eq!(spark["sql_count"], want["count"], "count(*): {spark}");
+    assert_eq!(spark["sql_distinct"], want["count"], "count(DISTINCT): {spark}");
+    // Hour 2 holds 3 × 10 committed and 3 × 10 hot rows; hot rows are in 3 hours × 3
+    // partitions = 9 segments, 3 of them in hour 2.
+    assert_eq!(spark["hour_count"], 60, "{spark}");
+    assert_eq!(spark["hot_files"], 9, "{spark}");
+    assert_eq!(spark["hot_files_hour"], 3, "partition filters prune hot segments: {spark}");
+    let p0_max = acked.iter().filter(|a| a.0 == 0).map(|a| a.1).max().unwrap();
+    assert_eq!(spark["p0_min_max"], serde_json::json!([0, p0_max]), "{spark}");
+    assert_eq!(spark["time_travel_count"], first_rows, "time travel is cold-only: {spark}");
+    assert_figures("spark after a flush", &spark["after_flush"], &want);
+    let python = &got["python"];
+    assert_figures("python reader", python, &want);
+    assert_eq!(python["hour_count"], 60, "{python}");
+    assert_eq!(python["hot_segments_hour"], 3, "{python}");
+
+    // Everything so far is committed (the driver flushed). Events acknowledged now stay hot;
+    // then the node dies: every catalog reads exactly the committed rows, without an error.
+    let committed = expect(&acked);
+    let mut v = 10_000;
+    acked.extend(write(&edge, table, 1, &[3], 5, &mut v).await?);
+    node.kill9();
+    driver.say("node stopped").await?;
+    let down = driver.next_json().await?;
+    for name in ["zombi", "zombi_down", "zombi_hang"] {
+        assert_figures(&format!("{name} with the node down"), &down[name], &committed);
+        // Three queries, each bounded by the 2 s planning timeout (generous slack: this
+        // asserts "no hang", not speed).
+        let secs = down[name]["seconds"].as_f64().unwrap();
+        assert!(secs < 90.0, "{name}: {secs} s");
+    }
+    driver.finish().await
+}
+
+/// The same reads with executors in their own JVM (`local-cluster`): the hot FileIO is
+/// serialised to the executor and reads segments there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spark_executors_in_their_own_jvm_read_hot_segments() -> anyhow::Result<()> {
+    let node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let table = "sparkexec";
+    let (acked, first_rows, first) = spark_scenario(&node, &edge, table).await?;
+    let mut args = driver_args(&node, table, first, &hanging_server()?)?;
+    args.extend(["--master", "local-cluster[1,1,1024]", "--phase1-only"].map(str::to_owned));
+    let mut driver = Driver::start(&args)?;
+    let got = driver.next_json().await?;
+    let spark = &got["spark"];
+    assert_figures("spark, separate executor", spark, &expect(&acked));
+    assert_eq!(spark["hot_files"], 9, "{spark}");
+    assert_eq!(spark["time_travel_count"], first_rows, "{spark}");
+    driver.finish().await
+}

@@ -24,12 +24,15 @@ use zombi_tests::{Edge, Node, client, wait_for};
 use load::{Outcome, Target};
 
 /// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
-/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`; for profiling one load).
+/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`, `realtime`; for profiling one
+/// load).
 struct Plan {
     short: Duration,
     bulk: Duration,
     storage: Duration,
     fresh_events: usize,
+    /// Events per reader in the real-time visibility run.
+    realtime_samples: usize,
     only: Option<Vec<String>>,
 }
 
@@ -48,6 +51,7 @@ impl Plan {
                 bulk: Duration::from_secs(3),
                 storage: Duration::from_millis(200),
                 fresh_events: 3,
+                realtime_samples: 2,
                 only,
             }
         } else {
@@ -56,6 +60,7 @@ impl Plan {
                 bulk: Duration::from_secs(60),
                 storage: Duration::from_secs(3),
                 fresh_events: 20,
+                realtime_samples: 20,
                 only,
             }
         }
@@ -522,6 +527,44 @@ async fn bench() -> Result<()> {
         drop(node);
     }
 
+    // Real-time reads: acknowledgement → visible to a query, per reader, next to the cold
+    // path (plain PyIceberg on committed snapshots), with default settings.
+    if plan.runs("realtime") {
+        let (node, edge) = start_pair("wal").await?;
+        let figures = realtime_visibility(&node, &edge, plan.realtime_samples)?;
+        let cold_p50 = figures["cold"]["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        for (reader, label) in [
+            ("cold", "plain PyIceberg (committed snapshots only)"),
+            ("python", "zombi_iceberg (PyIceberg + hot segments)"),
+            ("spark", "Spark SQL + ZombiCatalog plugin"),
+        ] {
+            let f = &figures[reader];
+            let (p50, p99) = (
+                f["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                f["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+            report.set(&format!("realtime_{reader}_p50_ms"), p50);
+            report.set(&format!("realtime_{reader}_p99_ms"), p99);
+            report.set(
+                &format!("realtime_{reader}_query_p50_ms"),
+                f["query_ms_p50"].as_f64().unwrap_or(f64::NAN),
+            );
+            report.row(
+                &format!("ack → visible to a query, p50 / p99 ms: {label}"),
+                format!("{} / {}", fmt(p50), fmt(p99)),
+                if reader == "cold" {
+                    format!("flush interval {FLUSH_INTERVAL_MS:.0} ms")
+                } else {
+                    format!("cold p50 {}", fmt(cold_p50))
+                },
+                if reader == "cold" { ratio(p50, FLUSH_INTERVAL_MS) } else { ratio(p50, cold_p50) },
+                "—",
+            );
+        }
+        drop(edge);
+        drop(node);
+    }
+
     let markdown = report.markdown();
     let summary = json!({
         "machine": machine,
@@ -535,6 +578,23 @@ async fn bench() -> Result<()> {
     println!("{markdown}");
     println!("written: {}/bench-report.json and bench-report.md", root.display());
     Ok(())
+}
+
+/// Runs `tests/python/realtime_bench.py` (the venv's Python, the plugin jar) against a
+/// running node and edge and returns its figures per reader.
+fn realtime_visibility(node: &Node, edge: &Edge, samples: usize) -> Result<Value> {
+    let python = zombi_tests::engines::venv_python();
+    anyhow::ensure!(python.exists(), "{} missing: run `just venv`", python.display());
+    let out = std::process::Command::new(python)
+        .arg(repo_root().join("tests/python/realtime_bench.py"))
+        .args(["--edge", &edge.url(), "--node", &node.url(), "--samples", &samples.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run realtime_bench.py")?;
+    anyhow::ensure!(out.status.success(), "realtime_bench.py failed: {}", out.status);
+    let text = String::from_utf8(out.stdout)?;
+    let line = text.lines().last().context("realtime_bench.py printed nothing")?;
+    Ok(serde_json::from_str(line)?)
 }
 
 fn main() -> Result<()> {

@@ -1,0 +1,57 @@
+"""One Spark session with Zombi's Iceberg plugin (plugins/iceberg-java) for the tests and
+the bench: one `dev.zombi.iceberg.ZombiCatalog` catalog per entry of `catalogs`
+(name → node URI), configured as docs/realtime.md tells users to.
+"""
+
+import glob
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN_JAR = REPO / "plugins/iceberg-java/build/zombi-iceberg.jar"
+
+
+def iceberg_runtime_jar():
+    import pyspark
+
+    site = Path(pyspark.__file__).resolve().parents[1]
+    jars = glob.glob(
+        str(site / "snowpark_connect_deps_iceberg/jars/iceberg-spark-runtime-3.5_2.12-*.jar")
+    )
+    if not jars:
+        raise SystemExit(f"no iceberg-spark-runtime jar under {site}: run `just venv`")
+    return jars[0]
+
+
+def session(catalogs, props=None, master="local[1]"):
+    """`catalogs`: name → node URI; `props`: name → {catalog property: value}."""
+    if not PLUGIN_JAR.exists():
+        raise SystemExit(f"{PLUGIN_JAR} missing: run `just plugin`")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    b = (
+        SparkSession.builder.master(master)
+        .config("spark.jars", f"{PLUGIN_JAR},{iceberg_runtime_jar()}")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .config("spark.executor.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    )
+    for name, uri in catalogs.items():
+        c = f"spark.sql.catalog.{name}"
+        b = (
+            b.config(c, "org.apache.iceberg.spark.SparkCatalog")
+            .config(f"{c}.catalog-impl", "dev.zombi.iceberg.ZombiCatalog")
+            .config(f"{c}.uri", uri)
+            # Each query loads the table afresh (docs/realtime.md).
+            .config(f"{c}.cache-enabled", "false")
+        )
+        for k, v in (props or {}).get(name, {}).items():
+            b = b.config(f"{c}.{k}", str(v))
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
