@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use crate::hot::TableId;
 
-/// Per table and partition, leased watermark → when its lease ends (the latest end wins).
+/// Leased watermark → when its lease ends (the latest end wins), for one partition.
+type PartitionLeases = BTreeMap<u64, Instant>;
+
+/// Per table and partition, the watermarks leased.
 #[derive(Default)]
 pub struct Leases {
-    held: Mutex<HashMap<TableId, BTreeMap<u32, BTreeMap<u64, Instant>>>>,
+    held: Mutex<HashMap<TableId, BTreeMap<u32, PartitionLeases>>>,
 }
 
 impl Leases {

@@ -334,7 +334,7 @@ mod tests {
         let mut s = Segmenter::new("t", 3);
         // Sequences 10..14 alternate between two hours; one event has a key, one is binary.
         s.add(10, &ev(DAY0 + H + 7, Payload::Json("{}".into()), Some("k")));
-        s.add(11, &ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2].into()), None));
+        s.add(11, &ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2]), None));
         s.add(12, &ev(DAY0 + H + 1, Payload::Json("{\"a\":1}".into()), None));
         s.add(13, &ev(DAY0 + 2 * H + 9, Payload::Json("[]".into()), None));
         let segs = s.finish();
@@ -402,7 +402,7 @@ mod tests {
         {
             let events: Vec<Row> = (0..rows)
                 .map(|s| {
-                    let p = Payload::Bytes(random(len).into());
+                    let p = Payload::Bytes(random(len));
                     (0, s, ev(DAY0 + s as i64, p, Some("key-with-some-length")))
                 })
                 .collect();
