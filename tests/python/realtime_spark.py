@@ -45,6 +45,23 @@ def spark_figures(spark, table):
     return out
 
 
+def duckdb():
+    import glob
+    import os
+
+    import duckdb as ddb
+
+    con = ddb.connect()
+    con.execute("SET autoinstall_known_extensions = false")
+    for ext in ("avro", "iceberg"):
+        mod = __import__(f"duckdb_extension_{ext}")
+        path = glob.glob(
+            os.path.join(os.path.dirname(mod.__file__), "extensions", "*", f"{ext}.duckdb_extension")
+        )
+        con.execute(f"LOAD '{path[0]}'")
+    return con
+
+
 def timed(f):
     t0 = time.monotonic()
     out = f()
@@ -72,6 +89,8 @@ def main():
         {"zombi": args.uri, "zombi_down": args.uri, "zombi_hang": args.hang_uri},
         {"zombi": {"warehouse": args.warehouse}, "zombi_down": down, "zombi_hang": down},
         master=args.master,
+        # Spark's Hadoop catalog: path-based, finds tables by their version-hint.text.
+        hadoop={"zombi_hadoop": args.warehouse},
     )
     t = f"zombi.zombi.{args.table}"
     out = {"spark": spark_figures(spark, t)}
@@ -119,10 +138,25 @@ def main():
     # Phase 2: the test stops the node, then tells us.
     sys.stdin.readline()
     out = {}
-    for name in ("zombi", "zombi_down", "zombi_hang"):
+    for name in ("zombi", "zombi_down", "zombi_hang", "zombi_hadoop"):
         f, secs = timed(lambda: spark_figures(spark, f"{name}.zombi.{args.table}"))
         f["seconds"] = secs
         out[name] = f
+    # Path-based readers on the table folder, through version-hint.text.
+    folder = f"{args.warehouse}/zombi/{args.table}"
+    from pyiceberg.table import StaticTable
+
+    a = StaticTable.from_metadata(folder).scan(
+        selected_fields=("partition", "sequence", "payload")
+    ).to_arrow()
+    out["pyiceberg_static"] = figures(
+        list(zip(*(a.column(c).to_pylist() for c in ("partition", "sequence", "payload"))))
+    )
+    out["duckdb_iceberg_scan"] = figures(
+        duckdb().execute(
+            f"SELECT partition, sequence, payload FROM iceberg_scan('{folder.removeprefix('file://')}')"
+        ).fetchall()
+    )
     print(json.dumps(out), flush=True)
     spark.stop()
 

@@ -23,8 +23,9 @@ def iceberg_runtime_jar():
     return jars[0]
 
 
-def session(catalogs, props=None, master="local[1]"):
-    """`catalogs`: name → node URI; `props`: name → {catalog property: value}."""
+def session(catalogs, props=None, master="local[1]", hadoop=None):
+    """`catalogs`: name → node URI; `props`: name → {catalog property: value}; `hadoop`:
+    name → warehouse URI of a plain Iceberg Hadoop catalog (path-based, no node)."""
     if not PLUGIN_JAR.exists():
         raise SystemExit(f"{PLUGIN_JAR} missing: run `just plugin`")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -52,6 +53,13 @@ def session(catalogs, props=None, master="local[1]"):
         )
         for k, v in (props or {}).get(name, {}).items():
             b = b.config(f"{c}.{k}", str(v))
+    for name, warehouse in (hadoop or {}).items():
+        c = f"spark.sql.catalog.{name}"
+        b = (
+            b.config(c, "org.apache.iceberg.spark.SparkCatalog")
+            .config(f"{c}.type", "hadoop")
+            .config(f"{c}.warehouse", warehouse)
+        )
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -463,6 +463,10 @@ async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Re
     node.kill9();
     driver.say("node stopped").await?;
     let down = driver.next_json().await?;
+    // Path-based readers find the committed snapshot through version-hint.text.
+    for name in ["zombi_hadoop", "pyiceberg_static", "duckdb_iceberg_scan"] {
+        assert_figures(&format!("{name} with the node down"), &down[name], &committed);
+    }
     for name in ["zombi", "zombi_down", "zombi_hang"] {
         assert_figures(&format!("{name} with the node down"), &down[name], &committed);
         // Three queries, each bounded by the 2 s planning timeout (generous slack: this
