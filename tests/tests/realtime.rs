@@ -334,6 +334,7 @@ struct Driver {
     child: tokio::process::Child,
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
     stderr: tempfile::NamedTempFile,
+    _work: tempfile::TempDir,
 }
 
 impl Driver {
@@ -341,9 +342,13 @@ impl Driver {
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/realtime_spark.py");
         let stderr = tempfile::NamedTempFile::new()?;
+        // Spark's standalone worker (local-cluster) writes its work dir here, not into the
+        // venv's pyspark folder.
+        let work = tempfile::tempdir()?;
         let mut child = tokio::process::Command::new(zombi_tests::engines::venv_python())
             .arg(script)
             .args(args)
+            .env("SPARK_WORKER_DIR", work.path())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(stderr.reopen()?)
@@ -352,7 +357,7 @@ impl Driver {
         let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
             child.stdout.take().context("stdout")?,
         ));
-        Ok(Driver { child, lines, stderr })
+        Ok(Driver { child, lines, stderr, _work: work })
     }
 
     fn stderr_tail(&self) -> String {

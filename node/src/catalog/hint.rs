@@ -7,7 +7,9 @@
 //! The RocksDB pointer stays the commit point: the copy is written only after the commit,
 //! so path-based readers never see an uncommitted version (a Hadoop reader looks for
 //! `v<N+1>` beyond the hint, and a failed attempt never leaves one). Writing the pointer is
-//! best effort: a failure is logged and the next commit (or the next start) writes it.
+//! best effort: a failure is logged and the next commit (or the next start) writes it. Each
+//! file is replaced whole (a local file is written aside and renamed), so a reader never
+//! sees a partly written hint or copy.
 
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
@@ -41,8 +43,32 @@ pub async fn write(io: &FileIO, metadata_location: &str, metadata: &TableMetadat
         Error::new(ErrorKind::DataInvalid, format!("cannot serialise table metadata: {e}"))
     })?;
     let table = metadata.location();
-    io.new_output(copy_location(table, version))?.write(json.into()).await?;
-    io.new_output(hint_location(table))?.write(version.to_string().into()).await
+    replace(io, &copy_location(table, version), json).await?;
+    replace(io, &hint_location(table), version.to_string().into_bytes()).await
+}
+
+/// Writes a whole file so that readers see the old content or the new, never a part: an
+/// object store's PUT is atomic; a local file is written aside and renamed over.
+async fn replace(io: &FileIO, location: &str, bytes: Vec<u8>) -> Result<()> {
+    let Some(path) = location.strip_prefix("file://") else {
+        return io.new_output(location)?.write(bytes.into()).await;
+    };
+    let path = std::path::PathBuf::from(path);
+    let location = location.to_owned();
+    let shown = location.clone();
+    let io_error = move |e: std::io::Error, what: &str| {
+        Error::new(ErrorKind::Unexpected, format!("cannot {what} {shown}: {e}"))
+    };
+    tokio::task::spawn_blocking(move || {
+        let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&tmp, &bytes).map_err(|e| io_error(e, "write"))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_error(e, "rename into")
+        })
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Unexpected, format!("cannot write {location}: {e}")))?
 }
 
 /// Whether the warehouse's hint already names `metadata_location`'s version.

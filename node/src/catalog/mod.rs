@@ -213,12 +213,26 @@ impl ZombiCatalog {
     /// Makes every table's `version-hint.text` name its current metadata (at start-up: a
     /// crash may have come between a commit and its hint).
     pub async fn repair_version_hints(&self) -> Result<()> {
-        let pointers = self.blocking(|s| s.catalog_pointers()).await?;
-        for (table, location) in pointers {
-            let metadata = self.read_metadata(&table, &location).await?;
-            if !hint::is_current(&self.file_io, &location, metadata.location()).await {
-                tracing::info!(table, %location, "writing version-hint.text");
-                self.point_warehouse(&table, &location, &metadata).await;
+        let tables = self.blocking(|s| s.catalog_pointers()).await?;
+        for table in tables.into_keys() {
+            // Under the commit lock, from the pointer as it is now: a commit running beside
+            // this writes its own hint, and this must not move the hint back.
+            let lock = self.commit_lock(&table);
+            let _guard = lock.lock().await;
+            let name = table.clone();
+            let Some(location) = self.blocking(move |s| s.catalog_pointer(&name)).await? else {
+                continue;
+            };
+            match self.read_metadata(&table, &location).await {
+                Ok(metadata) => {
+                    if !hint::is_current(&self.file_io, &location, metadata.location()).await {
+                        tracing::info!(table, %location, "writing version-hint.text");
+                        self.point_warehouse(&table, &location, &metadata).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(table, error = %e, "cannot read the current metadata to check version-hint.text")
+                }
             }
         }
         Ok(())

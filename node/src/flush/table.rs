@@ -331,12 +331,16 @@ impl TableFlusher {
     /// Where retention may delete up to now: the newest watermark map committed at least a
     /// retention window ago, lowered to the watermarks real-time readers lease.
     fn deletion_target(&self) -> Option<BTreeMap<u32, u64>> {
+        let mut target = self.newest_expired()?.clone();
+        self.ctx.leases.clamp(self.id, &mut target, &self.floors);
+        Some(target)
+    }
+
+    /// The newest watermark map committed at least a retention window ago.
+    fn newest_expired(&self) -> Option<&BTreeMap<u32, u64>> {
         let retention = Duration::from_secs(self.settings.retention_secs);
         let cutoff = Instant::now().checked_sub(retention)?;
-        let (_, newest) = self.history.iter().take_while(|(at, _)| *at <= cutoff).last()?;
-        let mut target = newest.clone();
-        self.ctx.leases.clamp(self.id, &mut target);
-        Some(target)
+        self.history.iter().take_while(|(at, _)| *at <= cutoff).last().map(|(_, map)| map)
     }
 
     /// Reads unflushed events: at most `max_rows_per_flush` rows and about
@@ -534,23 +538,26 @@ impl TableFlusher {
         while self.history.len() > 1 && self.history[1].0 <= cutoff {
             self.history.pop_front();
         }
-        let Some(target) = self.deletion_target() else { return Ok(()) };
-        let work: Vec<(u32, u64, u64)> = target
-            .iter()
-            .map(|(p, w)| (*p, self.floors.get(p).copied().unwrap_or(0), *w))
-            .filter(|(_, floor, w)| w > floor)
-            .collect();
-        if work.is_empty() {
+        if !self.deletion_due() {
             return Ok(());
         }
+        let Some(target) = self.newest_expired().cloned() else { return Ok(()) };
         let store = self.ctx.store.clone();
-        let id = self.id;
-        let done = work.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), hot::HotError> {
-            for (p, floor, w) in work {
-                store.delete_below(id, p, floor, w)?;
-            }
-            Ok(())
+        let leases = self.ctx.leases.clone();
+        let (id, floors) = (self.id, self.floors.clone());
+        // Clamped to the leases and deleted while no listing can lease (see `Leases`).
+        let done = tokio::task::spawn_blocking(move || {
+            leases.delete_clamped(id, target, &floors, |target| {
+                let work: Vec<(u32, u64, u64)> = target
+                    .iter()
+                    .map(|(p, w)| (*p, floors.get(p).copied().unwrap_or(0), *w))
+                    .filter(|(_, floor, w)| w > floor)
+                    .collect();
+                for &(p, floor, w) in &work {
+                    store.delete_below(id, p, floor, w)?;
+                }
+                Ok::<_, hot::HotError>(work)
+            })
         })
         .await??;
         let mut deleted = 0;

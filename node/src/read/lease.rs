@@ -30,33 +30,68 @@ impl Leases {
         if ttl.is_zero() {
             return;
         }
-        let until = Instant::now() + ttl;
+        let now = Instant::now();
+        let until = now + ttl;
         let mut held = self.held.lock().unwrap();
         let partitions = held.entry(table).or_default();
         for (&p, &w) in watermarks {
-            let ends = partitions.entry(p).or_default().entry(w).or_insert(until);
+            let leases = partitions.entry(p).or_default();
+            // Expired leases go here too, so the map stays as small as the live leases.
+            leases.retain(|_, ends| *ends > now);
+            let ends = leases.entry(w).or_insert(until);
             *ends = (*ends).max(until);
         }
     }
 
     /// Lowers each deletion target of `table` to the lowest watermark still leased in its
-    /// partition, dropping expired leases on the way.
-    pub fn clamp(&self, table: TableId, targets: &mut BTreeMap<u32, u64>) {
-        let now = Instant::now();
+    /// partition, dropping expired leases and leases below the partition's deletion floor
+    /// (their events are gone: they protect nothing).
+    pub fn clamp(
+        &self,
+        table: TableId,
+        targets: &mut BTreeMap<u32, u64>,
+        floors: &BTreeMap<u32, u64>,
+    ) {
         let mut held = self.held.lock().unwrap();
-        let Some(partitions) = held.get_mut(&table) else { return };
-        partitions.retain(|_, leases| {
-            leases.retain(|_, until| *until > now);
-            !leases.is_empty()
-        });
-        for (p, target) in targets.iter_mut() {
-            if let Some(lowest) = partitions.get(p).and_then(|l| l.keys().next()) {
-                *target = (*target).min(*lowest);
-            }
+        clamp_held(&mut held, table, targets, floors);
+    }
+
+    /// Runs `delete` with the targets clamped as by [`Leases::clamp`], holding the leases
+    /// until it returns: a listing cannot lease between the clamp and the deletion, so one
+    /// that leases after it sees the new floors, and one that leased before is honoured.
+    pub fn delete_clamped<R>(
+        &self,
+        table: TableId,
+        mut targets: BTreeMap<u32, u64>,
+        floors: &BTreeMap<u32, u64>,
+        delete: impl FnOnce(&BTreeMap<u32, u64>) -> R,
+    ) -> R {
+        let mut held = self.held.lock().unwrap();
+        clamp_held(&mut held, table, &mut targets, floors);
+        delete(&targets)
+    }
+}
+
+fn clamp_held(
+    held: &mut HashMap<TableId, BTreeMap<u32, PartitionLeases>>,
+    table: TableId,
+    targets: &mut BTreeMap<u32, u64>,
+    floors: &BTreeMap<u32, u64>,
+) {
+    let now = Instant::now();
+    let Some(partitions) = held.get_mut(&table) else { return };
+    partitions.retain(|p, leases| {
+        let floor = floors.get(p).copied().unwrap_or(0);
+        leases.retain(|w, until| *until > now && *w >= floor);
+        !leases.is_empty()
+    });
+    for (p, target) in targets.iter_mut() {
+        if let Some(lowest) = partitions.get(p).and_then(|l| l.keys().next()) {
+            *target = (*target).min(*lowest);
         }
-        if partitions.is_empty() {
-            held.remove(&table);
-        }
+    }
+    if partitions.is_empty() {
+        held.remove(&table);
     }
 }
 
@@ -68,17 +103,24 @@ mod tests {
     fn a_lease_holds_deletion_below_its_watermark_until_it_expires() {
         let leases = Leases::default();
         leases.lease(1, &BTreeMap::from([(0, 100), (1, 7)]), Duration::from_secs(60));
-        leases.lease(1, &BTreeMap::from([(0, 150)]), Duration::from_millis(1));
+        leases.lease(1, &BTreeMap::from([(0, 150)]), Duration::from_secs(60));
         leases.lease(2, &BTreeMap::from([(0, 5)]), Duration::from_secs(60));
         let mut targets = BTreeMap::from([(0, 200), (1, 3), (2, 9)]);
-        leases.clamp(1, &mut targets);
+        leases.clamp(1, &mut targets, &BTreeMap::new());
         assert_eq!(targets, BTreeMap::from([(0, 100), (1, 3), (2, 9)]));
+        // A lease below the floor protects nothing: the lowest one at or above it counts.
+        let mut targets = BTreeMap::from([(0, 200), (1, 30)]);
+        leases.clamp(1, &mut targets, &BTreeMap::from([(0, 120), (1, 8)]));
+        assert_eq!(targets, BTreeMap::from([(0, 150), (1, 30)]));
+        let deleted =
+            leases.delete_clamped(2, BTreeMap::from([(0, 9)]), &BTreeMap::new(), |t| t.clone());
+        assert_eq!(deleted, BTreeMap::from([(0, 5)]));
 
         let leases = Leases::default();
         leases.lease(1, &BTreeMap::from([(0, 100)]), Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
         let mut targets = BTreeMap::from([(0, 200)]);
-        leases.clamp(1, &mut targets);
+        leases.clamp(1, &mut targets, &BTreeMap::new());
         assert_eq!(targets, BTreeMap::from([(0, 200)]));
         assert!(leases.held.lock().unwrap().is_empty(), "expired leases are dropped");
     }
@@ -88,7 +130,7 @@ mod tests {
         let leases = Leases::default();
         leases.lease(1, &BTreeMap::from([(0, 1)]), Duration::ZERO);
         let mut targets = BTreeMap::from([(0, 9)]);
-        leases.clamp(1, &mut targets);
+        leases.clamp(1, &mut targets, &BTreeMap::new());
         assert_eq!(targets[&0], 9);
     }
 }

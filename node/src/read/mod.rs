@@ -154,7 +154,8 @@ impl ReadService {
             }
             return Err(ReadError::UnknownTable(table.to_owned()));
         };
-        let _slot = self.slot()?;
+        // No hot-read slot: a listing holds metrics, not events, and a reader refused one
+        // would have to read committed rows only.
         let store = self.store.clone();
         let (leases, ttl) = (self.leases.clone(), self.lease_ttl);
         let table = table.to_owned();
@@ -162,10 +163,6 @@ impl ReadService {
             let hwm = store.table_counters(id)?.high_water_marks;
             let watermarks: BTreeMap<u32, u64> =
                 hwm.keys().map(|p| (*p, watermarks.get(p).copied().unwrap_or(0))).collect();
-            // Leased before the floors are checked: a deletion that starts after this line
-            // keeps the range; one already running is caught by the check after the scan.
-            leases.lease(id, &watermarks, ttl);
-            let lease_expires_ms = hot::now_ms().saturating_add(ttl.as_millis() as i64);
             let check_floors = |store: &HotStore| -> Result<(), ReadError> {
                 let floors = store.floors(id)?;
                 for (&p, &w) in &watermarks {
@@ -177,6 +174,11 @@ impl ReadService {
                 Ok(())
             };
             check_floors(&store)?;
+            // Retention clamps and deletes under the leases' lock (`Leases::delete_clamped`):
+            // a deletion after this line keeps the range, and one that finished before it
+            // shows in the floors checked again after the scan.
+            leases.lease(id, &watermarks, ttl);
+            let lease_expires_ms = hot::now_ms().saturating_add(ttl.as_millis() as i64);
             let mut listed = Vec::new();
             for (&p, &to) in &hwm {
                 let from = watermarks[&p];
@@ -231,8 +233,22 @@ impl ReadService {
                 Ok(())
             };
             gone(&store)?;
-            let events: Vec<(u64, hot::StoredEvent)> =
-                store.scan(id, seg.partition, seg.from, seg.to).collect::<Result<_, _>>()?;
+            // Only the segment's hour is kept, and no more rows than a listed segment holds,
+            // so one read holds one segment whatever range it names.
+            let mut events = Vec::new();
+            for item in store.scan(id, seg.partition, seg.from, seg.to) {
+                let (sequence, e) = item?;
+                if layout::date_hour(e.timestamp_ms) != (seg.event_date, seg.event_hour) {
+                    continue;
+                }
+                if events.len() as u64 >= segments::MAX_SEGMENT_ROWS {
+                    return Err(ReadError::BadRequest(format!(
+                        "more than {} rows in this range and hour: not a listed segment (list them with GET /tables/{{table}}/hot/segments)",
+                        segments::MAX_SEGMENT_ROWS
+                    )));
+                }
+                events.push((sequence, e));
+            }
             // Retention may have deleted part of the range while it was read.
             gone(&store)?;
             segments::to_parquet(&segments::segment_rows(&seg, events.into_iter()))

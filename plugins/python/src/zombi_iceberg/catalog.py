@@ -174,8 +174,8 @@ class ZombiCatalog(RestCatalog):
                     token=token,
                     timeout_s=planning_timeout_s(props),
                     listing_ttl_s=float(props.get(LISTING_TTL_MS, 2000)) / 1000.0,
-                    read_retries=int(props.get(HOT_READ_RETRIES, 8)),
-                    read_concurrency=int(props.get(HOT_READ_CONCURRENCY, 4)),
+                    read_retries=int(props.get(HOT_READ_RETRIES, 20)),
+                    read_concurrency=int(props.get(HOT_READ_CONCURRENCY, 2)),
                 )
             return self._hot_client
 
@@ -206,7 +206,7 @@ def load_catalog(
       zombi.planning-timeout-ms  timeout of every call to the node (default 5000)
       zombi.namespace            namespace of bare table names (default zombi)
       zombi.hot-listing-ttl-ms   reuse of a hot listing per (table, snapshot) (default 2000)
-      zombi.hot-read-retries     retries of a segment read answered 429 (default 8)
+      zombi.hot-read-retries     retries of a segment read answered 429 (default 20, backoff up to 1 s)
       zombi.hot-replan-retries   table reloads after 410 Gone (default 3)
       zombi.hot-required         raise instead of reading committed rows only (default false)
 

@@ -87,8 +87,8 @@ class HotClient:
         token: str | None,
         timeout_s: float,
         listing_ttl_s: float = 2.0,
-        read_retries: int = 8,
-        read_concurrency: int = 4,
+        read_retries: int = 20,
+        read_concurrency: int = 2,
     ) -> None:
         self.base_uri = base_uri.rstrip("/")
         self.timeout_s = timeout_s
