@@ -85,15 +85,29 @@ def main():
 
     timeout_ms = 2000
     down = {"warehouse": args.warehouse, "zombi.planning-timeout-ms": timeout_ms}
+    # The catalog answers but the hot API hangs: planning is bounded, the read is cold-only.
+    hot_hang = {"zombi.hot-uri": args.hang_uri, "zombi.planning-timeout-ms": timeout_ms}
     spark = session(
-        {"zombi": args.uri, "zombi_down": args.uri, "zombi_hang": args.hang_uri},
-        {"zombi": {"warehouse": args.warehouse}, "zombi_down": down, "zombi_hang": down},
+        {
+            "zombi": args.uri,
+            "zombi_down": args.uri,
+            "zombi_hang": args.hang_uri,
+            "zombi_hot_hang": args.uri,
+        },
+        {
+            "zombi": {"warehouse": args.warehouse},
+            "zombi_down": down,
+            "zombi_hang": down,
+            "zombi_hot_hang": hot_hang,
+        },
         master=args.master,
         # Spark's Hadoop catalog: path-based, finds tables by their version-hint.text.
         hadoop={"zombi_hadoop": args.warehouse},
     )
     t = f"zombi.zombi.{args.table}"
     out = {"spark": spark_figures(spark, t)}
+    f, secs = timed(lambda: spark_figures(spark, f"zombi_hot_hang.zombi.{args.table}"))
+    out["spark_hot_hang"] = dict(f, seconds=secs)
     hour = f"event_date = DATE '{args.date}' AND event_hour = {args.hour}"
     out["spark"]["hour_count"] = spark.sql(f"SELECT count(*) FROM {t} WHERE {hour}").collect()[0][0]
     # Hot files read, by their zombi-hot:// locations.

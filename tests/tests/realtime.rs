@@ -389,21 +389,22 @@ impl Driver {
 }
 
 /// A table with two snapshots and hot rows in committed and new hours, as the Spark driver
-/// expects it: (acked, first snapshot's rows, first snapshot id).
+/// expects it: (acked, first snapshot's rows, first snapshot id, rows committed).
 async fn spark_scenario(
     node: &Node,
     edge: &Edge,
     table: &str,
-) -> anyhow::Result<(Vec<Acked>, usize, i64)> {
+) -> anyhow::Result<(Vec<Acked>, usize, i64, usize)> {
     let mut v = 0;
     let mut acked = write(edge, table, 3, &[0, 1], 10, &mut v).await?;
     let first = node.flush(table).await?["snapshot_id"].as_i64().context("snapshot")?;
     let first_rows = acked.len();
     acked.extend(write(edge, table, 3, &[1, 2], 10, &mut v).await?);
     node.flush(table).await?;
+    let committed = acked.len();
     // Hot: hour 2 (committed rows too), 3 and 0, in every partition.
     acked.extend(write(edge, table, 3, &[2, 3, 0], 10, &mut v).await?);
-    Ok((acked, first_rows, first))
+    Ok((acked, first_rows, first, committed))
 }
 
 fn driver_args(node: &Node, table: &str, first: i64, hang: &str) -> anyhow::Result<Vec<String>> {
@@ -437,7 +438,7 @@ async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Re
     let mut node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let table = "sparkrt";
-    let (mut acked, first_rows, first) = spark_scenario(&node, &edge, table).await?;
+    let (mut acked, first_rows, first, committed) = spark_scenario(&node, &edge, table).await?;
     let hang = hanging_server()?;
     let mut driver = Driver::start(&driver_args(&node, table, first, &hang)?)?;
     let got = driver.next_json().await?;
@@ -455,6 +456,10 @@ async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Re
     assert_eq!(spark["p0_min_max"], serde_json::json!([0, p0_max]), "{spark}");
     assert_eq!(spark["time_travel_count"], first_rows, "time travel is cold-only: {spark}");
     assert_figures("spark after a flush", &spark["after_flush"], &want);
+    // The catalog answered but the hot API hung: committed rows, within the timeout.
+    let hot_hang = &got["spark_hot_hang"];
+    assert_figures("hot API hanging", hot_hang, &expect(&acked[..committed]));
+    assert!(hot_hang["seconds"].as_f64().unwrap() < 60.0, "{hot_hang}");
     let python = &got["python"];
     assert_figures("python reader", python, &want);
     assert_eq!(python["hour_count"], 60, "{python}");
@@ -489,7 +494,7 @@ async fn spark_executors_in_their_own_jvm_read_hot_segments() -> anyhow::Result<
     let node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let table = "sparkexec";
-    let (acked, first_rows, first) = spark_scenario(&node, &edge, table).await?;
+    let (acked, first_rows, first, _) = spark_scenario(&node, &edge, table).await?;
     let mut args = driver_args(&node, table, first, &hanging_server()?)?;
     args.extend(["--master", "local-cluster[1,1,1024]", "--phase1-only"].map(str::to_owned));
     let mut driver = Driver::start(&args)?;
