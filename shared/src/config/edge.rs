@@ -104,9 +104,11 @@ impl Default for EdgeLimits {
             max_future_skew_secs: 24 * 3600,
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
-            // 256 MiB until the bench's overload run: the edge peaked at 541 MiB with it
-            // and at 217 MiB with 64 MiB, at the same throughput (docs/benchmarks.md).
-            max_inflight_bytes: 64 * MIB,
+            // The bench's overload run (docs/benchmarks.md): the edge peaked at 541 MiB
+            // with 256 MiB, 217-250 with 64 MiB and 163-169 with 32 MiB, at the same
+            // throughput. 32 MiB is the least that admits any valid request: a compressed
+            // body of up to 16 MiB decompressing to up to 16 MiB holds both.
+            max_inflight_bytes: 32 * MIB,
             header_read_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             retry_after_secs: 1,
