@@ -456,6 +456,9 @@ async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Re
     assert_eq!(spark["p0_min_max"], serde_json::json!([0, p0_max]), "{spark}");
     assert_eq!(spark["time_travel_count"], first_rows, "time travel is cold-only: {spark}");
     assert_figures("spark after a flush", &spark["after_flush"], &want);
+    let cached = &got["spark_cached"];
+    assert_figures("spark, catalog cache on", cached, &want);
+    assert_figures("spark, catalog cache on, after a flush", &cached["after_flush"], &want);
     // The catalog answered but the hot API hung: committed rows, within the timeout.
     let hot_hang = &got["spark_hot_hang"];
     assert_figures("hot API hanging", hot_hang, &expect(&acked[..committed]));
