@@ -55,7 +55,9 @@ def pyiceberg_stats(args):
     return out
 
 
-def duckdb_stats(args):
+def duckdb_connect():
+    """A DuckDB connection with the httpfs, avro and iceberg extensions loaded from their
+    PyPI wheels (never downloaded)."""
     import duckdb
 
     con = duckdb.connect()
@@ -65,6 +67,11 @@ def duckdb_stats(args):
         mod = __import__(f"duckdb_extension_{ext}")
         path = glob.glob(os.path.join(os.path.dirname(mod.__file__), "extensions", "*", f"{ext}.duckdb_extension"))
         con.execute(f"LOAD '{path[0]}'")
+    return con
+
+
+def duckdb_stats(args):
+    con = duckdb_connect()
     if args.s3_endpoint:
         endpoint = re.sub(r"^https?://", "", args.s3_endpoint)
         con.execute(
@@ -90,19 +97,9 @@ def duckdb_stats(args):
 
 
 def spark_stats(args):
-    import snowpark_connect_deps_iceberg
-    from pyspark.sql import SparkSession
+    from zombi_spark import builder, iceberg_runtime_jar
 
-    jar = glob.glob(os.path.join(os.path.dirname(snowpark_connect_deps_iceberg.__file__), "jars",
-                                 "iceberg-spark-runtime-3.5_2.12-*.jar"))[0]
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    b = (SparkSession.builder.master("local[1]").appName("zombi-engines")
-         .config("spark.jars", jar)
-         .config("spark.driver.host", "127.0.0.1")
-         .config("spark.driver.bindAddress", "127.0.0.1")
-         .config("spark.ui.enabled", "false")
-         .config("spark.sql.shuffle.partitions", "1")
-         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    b = (builder("local[1]", [iceberg_runtime_jar()]).appName("zombi-engines")
          .config("spark.sql.catalog.zombi", "org.apache.iceberg.spark.SparkCatalog")
          .config("spark.sql.catalog.zombi.type", "rest")
          .config("spark.sql.catalog.zombi.uri", args.uri))

@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins/python/src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-PAIR = 1000003
-
+from engines import PAIR_FACTOR, duckdb_connect  # noqa: E402
 
 def figures(rows):
     """rows: (partition, sequence, payload) tuples."""
@@ -28,9 +27,15 @@ def figures(rows):
     return {
         "count": len(rows),
         "distinct": len(set(pairs)),
-        "pair_checksum": sum(p * PAIR + s for p, s in pairs),
+        "pair_checksum": sum(p * PAIR_FACTOR + s for p, s in pairs),
         "sum_v": sum(json.loads(x)["v"] for _, _, x in rows if x),
     }
+
+
+def arrow_figures(table):
+    """figures() of an Arrow table with partition, sequence and payload columns."""
+    cols = (table.column(c).to_pylist() for c in ("partition", "sequence", "payload"))
+    return figures(list(zip(*cols)))
 
 
 def spark_figures(spark, table):
@@ -43,23 +48,6 @@ def spark_figures(spark, table):
         f"SELECT count(DISTINCT partition, sequence) FROM {table}"
     ).collect()[0][0]
     return out
-
-
-def duckdb():
-    import glob
-    import os
-
-    import duckdb as ddb
-
-    con = ddb.connect()
-    con.execute("SET autoinstall_known_extensions = false")
-    for ext in ("avro", "iceberg"):
-        mod = __import__(f"duckdb_extension_{ext}")
-        path = glob.glob(
-            os.path.join(os.path.dirname(mod.__file__), "extensions", "*", f"{ext}.duckdb_extension")
-        )
-        con.execute(f"LOAD '{path[0]}'")
-    return con
 
 
 def timed(f):
@@ -133,9 +121,8 @@ def main():
 
         cat = zombi_iceberg.load_catalog("zombi", uri=args.uri)
         tbl = cat.load_table(f"zombi.{args.table}")
-        a = tbl.scan(selected_fields=("partition", "sequence", "payload")).to_arrow()
-        out["python"] = figures(
-            list(zip(*(a.column(c).to_pylist() for c in ("partition", "sequence", "payload"))))
+        out["python"] = arrow_figures(
+            tbl.scan(selected_fields=("partition", "sequence", "payload")).to_arrow()
         )
         flt = And(EqualTo("event_date", args.date), EqualTo("event_hour", args.hour))
         scan = tbl.scan(row_filter=flt)
@@ -167,14 +154,13 @@ def main():
     folder = f"{args.warehouse}/zombi/{args.table}"
     from pyiceberg.table import StaticTable
 
-    a = StaticTable.from_metadata(folder).scan(
-        selected_fields=("partition", "sequence", "payload")
-    ).to_arrow()
-    out["pyiceberg_static"] = figures(
-        list(zip(*(a.column(c).to_pylist() for c in ("partition", "sequence", "payload"))))
+    out["pyiceberg_static"] = arrow_figures(
+        StaticTable.from_metadata(folder)
+        .scan(selected_fields=("partition", "sequence", "payload"))
+        .to_arrow()
     )
     out["duckdb_iceberg_scan"] = figures(
-        duckdb().execute(
+        duckdb_connect().execute(
             f"SELECT partition, sequence, payload FROM iceberg_scan('{folder.removeprefix('file://')}')"
         ).fetchall()
     )

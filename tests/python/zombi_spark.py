@@ -12,28 +12,24 @@ PLUGIN_JAR = REPO / "plugins/iceberg-java/build/zombi-iceberg.jar"
 
 
 def iceberg_runtime_jar():
-    import pyspark
+    """Iceberg's Spark runtime jar, from the venv's snowpark-connect-deps-iceberg package."""
+    import snowpark_connect_deps_iceberg
 
-    site = Path(pyspark.__file__).resolve().parents[1]
-    jars = glob.glob(
-        str(site / "snowpark_connect_deps_iceberg/jars/iceberg-spark-runtime-3.5_2.12-*.jar")
-    )
-    if not jars:
-        raise SystemExit(f"no iceberg-spark-runtime jar under {site}: run `just venv`")
-    return jars[0]
+    jars = Path(snowpark_connect_deps_iceberg.__file__).parent / "jars"
+    found = glob.glob(str(jars / "iceberg-spark-runtime-3.5_2.12-*.jar"))
+    if not found:
+        raise SystemExit(f"no iceberg-spark-runtime jar in {jars}: run `just venv`")
+    return found[0]
 
 
-def session(catalogs, props=None, master="local[1]", hadoop=None):
-    """`catalogs`: name → node URI; `props`: name → {catalog property: value}; `hadoop`:
-    name → warehouse URI of a plain Iceberg Hadoop catalog (path-based, no node)."""
-    if not PLUGIN_JAR.exists():
-        raise SystemExit(f"{PLUGIN_JAR} missing: run `just plugin`")
+def builder(master, jars):
+    """A SparkSession builder on loopback, started as fast as it goes (docs/engines.md)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    b = (
+    return (
         SparkSession.builder.master(master)
-        .config("spark.jars", f"{PLUGIN_JAR},{iceberg_runtime_jar()}")
+        .config("spark.jars", ",".join(str(j) for j in jars))
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
@@ -42,6 +38,14 @@ def session(catalogs, props=None, master="local[1]", hadoop=None):
         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.executor.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     )
+
+
+def session(catalogs, props=None, master="local[1]", hadoop=None):
+    """`catalogs`: name → node URI; `props`: name → {catalog property: value}; `hadoop`:
+    name → warehouse URI of a plain Iceberg Hadoop catalog (path-based, no node)."""
+    if not PLUGIN_JAR.exists():
+        raise SystemExit(f"{PLUGIN_JAR} missing: run `just plugin`")
+    b = builder(master, [PLUGIN_JAR, iceberg_runtime_jar()])
     for name, uri in catalogs.items():
         c = f"spark.sql.catalog.{name}"
         b = (

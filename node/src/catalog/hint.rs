@@ -54,21 +54,17 @@ async fn replace(io: &FileIO, location: &str, bytes: Vec<u8>) -> Result<()> {
         return io.new_output(location)?.write(bytes.into()).await;
     };
     let path = std::path::PathBuf::from(path);
-    let location = location.to_owned();
-    let shown = location.clone();
-    let io_error = move |e: std::io::Error, what: &str| {
-        Error::new(ErrorKind::Unexpected, format!("cannot {what} {shown}: {e}"))
-    };
-    tokio::task::spawn_blocking(move || {
+    let written = tokio::task::spawn_blocking(move || {
         let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&tmp, &bytes).map_err(|e| io_error(e, "write"))?;
-        std::fs::rename(&tmp, &path).map_err(|e| {
+        std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path)).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            io_error(e, "rename into")
         })
     })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Unexpected, format!("cannot write {location}: {e}")))?
+    .await;
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::new(ErrorKind::Unexpected, format!("cannot write {location}: {e}"))
+    };
+    written.map_err(|e| failed(&e))?.map_err(|e| failed(&e))
 }
 
 /// Whether the warehouse's hint already names `metadata_location`'s version.

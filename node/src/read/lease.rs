@@ -7,7 +7,8 @@
 //! lease expires ([`Leases::clamp`]).
 //!
 //! Leases live in memory: after a restart none are held, and a query planned before it
-//! gets `410 Gone` for a segment retention deleted since, which makes the reader plan again.
+//! gets `410 Gone` for a segment retention deleted since (docs/realtime.md says what each
+//! reader does then).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

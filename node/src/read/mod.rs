@@ -238,7 +238,7 @@ impl ReadService {
             let mut events = Vec::new();
             for item in store.scan(id, seg.partition, seg.from, seg.to) {
                 let (sequence, e) = item?;
-                if layout::date_hour(e.timestamp_ms) != (seg.event_date, seg.event_hour) {
+                if !seg.holds(sequence, &e) {
                     continue;
                 }
                 if events.len() as u64 >= segments::MAX_SEGMENT_ROWS {
@@ -363,8 +363,17 @@ pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, arrow_schema::Ar
 
 /// Encodes batches as one Parquet file carrying the table's Iceberg field ids.
 pub fn to_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    write_parquet(batches, None)
+}
+
+/// Encodes batches in the table's schema as one Parquet file with `props` (default: the
+/// parquet crate's).
+fn write_parquet(
+    batches: &[RecordBatch],
+    props: Option<parquet::file::properties::WriterProperties>,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut out = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, layout::arrow_schema(), None)?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, layout::arrow_schema(), props)?;
     for b in batches {
         w.write(b)?;
     }

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use arrow_array::RecordBatch;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::Serialize;
@@ -44,6 +43,12 @@ impl SegmentId {
             "/tables/{table}/hot/segments/{}/{}-{}/{}-{}.parquet",
             self.partition, self.from, self.to, self.event_date, self.event_hour
         )
+    }
+
+    /// Whether the event at `sequence` of this segment's partition is one of its rows.
+    pub fn holds(&self, sequence: u64, e: &StoredEvent) -> bool {
+        (self.from..self.to).contains(&sequence)
+            && layout::date_hour(e.timestamp_ms) == (self.event_date, self.event_hour)
     }
 
     /// Parses the three path pieces after `/hot/segments/`.
@@ -99,8 +104,7 @@ struct Acc {
     last: u64,
     rows: u64,
     payload_bytes: u64,
-    /// Bytes of every variable-length value (keys and payloads), for the size bound.
-    var_bytes: u64,
+    key_bytes: u64,
     null_keys: u64,
     null_payloads: u64,
     null_payload_bytes: u64,
@@ -117,7 +121,7 @@ impl Acc {
             last: sequence,
             rows: 0,
             payload_bytes: 0,
-            var_bytes: 0,
+            key_bytes: 0,
             null_keys: 0,
             null_payloads: 0,
             null_payload_bytes: 0,
@@ -132,9 +136,8 @@ impl Acc {
         self.last = sequence;
         self.rows += 1;
         self.payload_bytes += e.payload.len() as u64;
-        self.var_bytes += e.payload.len() as u64;
         match &e.idempotency_key {
-            Some(k) => self.var_bytes += k.len() as u64,
+            Some(k) => self.key_bytes += k.len() as u64,
             None => self.null_keys += 1,
         }
         match e.payload {
@@ -196,7 +199,7 @@ impl Acc {
             event_date_days: event_date,
             event_hour,
             record_count: n,
-            file_size_in_bytes: size_bound(n, self.var_bytes),
+            file_size_in_bytes: size_bound(n, self.payload_bytes + self.key_bytes),
             value_counts,
             null_value_counts,
             lower_bounds: lo.into_iter().collect(),
@@ -215,7 +218,7 @@ pub struct Segmenter<'a> {
     table: &'a str,
     partition: u32,
     open: BTreeMap<(i32, i32), Acc>,
-    pub done: Vec<Segment>,
+    done: Vec<Segment>,
 }
 
 impl<'a> Segmenter<'a> {
@@ -243,13 +246,8 @@ impl<'a> Segmenter<'a> {
 
 /// Rows of a segment, in the order the file holds them (`timestamp_ms`, `sequence`).
 pub fn segment_rows(id: &SegmentId, events: impl Iterator<Item = (u64, StoredEvent)>) -> Vec<Row> {
-    let mut rows: Vec<Row> = events
-        .filter(|(s, e)| {
-            (id.from..id.to).contains(s)
-                && layout::date_hour(e.timestamp_ms) == (id.event_date, id.event_hour)
-        })
-        .map(|(s, e)| (id.partition, s, e))
-        .collect();
+    let mut rows: Vec<Row> =
+        events.filter(|(s, e)| id.holds(*s, e)).map(|(s, e)| (id.partition, s, e)).collect();
     rows.sort_by_key(|(_, s, e)| (e.timestamp_ms, *s));
     rows
 }
@@ -269,17 +267,8 @@ fn segment_writer_properties() -> WriterProperties {
 
 /// Encodes a segment's rows as one Parquet file in the table's schema, with field ids.
 pub fn to_parquet(rows: &[Row]) -> Result<Vec<u8>, String> {
-    let batch: RecordBatch = layout::events_to_batch(rows).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        &mut out,
-        layout::arrow_schema(),
-        Some(segment_writer_properties()),
-    )
-    .map_err(|e| e.to_string())?;
-    w.write(&batch).map_err(|e| e.to_string())?;
-    w.close().map_err(|e| e.to_string())?;
-    Ok(out)
+    let batch = layout::events_to_batch(rows).map_err(|e| e.to_string())?;
+    super::write_parquet(&[batch], Some(segment_writer_properties())).map_err(|e| e.to_string())
 }
 
 /// An upper bound of the size of a segment file of `rows` rows whose keys and payloads

@@ -101,48 +101,42 @@ final class Warehouse {
   }
 
   String tableFolder(TableIdentifier ident) {
-    StringBuilder out = new StringBuilder(location);
-    for (String level : ident.namespace().levels()) {
-      out.append('/').append(level);
-    }
-    return out.append('/').append(ident.name()).toString();
+    return folderOf(ident.namespace()) + "/" + ident.name();
   }
 
   /** Table folders (those with a version hint) directly in the namespace's folder. */
   List<TableIdentifier> listTables(Namespace namespace) {
-    Path folder = new Path(folderOf(namespace));
     List<TableIdentifier> out = new ArrayList<>();
-    try {
-      FileSystem fs = folder.getFileSystem(conf());
-      if (!fs.exists(folder)) {
-        throw new NoSuchNamespaceException("Namespace does not exist: %s", namespace);
-      }
-      for (FileStatus child : fs.listStatus(folder)) {
-        if (child.isDirectory() && fs.exists(new Path(child.getPath(), HINT))) {
-          out.add(TableIdentifier.of(namespace, child.getPath().getName()));
-        }
-      }
-    } catch (IOException e) {
-      throw new UncheckedIOException("listing " + folder, e);
+    for (String name : childFolders(namespace, true)) {
+      out.add(TableIdentifier.of(namespace, name));
     }
     return out;
   }
 
   /** Folders directly in the parent's folder that are not tables. */
   List<Namespace> listNamespaces(Namespace parent) {
-    Path folder = new Path(folderOf(parent));
     List<Namespace> out = new ArrayList<>();
+    for (String name : childFolders(parent, false)) {
+      String[] levels = new String[parent.length() + 1];
+      System.arraycopy(parent.levels(), 0, levels, 0, parent.length());
+      levels[parent.length()] = name;
+      out.add(Namespace.of(levels));
+    }
+    return out;
+  }
+
+  /** Names of the folders directly in the namespace's folder that are tables, or are not. */
+  private List<String> childFolders(Namespace namespace, boolean tables) {
+    Path folder = new Path(folderOf(namespace));
+    List<String> out = new ArrayList<>();
     try {
       FileSystem fs = folder.getFileSystem(conf());
       if (!fs.exists(folder)) {
-        throw new NoSuchNamespaceException("Namespace does not exist: %s", parent);
+        throw new NoSuchNamespaceException("Namespace does not exist: %s", namespace);
       }
       for (FileStatus child : fs.listStatus(folder)) {
-        if (child.isDirectory() && !fs.exists(new Path(child.getPath(), HINT))) {
-          String[] levels = new String[parent.length() + 1];
-          System.arraycopy(parent.levels(), 0, levels, 0, parent.length());
-          levels[parent.length()] = child.getPath().getName();
-          out.add(Namespace.of(levels));
+        if (child.isDirectory() && fs.exists(new Path(child.getPath(), HINT)) == tables) {
+          out.add(child.getPath().getName());
         }
       }
     } catch (IOException e) {
