@@ -147,6 +147,7 @@ impl IngestService {
                             CombinerError::Overloaded => "overloaded",
                             CombinerError::ShuttingDown => "shutting_down",
                             CombinerError::Store(_) => "store",
+                            CombinerError::Invalid(_) | CombinerError::Unusable(_) => "schema",
                         };
                         metrics::counter!(m::REJECTIONS, "reason" => reason).increment(1);
                         e.to_wire()

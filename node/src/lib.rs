@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod layout;
 pub mod metrics;
 pub mod read;
+pub mod typed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,7 +106,7 @@ pub async fn run(
         tracing::warn!("adopting tables from the warehouse takes long; going on in the background");
     }
     let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
-    let combiner = Arc::new(Combiner::start(store.clone(), &config)?);
+    let combiner = Arc::new(Combiner::start(store.clone(), catalog.typing(), &config)?);
     let leases = Arc::new(read::lease::Leases::default());
     let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone(), leases.clone());
     let draining = Arc::new(AtomicBool::new(false));

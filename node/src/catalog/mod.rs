@@ -28,6 +28,7 @@ use iceberg::{
 };
 
 use crate::hot::HotStore;
+use crate::typed;
 use inflight::{InFlight, InFlightGuard};
 
 pub struct ZombiCatalog {
@@ -44,6 +45,8 @@ pub struct ZombiCatalog {
     inflight: InFlight,
     /// Lists warehouse folders (`None` if the warehouse cannot be listed).
     lister: Option<warehouse::Lister>,
+    /// The typing of every table whose metadata this catalog read or committed.
+    typing: Arc<typed::Registry>,
 }
 
 fn unsupported(what: &str) -> Error {
@@ -81,7 +84,13 @@ impl ZombiCatalog {
             cache: Mutex::new(HashMap::new()),
             inflight: InFlight::default(),
             lister,
+            typing: Arc::default(),
         }
+    }
+
+    /// The typing of tables, kept current with every metadata file read or committed.
+    pub fn typing(&self) -> Arc<typed::Registry> {
+        self.typing.clone()
     }
 
     pub fn lister(&self) -> Option<&warehouse::Lister> {
@@ -164,6 +173,7 @@ impl ZombiCatalog {
             return Ok(meta.clone());
         }
         let meta = Arc::new(TableMetadata::read_from(&self.file_io, location).await?);
+        self.typing.observe(table, location, &meta);
         self.cache.lock().unwrap().insert(table.to_owned(), (location.to_owned(), meta.clone()));
         Ok(meta)
     }
@@ -198,6 +208,7 @@ impl ZombiCatalog {
         let name = table.to_owned();
         let pointer = loc.clone();
         self.blocking(move |s| s.set_catalog_pointer(&name, &pointer)).await?;
+        self.typing.observe(table, &loc, metadata);
         self.point_warehouse(table, &loc, metadata).await;
         Ok(())
     }
@@ -236,6 +247,52 @@ impl ZombiCatalog {
             }
         }
         Ok(())
+    }
+
+    /// Creates a table of Zombi's layout (the flusher's, at a table's first write).
+    pub async fn create_raw(&self, creation: TableCreation) -> Result<Table> {
+        zombi_shared::validate_table_name(&creation.name)
+            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
+        self.create(creation).await
+    }
+
+    async fn create(&self, creation: TableCreation) -> Result<Table> {
+        let ns = &self.namespace;
+        let name = creation.name.clone();
+        let lock = self.commit_lock(&name);
+        let _guard = lock.lock().await;
+        let ident = TableIdent::new(ns.clone(), name.clone());
+        if self.pointer(&ident).await?.is_some() {
+            return Err(Error::new(
+                ErrorKind::TableAlreadyExists,
+                format!("table {name} already exists"),
+            ));
+        }
+        let table_location = format!("{}/{name}", self.namespace_location);
+        // Metadata already in the folder belongs to a table this node has no pointer to:
+        // it is adopted (see `adopt`), never hidden by a new table, whose cleanup would then
+        // delete the old data as unreferenced.
+        if let Some(lister) = &self.lister {
+            let metadata_dir = format!("{table_location}/metadata");
+            let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
+                Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
+            })?;
+            // Version 0 alone, which adoption could not use, is what a crash while this
+            // very creation wrote it leaves: it holds no data, and a new table replaces it.
+            if existing.iter().any(|f| adopt::version_of(f).is_some_and(|v| v > 0)) {
+                return Err(Error::new(
+                    ErrorKind::TableAlreadyExists,
+                    format!(
+                        "{metadata_dir} already holds Iceberg metadata of table {name}; adopt it instead of creating a new table"
+                    ),
+                ));
+            }
+        }
+        let creation = TableCreation { location: Some(table_location.clone()), ..creation };
+        let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
+        let location = MetadataLocation::new_with_metadata(table_location, &metadata);
+        self.publish(&name, &location, &metadata).await?;
+        self.build_table(ident, location.to_string(), Arc::new(metadata))
     }
 }
 
@@ -285,45 +342,16 @@ impl Catalog for ZombiCatalog {
         Ok(pointers.into_keys().map(|name| TableIdent::new(ns.clone(), name)).collect())
     }
 
+    /// A user's table: a typed table declared through the REST catalog (see
+    /// [`typed::declare`]). Zombi's own raw tables are created with [`Self::create_raw`].
     async fn create_table(&self, ns: &NamespaceIdent, creation: TableCreation) -> Result<Table> {
         self.check_namespace(ns)?;
-        let name = creation.name.clone();
-        zombi_shared::validate_table_name(&name)
+        zombi_shared::validate_table_name(&creation.name)
             .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
-        let lock = self.commit_lock(&name);
-        let _guard = lock.lock().await;
-        let ident = TableIdent::new(ns.clone(), name.clone());
-        if self.pointer(&ident).await?.is_some() {
-            return Err(Error::new(
-                ErrorKind::TableAlreadyExists,
-                format!("table {name} already exists"),
-            ));
-        }
-        let table_location = format!("{}/{name}", self.namespace_location);
-        // Metadata already in the folder belongs to a table this node has no pointer to:
-        // it is adopted (see `adopt`), never hidden by a new table, whose cleanup would then
-        // delete the old data as unreferenced.
-        if let Some(lister) = &self.lister {
-            let metadata_dir = format!("{table_location}/metadata");
-            let existing = lister.list_files(&metadata_dir).await.map_err(|e| {
-                Error::new(ErrorKind::Unexpected, format!("cannot list {metadata_dir}: {e}"))
-            })?;
-            // Version 0 alone, which adoption could not use, is what a crash while this
-            // very creation wrote it leaves: it holds no data, and a new table replaces it.
-            if existing.iter().any(|f| adopt::version_of(f).is_some_and(|v| v > 0)) {
-                return Err(Error::new(
-                    ErrorKind::TableAlreadyExists,
-                    format!(
-                        "{metadata_dir} already holds Iceberg metadata of table {name}; adopt it instead of creating a new table"
-                    ),
-                ));
-            }
-        }
-        let creation = TableCreation { location: Some(table_location.clone()), ..creation };
-        let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
-        let location = MetadataLocation::new_with_metadata(table_location, &metadata);
-        self.publish(&name, &location, &metadata).await?;
-        self.build_table(ident, location.to_string(), Arc::new(metadata))
+        let location = format!("{}/{}", self.namespace_location, creation.name);
+        let creation = typed::declare::declare(creation, &location)
+            .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
+        self.create(creation).await
     }
 
     async fn load_table(&self, ident: &TableIdent) -> Result<Table> {

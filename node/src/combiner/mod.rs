@@ -25,6 +25,7 @@ pub use error::CombinerError;
 
 use crate::hot::HotStore;
 use crate::metrics as m;
+use crate::typed::Registry;
 
 struct Job {
     group: Group,
@@ -62,12 +63,13 @@ impl Drop for Admission {
 fn supervise(
     shard: u64,
     store: &Arc<HotStore>,
+    typing: &Arc<Registry>,
     rx: &std::sync::mpsc::Receiver<Job>,
     settings: worker::Settings,
 ) {
     loop {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            worker::run(store.clone(), rx, settings)
+            worker::run(store.clone(), typing, rx, settings)
         }));
         match run {
             Ok(()) => return,
@@ -80,7 +82,13 @@ fn supervise(
 }
 
 impl Combiner {
-    pub fn start(store: Arc<HotStore>, config: &NodeConfig) -> std::io::Result<Self> {
+    /// `typing` tells which tables are typed: their events are checked before they are
+    /// acknowledged.
+    pub fn start(
+        store: Arc<HotStore>,
+        typing: Arc<Registry>,
+        config: &NodeConfig,
+    ) -> std::io::Result<Self> {
         let c = &config.combiner;
         let settings = worker::Settings {
             window: Duration::from_micros(c.batch_window_us),
@@ -90,10 +98,10 @@ impl Combiner {
         let mut workers = Vec::new();
         for i in 0..c.shards {
             let (tx, rx) = sync_channel(c.queue_depth as usize);
-            let store = store.clone();
+            let (store, typing) = (store.clone(), typing.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("combiner-{i}"))
-                .spawn(move || supervise(i, &store, &rx, settings))?;
+                .spawn(move || supervise(i, &store, &typing, &rx, settings))?;
             shards.push(tx);
             workers.push(handle);
         }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use zombi_shared::wire::{Ack, WireEvent};
+use zombi_shared::wire::{Ack, Group, WireEvent};
 
 use super::{CombinerError, Job};
 use crate::hot::{self, HotStore, IdemRecord, TableId, record};
 use crate::metrics as m;
+use crate::typed::{Registry, Typing};
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Settings {
@@ -26,7 +27,7 @@ struct TableState {
     bytes: u64,
 }
 
-pub(super) fn run(store: Arc<HotStore>, rx: &Receiver<Job>, settings: Settings) {
+pub(super) fn run(store: Arc<HotStore>, typing: &Registry, rx: &Receiver<Job>, settings: Settings) {
     let mut tables: HashMap<String, TableState> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -45,19 +46,22 @@ pub(super) fn run(store: Arc<HotStore>, rx: &Receiver<Job>, settings: Settings) 
                 Err(_) => break,
             }
         }
-        write_micro_batch(&store, &mut tables, jobs, events);
+        write_micro_batch(&store, typing, &mut tables, jobs, events);
     }
 }
 
 fn write_micro_batch(
     store: &HotStore,
+    typing: &Registry,
     tables: &mut HashMap<String, TableState>,
     jobs: Vec<Job>,
     events: usize,
 ) {
     let started = Instant::now();
     crate::failpoints::panic_point("combiner-write");
-    let result = stage(store, tables, &jobs).and_then(|staged| {
+    let refused: Vec<Option<CombinerError>> =
+        jobs.iter().map(|j| check(typing, &j.group)).collect();
+    let result = stage(store, tables, &jobs, &refused).and_then(|staged| {
         staged.batch.commit()?;
         Ok((staged.acks, staged.tables, staged.written, staged.duplicates))
     });
@@ -69,7 +73,7 @@ fn write_micro_batch(
             metrics::counter!(m::EVENTS_WRITTEN).increment(written);
             metrics::counter!(m::DUPLICATES).increment(duplicates);
             for (job, acks) in jobs.into_iter().zip(acks) {
-                let _ = job.reply.send(Ok(acks));
+                let _ = job.reply.send(acks);
             }
         }
         Err(e) => {
@@ -77,8 +81,9 @@ fn write_micro_batch(
             // so producers may retry every group.
             tracing::error!(error = %e, events, "hot store write failed");
             metrics::counter!(m::HOT_WRITE_ERRORS).increment(1);
-            for job in jobs {
-                let _ = job.reply.send(Err(CombinerError::Store(e.to_string())));
+            for (job, refused) in jobs.into_iter().zip(refused) {
+                let error = refused.unwrap_or_else(|| CombinerError::Store(e.to_string()));
+                let _ = job.reply.send(Err(error));
             }
         }
     }
@@ -86,8 +91,8 @@ fn write_micro_batch(
 
 struct Staged<'a> {
     batch: hot::HotBatch<'a>,
-    /// One ack list per job, in job order.
-    acks: Vec<Vec<Ack>>,
+    /// One ack list (or refusal) per job, in job order.
+    acks: Vec<Result<Vec<Ack>, CombinerError>>,
     /// New state of every table the batch touches, applied once the batch is durable.
     tables: HashMap<String, TableState>,
     /// Partitions that received events, per table: their high-water marks are rewritten.
@@ -96,11 +101,29 @@ struct Staged<'a> {
     duplicates: u64,
 }
 
-/// Assigns sequences and builds the `WriteBatch` for `jobs` without changing `tables`.
+/// Why a group cannot be written to its table, if it cannot: an event that does not fit a
+/// typed table refuses the whole group (a bulk request is all-or-nothing).
+fn check(typing: &Registry, group: &Group) -> Option<CombinerError> {
+    match typing.get(&group.table)? {
+        Typing::Raw => None,
+        Typing::Unusable(e) => Some(CombinerError::Unusable(format!(
+            "table {} cannot take events: its schema is not one Zombi can write: {e}",
+            group.table
+        ))),
+        Typing::Typed(t) => group.events.iter().enumerate().find_map(|(i, event)| {
+            let e = t.check(&event.payload).err()?;
+            Some(CombinerError::Invalid(format!("record {i}: {e}")))
+        }),
+    }
+}
+
+/// Assigns sequences and builds the `WriteBatch` for `jobs` without changing `tables`;
+/// the jobs `refused` holds an error for are left out.
 fn stage<'a>(
     store: &'a HotStore,
     tables: &HashMap<String, TableState>,
     jobs: &[Job],
+    refused: &[Option<CombinerError>],
 ) -> Result<Staged<'a>, hot::HotError> {
     let now = hot::now_ms();
     let mut staged = Staged {
@@ -113,7 +136,11 @@ fn stage<'a>(
     };
     // Idempotency keys first written by this very batch.
     let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
-    for job in jobs {
+    for (job, refused) in jobs.iter().zip(refused) {
+        if let Some(e) = refused {
+            staged.acks.push(Err(e.clone()));
+            continue;
+        }
         let state = staged_state(store, tables, &mut staged.tables, &job.group.table)?;
         let mut acks = Vec::with_capacity(job.group.events.len());
         for event in &job.group.events {
@@ -126,7 +153,7 @@ fn stage<'a>(
             }
             acks.push(ack);
         }
-        staged.acks.push(acks);
+        staged.acks.push(Ok(acks));
     }
     for (table, partitions) in &staged.touched {
         let state = &staged.tables[table];

@@ -6,6 +6,10 @@ pub enum FlushError {
     Hot(#[from] crate::hot::HotError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The table's schema does not take its stored events (a typed table whose schema
+    /// changed incompatibly, or that Zombi cannot convert to).
+    #[error("schema: {0}")]
+    Schema(String),
     #[error("table {0} is unknown")]
     UnknownTable(String),
     #[error("the flusher is shutting down")]

@@ -236,7 +236,7 @@ impl TableFlusher {
                     .sort_order(layout::sort_order())
                     .properties(layout::table_properties())
                     .build();
-                match self.ctx.catalog.create_table(self.ident.namespace(), creation).await {
+                match self.ctx.catalog.create_raw(creation).await {
                     Ok(t) => {
                         tracing::info!(table = %self.name, "created iceberg table");
                         Ok(t)
@@ -271,9 +271,13 @@ impl TableFlusher {
         };
         if !rows.is_empty() {
             let count = rows.len() as u64;
-            let batches =
-                tokio::task::spawn_blocking(move || layout::split_by_hour(rows)).await??;
+            // Rows take the schema current now: events accepted under an older schema fit
+            // it, since schemas only evolve compatibly.
             let table = self.ctx.catalog.load_table(&self.ident).await?;
+            let layout = layout::Layout::of(table.metadata()).map_err(FlushError::Schema)?;
+            let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows, &layout))
+                .await?
+                .map_err(FlushError::Schema)?;
             let flush_id = uuid::Uuid::now_v7().to_string();
             self.pending._inflight.push(self.ctx.catalog.protect(&self.name, flush_id.clone()));
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;

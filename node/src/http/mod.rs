@@ -160,12 +160,12 @@ async fn hot(
     let (content_type, body) = match q.format {
         HotFormat::Arrow => (
             "application/vnd.apache.arrow.stream",
-            crate::read::to_arrow_ipc(&read.batches)
+            crate::read::to_arrow_ipc(&read.schema, &read.batches)
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         ),
         HotFormat::Parquet => (
             "application/vnd.apache.parquet",
-            crate::read::to_parquet(&read.batches)
+            crate::read::to_parquet(&read.schema, &read.batches)
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         ),
     };

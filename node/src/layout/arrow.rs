@@ -8,10 +8,11 @@ use arrow_array::builder::{
     Date32Builder, Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use zombi_shared::wire::Payload;
 
+use super::Layout;
 use crate::hot::StoredEvent;
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -47,7 +48,7 @@ pub type Row = (u32, u64, StoredEvent);
 
 /// Splits rows at hour boundaries: every batch holds exactly one (event_date, event_hour),
 /// so a range spanning hours (or late events) never makes a flush fail.
-pub fn split_by_hour(rows: Vec<Row>) -> Result<Vec<HourBatch>, arrow_schema::ArrowError> {
+pub fn split_by_hour(rows: Vec<Row>, layout: &Layout) -> Result<Vec<HourBatch>, String> {
     let mut groups: BTreeMap<(i32, i32), Vec<Row>> = BTreeMap::new();
     for row in rows {
         groups.entry(date_hour(row.2.timestamp_ms)).or_default().push(row);
@@ -56,21 +57,27 @@ pub fn split_by_hour(rows: Vec<Row>) -> Result<Vec<HourBatch>, arrow_schema::Arr
         .into_iter()
         .map(|((event_date, event_hour), mut rows)| {
             rows.sort_by_key(|(p, s, e)| (e.timestamp_ms, *s, *p));
-            Ok(HourBatch { event_date, event_hour, batch: events_to_batch(&rows)? })
+            Ok(HourBatch { event_date, event_hour, batch: layout.to_batch(&rows)? })
         })
         .collect()
 }
 
-/// Builds one record batch in the table's Arrow schema, rows in the given order.
+/// Builds one record batch of a raw table, rows in the given order.
 pub fn events_to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    RecordBatch::try_new(arrow_schema(), system_columns(rows, None).to_vec())
+}
+
+/// The ten system columns of `rows`, in field id order. `payload` replaces the payload
+/// column's values (a typed table's: the JSON of the fields no column holds).
+pub fn system_columns(rows: &[Row], payload: Option<Vec<Option<String>>>) -> [ArrayRef; 10] {
     let n = rows.len();
     let mut partition = Int32Builder::with_capacity(n);
     let mut sequence = Int64Builder::with_capacity(n);
     let mut timestamp_ms = Int64Builder::with_capacity(n);
-    let mut event_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00");
-    let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("+00:00");
+    let mut event_time = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n);
     let mut key = StringBuilder::new();
-    let mut payload = StringBuilder::new();
+    let mut payload_text = StringBuilder::new();
     let mut payload_bytes = LargeBinaryBuilder::new();
     let mut event_date = Date32Builder::with_capacity(n);
     let mut event_hour = Int32Builder::with_capacity(n);
@@ -83,39 +90,44 @@ pub fn events_to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowE
         event_time.append_value(e.timestamp_ms * 1000);
         ingest_time.append_value(e.ingest_ms * 1000);
         key.append_option(e.idempotency_key.as_deref());
-        match &e.payload {
-            Payload::Json(text) => {
-                payload.append_value(text);
-                payload_bytes.append_null();
+        if payload.is_none() {
+            match &e.payload {
+                Payload::Json(text) => {
+                    payload_text.append_value(text);
+                    payload_bytes.append_null();
+                }
+                Payload::Bytes(bytes) => {
+                    payload_text.append_null();
+                    payload_bytes.append_value(bytes);
+                }
             }
-            Payload::Bytes(bytes) => {
-                payload.append_null();
-                payload_bytes.append_value(bytes);
-            }
+        } else {
+            payload_bytes.append_null();
         }
         let (d, h) = date_hour(e.timestamp_ms);
         event_date.append_value(d);
         event_hour.append_value(h);
     }
-    let schema = arrow_schema();
-    let event_time = event_time.finish();
-    let tz = match schema.field(3).data_type() {
+    let payload_text: ArrayRef = match payload {
+        Some(values) => Arc::new(StringArray::from(values)),
+        None => Arc::new(payload_text.finish()),
+    };
+    let tz = match arrow_schema().field(3).data_type() {
         DataType::Timestamp(_, tz) => tz.clone(),
         _ => None,
     };
-    let columns: Vec<ArrayRef> = vec![
+    [
         Arc::new(partition.finish()),
         Arc::new(sequence.finish()),
         Arc::new(timestamp_ms.finish()),
-        Arc::new(event_time.with_timezone_opt(tz.clone())),
+        Arc::new(event_time.finish().with_timezone_opt(tz.clone())),
         Arc::new(ingest_time.finish().with_timezone_opt(tz)),
         Arc::new(key.finish()),
-        Arc::new(payload.finish()),
+        payload_text,
         Arc::new(payload_bytes.finish()),
         Arc::new(event_date.finish()),
         Arc::new(event_hour.finish()),
-    ];
-    RecordBatch::try_new(schema, columns)
+    ]
 }
 
 #[cfg(test)]
@@ -143,7 +155,7 @@ mod tests {
         let h = MS_PER_HOUR;
         let rows =
             vec![(0, 0, ev(2 * h + 5)), (0, 1, ev(h + 1)), (1, 0, ev(2 * h + 1)), (0, 2, ev(h))];
-        let out = split_by_hour(rows).unwrap();
+        let out = split_by_hour(rows, &Layout::Raw).unwrap();
         let shape: Vec<_> = out.iter().map(|b| (b.event_hour, b.batch.num_rows())).collect();
         assert_eq!(shape, vec![(1, 2), (2, 2)]);
         let ts = out[0].batch.column(2).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();

@@ -13,7 +13,9 @@ use iceberg::spec::{
     Transform, Type, UnboundPartitionSpec,
 };
 
-pub use arrow::{HourBatch, Row, arrow_schema, date_hour, events_to_batch, split_by_hour};
+pub use arrow::{
+    HourBatch, Row, arrow_schema, date_hour, events_to_batch, split_by_hour, system_columns,
+};
 
 pub const FIELD_PARTITION: i32 = 1;
 pub const FIELD_SEQUENCE: i32 = 2;
@@ -25,6 +27,45 @@ pub const FIELD_PAYLOAD: i32 = 7;
 pub const FIELD_PAYLOAD_BYTES: i32 = 8;
 pub const FIELD_EVENT_DATE: i32 = 9;
 pub const FIELD_EVENT_HOUR: i32 = 10;
+
+/// Whether a top-level field is one of the ten system columns every table has.
+pub fn is_system_field(id: i32) -> bool {
+    (FIELD_PARTITION..=FIELD_EVENT_HOUR).contains(&id)
+}
+
+/// How a table's stored events become rows of its Iceberg schema.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// The payload as JSON text (or bytes): the schema of SPEC §4.
+    Raw,
+    /// Payload fields as typed columns (see [`crate::typed`]).
+    Typed(Arc<crate::typed::TypedTable>),
+}
+
+impl Layout {
+    /// The layout of a table's current metadata.
+    pub fn of(metadata: &iceberg::spec::TableMetadata) -> Result<Layout, String> {
+        Ok(match crate::typed::TypedTable::of(metadata)? {
+            Some(t) => Layout::Typed(t),
+            None => Layout::Raw,
+        })
+    }
+
+    pub fn arrow_schema(&self) -> arrow_schema::SchemaRef {
+        match self {
+            Layout::Raw => arrow_schema(),
+            Layout::Typed(t) => t.arrow_schema(),
+        }
+    }
+
+    /// One record batch in the table's schema, rows in the given order.
+    pub fn to_batch(&self, rows: &[Row]) -> Result<arrow_array::RecordBatch, String> {
+        match self {
+            Layout::Raw => events_to_batch(rows).map_err(|e| e.to_string()),
+            Layout::Typed(t) => t.to_batch(rows),
+        }
+    }
+}
 
 /// Snapshot summary key prefix of the watermark map: `zombi.watermark.<partition>`.
 pub const WATERMARK_PREFIX: &str = "zombi.watermark.";

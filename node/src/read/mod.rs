@@ -75,6 +75,8 @@ pub const MAX_HOT_READ_BYTES: u64 = 64 << 20;
 /// Hot events of one request, one batch per partition, plus whether `limit` or the byte
 /// cap cut them.
 pub struct HotRead {
+    /// The table's current schema, which the batches have (even when there are none).
+    pub schema: arrow_schema::SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub truncated: bool,
     /// One of the concurrent hot reads: held until the answer is encoded.
@@ -156,6 +158,10 @@ impl ReadService {
         };
         // No hot-read slot: a listing holds metrics, not events, and a reader refused one
         // would have to read committed rows only.
+        let typed_leaves = match self.layout(table).await? {
+            layout::Layout::Raw => None,
+            layout::Layout::Typed(t) => Some(t.leaf_columns()),
+        };
         let store = self.store.clone();
         let (leases, ttl) = (self.leases.clone(), self.lease_ttl);
         let table = table.to_owned();
@@ -185,7 +191,7 @@ impl ReadService {
                 if from >= to {
                     continue;
                 }
-                let mut cut = Segmenter::new(&table, p);
+                let mut cut = Segmenter::new(&table, p, typed_leaves);
                 for item in store.scan(id, p, from, to) {
                     let (seq, e) = item?;
                     cut.add(seq, &e);
@@ -216,6 +222,7 @@ impl ReadService {
     pub async fn segment(&self, table: &str, seg: SegmentId) -> Result<Vec<u8>, ReadError> {
         let id = self.known_table(table)?;
         let _slot = self.slot()?;
+        let layout = self.layout(table).await?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let hwm = store.table_counters(id)?.high_water_marks.get(&seg.partition).copied();
@@ -251,11 +258,21 @@ impl ReadService {
             }
             // Retention may have deleted part of the range while it was read.
             gone(&store)?;
-            segments::to_parquet(&segments::segment_rows(&seg, events.into_iter()))
+            segments::to_parquet(&layout, &segments::segment_rows(&seg, events.into_iter()))
                 .map_err(ReadError::Internal)
         })
         .await
         .map_err(|e| ReadError::Internal(e.to_string()))?
+    }
+
+    /// How the table's events become rows of its current schema (raw before the table is
+    /// created in Iceberg).
+    async fn layout(&self, table: &str) -> Result<layout::Layout, ReadError> {
+        match self.catalog.load_table(&self.catalog.ident(table)).await {
+            Ok(t) => layout::Layout::of(t.metadata()).map_err(ReadError::Internal),
+            Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(layout::Layout::Raw),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn watermarks(&self, table: &str) -> Result<Watermarks, ReadError> {
@@ -296,6 +313,7 @@ impl ReadService {
         let slot = self.slot()?;
         let w = self.watermarks(table).await?;
         let id = self.known_table(table)?;
+        let layout = self.layout(table).await?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let floors = store.floors(id)?;
@@ -336,13 +354,10 @@ impl ReadService {
                     return Err(ReadError::Gone { partition: p, floor: floor_after });
                 }
                 if !rows.is_empty() {
-                    batches.push(
-                        layout::events_to_batch(&rows)
-                            .map_err(|e| ReadError::Internal(e.to_string()))?,
-                    );
+                    batches.push(layout.to_batch(&rows).map_err(ReadError::Internal)?);
                 }
             }
-            Ok(HotRead { batches, truncated, _slot: slot })
+            Ok(HotRead { schema: layout.arrow_schema(), batches, truncated, _slot: slot })
         })
         .await
         .map_err(|e| ReadError::Internal(e.to_string()))?
@@ -350,9 +365,12 @@ impl ReadService {
 }
 
 /// Encodes batches as an Arrow IPC stream (schema first, even with no rows).
-pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, arrow_schema::ArrowError> {
+pub fn to_arrow_ipc(
+    schema: &arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, arrow_schema::ArrowError> {
     let mut out = Vec::new();
-    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &layout::arrow_schema())?;
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, schema)?;
     for b in batches {
         w.write(b)?;
     }
@@ -362,18 +380,22 @@ pub fn to_arrow_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>, arrow_schema::Ar
 }
 
 /// Encodes batches as one Parquet file carrying the table's Iceberg field ids.
-pub fn to_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-    write_parquet(batches, None)
+pub fn to_parquet(
+    schema: &arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    write_parquet(schema, batches, None)
 }
 
 /// Encodes batches in the table's schema as one Parquet file with `props` (default: the
 /// parquet crate's).
 fn write_parquet(
+    schema: &arrow_schema::SchemaRef,
     batches: &[RecordBatch],
     props: Option<parquet::file::properties::WriterProperties>,
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut out = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, layout::arrow_schema(), props)?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), props)?;
     for b in batches {
         w.write(b)?;
     }

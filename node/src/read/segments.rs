@@ -154,18 +154,28 @@ impl Acc {
         self.rows >= MAX_SEGMENT_ROWS || self.payload_bytes >= MAX_SEGMENT_PAYLOAD_BYTES
     }
 
-    fn finish(self, table: &str, partition: u32, event_date: i32, event_hour: i32) -> Segment {
+    /// `typed_leaves`: the leaf columns of a typed table's user columns (`None`: raw).
+    fn finish(
+        self,
+        table: &str,
+        partition: u32,
+        (event_date, event_hour): (i32, i32),
+        typed_leaves: Option<u64>,
+    ) -> Segment {
         use layout::*;
         let id =
             SegmentId { partition, from: self.from, to: self.last + 1, event_date, event_hour };
         let n = self.rows;
         let value_counts = (FIELD_PARTITION..=FIELD_EVENT_HOUR).map(|f| (f, n)).collect();
+        // A typed table's payload holds what no column does, known only after conversion:
+        // its null count is left out (unknown to readers), never guessed.
         let null_value_counts = (FIELD_PARTITION..=FIELD_EVENT_HOUR)
-            .map(|f| match f {
-                FIELD_IDEMPOTENCY_KEY => (f, self.null_keys),
-                FIELD_PAYLOAD => (f, self.null_payloads),
-                FIELD_PAYLOAD_BYTES => (f, self.null_payload_bytes),
-                _ => (f, 0),
+            .filter_map(|f| match f {
+                FIELD_IDEMPOTENCY_KEY => Some((f, self.null_keys)),
+                FIELD_PAYLOAD if typed_leaves.is_some() => None,
+                FIELD_PAYLOAD => Some((f, self.null_payloads)),
+                FIELD_PAYLOAD_BYTES => Some((f, self.null_payload_bytes)),
+                _ => Some((f, 0)),
             })
             .collect();
         // Partitions are u32 on the wire and int in Iceberg (see `layout::events_to_batch`).
@@ -199,7 +209,7 @@ impl Acc {
             event_date_days: event_date,
             event_hour,
             record_count: n,
-            file_size_in_bytes: size_bound(n, self.payload_bytes + self.key_bytes),
+            file_size_in_bytes: size_bound(n, self.payload_bytes + self.key_bytes, typed_leaves),
             value_counts,
             null_value_counts,
             lower_bounds: lo.into_iter().collect(),
@@ -217,13 +227,15 @@ fn iso_date(days: i32) -> String {
 pub struct Segmenter<'a> {
     table: &'a str,
     partition: u32,
+    typed_leaves: Option<u64>,
     open: BTreeMap<(i32, i32), Acc>,
     done: Vec<Segment>,
 }
 
 impl<'a> Segmenter<'a> {
-    pub fn new(table: &'a str, partition: u32) -> Self {
-        Segmenter { table, partition, open: BTreeMap::new(), done: Vec::new() }
+    /// `typed_leaves`: see [`Acc::finish`].
+    pub fn new(table: &'a str, partition: u32, typed_leaves: Option<u64>) -> Self {
+        Segmenter { table, partition, typed_leaves, open: BTreeMap::new(), done: Vec::new() }
     }
 
     pub fn add(&mut self, sequence: u64, e: &StoredEvent) {
@@ -232,13 +244,13 @@ impl<'a> Segmenter<'a> {
         acc.add(sequence, e);
         if acc.full() {
             let acc = self.open.remove(&hour).expect("just used");
-            self.done.push(acc.finish(self.table, self.partition, hour.0, hour.1));
+            self.done.push(acc.finish(self.table, self.partition, hour, self.typed_leaves));
         }
     }
 
     pub fn finish(mut self) -> Vec<Segment> {
         for ((date, hour), acc) in std::mem::take(&mut self.open) {
-            self.done.push(acc.finish(self.table, self.partition, date, hour));
+            self.done.push(acc.finish(self.table, self.partition, (date, hour), self.typed_leaves));
         }
         self.done
     }
@@ -266,20 +278,27 @@ fn segment_writer_properties() -> WriterProperties {
 }
 
 /// Encodes a segment's rows as one Parquet file in the table's schema, with field ids.
-pub fn to_parquet(rows: &[Row]) -> Result<Vec<u8>, String> {
-    let batch = layout::events_to_batch(rows).map_err(|e| e.to_string())?;
-    super::write_parquet(&[batch], Some(segment_writer_properties())).map_err(|e| e.to_string())
+pub fn to_parquet(layout: &layout::Layout, rows: &[Row]) -> Result<Vec<u8>, String> {
+    let batch = layout.to_batch(rows)?;
+    super::write_parquet(&layout.arrow_schema(), &[batch], Some(segment_writer_properties()))
+        .map_err(|e| e.to_string())
 }
 
 /// An upper bound of the size of a segment file of `rows` rows whose keys and payloads
 /// total `var_bytes`: every value plain-encoded (fixed columns, 4-byte length prefixes,
 /// definition levels), compression's worst-case growth, a page header per page and the
-/// footer. Readers use it only to plan splits; the one row group always lies within it.
-pub fn size_bound(rows: u64, var_bytes: u64) -> u64 {
+/// footer. A typed table (`typed_leaves` leaf columns) adds, per leaf and row, a value's
+/// levels, and per payload byte the most one byte of JSON text can become (a 16-byte
+/// decimal, its length prefix and levels). Readers use it only to plan splits; the one row
+/// group always lies within it.
+pub fn size_bound(rows: u64, var_bytes: u64, typed_leaves: Option<u64>) -> u64 {
     // 7 fixed-width columns (44 bytes), 3 optional variable-length ones (4-byte length
     // prefix, and a definition level each).
-    let raw = rows * (44 + 3 * (4 + 1)) + var_bytes;
-    let pages = 10 * (rows / 10_000 + raw / (512 << 10) + 2);
+    let mut raw = rows * (44 + 3 * (4 + 1)) + var_bytes;
+    if let Some(leaves) = typed_leaves {
+        raw += rows * leaves * 4 + var_bytes * 22;
+    }
+    let pages = (10 + typed_leaves.unwrap_or(0)) * (rows / 10_000 + raw / (512 << 10) + 2);
     raw + raw / 64 + pages * 256 + (32 << 10)
 }
 
@@ -320,7 +339,7 @@ mod tests {
 
     #[test]
     fn segments_split_by_hour_and_size_with_exact_metrics() {
-        let mut s = Segmenter::new("t", 3);
+        let mut s = Segmenter::new("t", 3, None);
         // Sequences 10..14 alternate between two hours; one event has a key, one is binary.
         s.add(10, &ev(DAY0 + H + 7, Payload::Json("{}".into()), Some("k")));
         s.add(11, &ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2]), None));
@@ -343,7 +362,7 @@ mod tests {
         assert_eq!(a.value_counts.len(), 10);
 
         // A full segment closes and the hour goes on in a new one.
-        let mut s = Segmenter::new("t", 0);
+        let mut s = Segmenter::new("t", 0, None);
         for seq in 0..MAX_SEGMENT_ROWS + 1 {
             s.add(seq, &ev(DAY0, Payload::Json("1".into()), None));
         }
@@ -363,8 +382,8 @@ mod tests {
         let seqs: Vec<u64> = rows.iter().map(|r| r.1).collect();
         // Hour 1 holds the even sequences; in [5, 9) those are 6 and 8, sorted by time.
         assert_eq!(seqs, vec![8, 6]);
-        let file = to_parquet(&rows).unwrap();
-        assert!((file.len() as u64) <= size_bound(2, 2));
+        let file = to_parquet(&layout::Layout::Raw, &rows).unwrap();
+        assert!((file.len() as u64) <= size_bound(2, 2, None));
         let meta =
             parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(file))
                 .map(|r| parquet::file::reader::FileReader::metadata(&r).clone())
@@ -397,8 +416,8 @@ mod tests {
                 })
                 .collect();
             let var: u64 = events.iter().map(|r| r.2.payload.len() as u64 + 20).sum();
-            let size = to_parquet(&events).unwrap().len() as u64;
-            assert!(size <= size_bound(rows, var), "{rows} rows of {len} bytes: {size}");
+            let size = to_parquet(&layout::Layout::Raw, &events).unwrap().len() as u64;
+            assert!(size <= size_bound(rows, var, None), "{rows} rows of {len} bytes: {size}");
         }
     }
 

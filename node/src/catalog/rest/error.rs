@@ -24,6 +24,8 @@ pub enum CatalogError {
     NoSuchNamespace(String),
     #[error("{0}")]
     NoSuchTable(String),
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A path under `/v1` that this server does not serve.
     #[error("{0}")]
     NoSuchEndpoint(String),
@@ -51,6 +53,7 @@ impl CatalogError {
             CatalogError::Forbidden(_) => "ForbiddenException",
             CatalogError::NoSuchNamespace(_) => "NoSuchNamespaceException",
             CatalogError::NoSuchTable(_) => "NoSuchTableException",
+            CatalogError::AlreadyExists(_) => "AlreadyExistsException",
             CatalogError::NoSuchEndpoint(_) => "NotFoundException",
             CatalogError::Unsupported(_) => "UnsupportedOperationException",
             CatalogError::Unavailable(_) => "ServiceUnavailableException",
@@ -66,6 +69,7 @@ impl CatalogError {
             CatalogError::NoSuchNamespace(_)
             | CatalogError::NoSuchTable(_)
             | CatalogError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
+            CatalogError::AlreadyExists(_) => StatusCode::CONFLICT,
             CatalogError::Unsupported(_) => StatusCode::NOT_ACCEPTABLE,
             CatalogError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CatalogError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -67,6 +67,19 @@ pub(super) async fn load_table(
     Ok(Json(app.service.load_table(&ident, snapshots).await?))
 }
 
+/// `POST /v1/namespaces/{namespace}/tables`: declares a typed table.
+pub(super) async fn create_table(
+    State(app): State<AppState>,
+    IcebergPath(namespace): IcebergPath<String>,
+    body: Bytes,
+) -> Reply<Json<LoadTableResult>> {
+    let namespace = params::namespace(&namespace)?;
+    let request = serde_json::from_slice(&body).map_err(|e| {
+        CatalogError::BadRequest(format!("the body is not a CreateTableRequest: {e}"))
+    })?;
+    Ok(Json(app.service.create_table(&namespace, request).await?))
+}
+
 pub(super) async fn table_exists(
     State(app): State<AppState>,
     IcebergPath((namespace, table)): IcebergPath<(String, String)>,

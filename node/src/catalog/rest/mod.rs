@@ -1,9 +1,9 @@
 //! The Iceberg REST catalog as engines see it (spec:
 //! `iceberg-rest-catalog-open-api.yaml`), served from any [`iceberg::Catalog`].
 //!
-//! Engines only read: every write endpoint answers 403 `ForbiddenException`, because Zombi's
-//! own ingest path is the only writer of its tables. No `prefix` is advertised, so all
-//! routes live directly under `/v1`.
+//! Engines read, and declare typed tables (`createTable`); every other write endpoint
+//! answers 403 `ForbiddenException`, because Zombi's own ingest path is the only writer of
+//! its tables. No `prefix` is advertised, so all routes live directly under `/v1`.
 
 mod error;
 mod handlers;
@@ -23,8 +23,8 @@ use zombi_shared::auth::check_bearer;
 pub use error::CatalogError;
 
 use handlers::{
-    config, list_namespaces, list_tables, load_namespace, load_table, namespace_exists,
-    no_such_endpoint, refuse_write, report_metrics, table_exists,
+    config, create_table, list_namespaces, list_tables, load_namespace, load_table,
+    namespace_exists, no_such_endpoint, refuse_write, report_metrics, table_exists,
 };
 use service::CatalogService;
 
@@ -59,7 +59,7 @@ pub fn router(state: RestCatalogState) -> Router {
             get(load_namespace).head(namespace_exists).delete(refuse_write),
         )
         .route("/v1/namespaces/{namespace}/properties", post(refuse_write))
-        .route("/v1/namespaces/{namespace}/tables", get(list_tables).post(refuse_write))
+        .route("/v1/namespaces/{namespace}/tables", get(list_tables).post(create_table))
         .route("/v1/namespaces/{namespace}/register", post(refuse_write))
         .route(
             "/v1/namespaces/{namespace}/tables/{table}",

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::spec::TableMetadata;
-use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableIdent};
-use iceberg_catalog_rest::LoadTableResult;
+use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_rest::{CreateTableRequest, LoadTableResult};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -143,6 +143,43 @@ impl CatalogService {
         Ok(LoadTableResult {
             metadata_location: table.metadata_location().map(str::to_owned),
             metadata,
+            config: HashMap::new(),
+            storage_credentials: None,
+        })
+    }
+
+    /// Declares a table (a typed table, for Zombi's catalog). A staged creation (the first
+    /// half of `CREATE TABLE … AS SELECT`) is refused: engines never write rows.
+    pub async fn create_table(
+        &self,
+        namespace: &NamespaceIdent,
+        request: CreateTableRequest,
+    ) -> Result<LoadTableResult, CatalogError> {
+        if request.stage_create == Some(true) {
+            return Err(CatalogError::read_only(
+                "a staged table creation (CREATE TABLE … AS SELECT, REPLACE TABLE)",
+            ));
+        }
+        let creation = TableCreation {
+            name: request.name,
+            location: request.location,
+            schema: request.schema,
+            partition_spec: request.partition_spec,
+            sort_order: request.write_order,
+            properties: request.properties,
+            format_version: iceberg::spec::FormatVersion::V2,
+        };
+        let table =
+            self.catalog.create_table(namespace, creation).await.map_err(|e| match e.kind() {
+                ErrorKind::DataInvalid => CatalogError::BadRequest(e.message().to_owned()),
+                ErrorKind::TableAlreadyExists => {
+                    CatalogError::AlreadyExists(e.message().to_owned())
+                }
+                _ => e.into(),
+            })?;
+        Ok(LoadTableResult {
+            metadata_location: table.metadata_location().map(str::to_owned),
+            metadata: table.metadata().clone(),
             config: HashMap::new(),
             storage_credentials: None,
         })

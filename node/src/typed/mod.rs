@@ -1,0 +1,271 @@
+//! Typed tables: JSON payload fields become real Iceberg columns.
+//!
+//! A typed table is an Iceberg table of Zombi's layout (the ten system columns with their
+//! SPEC §4 field ids, the hour partition spec, the sort order) plus the user's columns,
+//! and its table properties say how events map onto them ([`Settings`]). The table's
+//! metadata is the only place this lives: the combiner checks events against the current
+//! schema ([`TypedTable::check`]) before it acknowledges them, and the flusher and the hot
+//! readers convert stored JSON payloads into columns of the schema current when they run
+//! ([`TypedTable::to_batch`]). Raw tables (today's layout) have none of this.
+//!
+//! - [`declare`]: a `createTable` request → a Zombi table creation, or a clear refusal;
+//! - [`convert`]: JSON values → Arrow arrays, and the per-field checks;
+//! - [`json`]: the JSON tree both read.
+
+pub mod convert;
+pub mod declare;
+pub mod json;
+mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
+use iceberg::spec::{SchemaRef, TableMetadata};
+use zombi_shared::wire::Payload;
+
+use crate::layout::{self, Row};
+use convert::{Coercions, Column, FieldError, Path, Rest};
+pub use registry::{Registry, Typing};
+
+/// Table property naming the table's mode; `typed` for typed tables, absent for raw ones.
+pub const MODE: &str = "zombi.table-mode";
+pub const EVOLVE: &str = "zombi.evolve";
+pub const ON_ERROR: &str = "zombi.on-error";
+pub const UNKNOWN_FIELDS: &str = "zombi.unknown-fields";
+pub const NUMBERS_IN_STRINGS: &str = "zombi.numbers-in-strings";
+
+/// Every `zombi.*` property a user may set, with the values it takes (first: default).
+pub const USER_PROPERTIES: &[(&str, &[&str])] = &[
+    (EVOLVE, &["none", "additive"]),
+    (ON_ERROR, &["reject", "dead_letter"]),
+    (UNKNOWN_FIELDS, &["keep", "drop"]),
+    (NUMBERS_IN_STRINGS, &["false", "true"]),
+];
+
+/// How a typed table treats its events, from its table properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `zombi.unknown-fields = keep`: fields no column holds go to `payload` as JSON.
+    pub keep_unknown: bool,
+    pub coercions: Coercions,
+}
+
+impl Settings {
+    pub fn from_properties(props: &HashMap<String, String>) -> Result<Self, String> {
+        check_properties(props)?;
+        let get = |key: &str| props.get(key).map(String::as_str);
+        Ok(Settings {
+            keep_unknown: get(UNKNOWN_FIELDS) != Some("drop"),
+            coercions: Coercions { numbers_in_strings: get(NUMBERS_IN_STRINGS) == Some("true") },
+        })
+    }
+}
+
+/// Refuses unknown `zombi.*` user properties and values they do not take.
+pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
+    for (key, value) in props {
+        let Some(name) = key.strip_prefix("zombi.") else { continue };
+        if [MODE, "zombi.layout-version"].contains(&key.as_str()) {
+            continue;
+        }
+        let Some((_, values)) = USER_PROPERTIES.iter().find(|(k, _)| *k == key) else {
+            let known: Vec<&str> = USER_PROPERTIES.iter().map(|(k, _)| *k).collect();
+            return Err(format!(
+                "unknown table property zombi.{name}; Zombi's table properties are {}",
+                known.join(", ")
+            ));
+        };
+        if !values.contains(&value.as_str()) {
+            return Err(format!(
+                "table property {key} is {value:?}; it takes {}",
+                values.join(" or ")
+            ));
+        }
+        if (*key == EVOLVE && value == "additive") || (*key == ON_ERROR && value == "dead_letter") {
+            return Err(format!(
+                "table property {key} = {value} is not available in this version of Zombi"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A typed table's schema compiled for conversion.
+#[derive(Debug)]
+pub struct TypedTable {
+    schema: SchemaRef,
+    arrow: ArrowSchemaRef,
+    /// The user columns, in schema order, each with its position in the schema.
+    columns: Vec<(usize, Column)>,
+    settings: Settings,
+}
+
+/// Whether a table's metadata is that of a typed table.
+pub fn is_typed(metadata: &TableMetadata) -> bool {
+    metadata.properties().get(MODE).map(String::as_str) == Some("typed")
+}
+
+/// Why an event does not fit a typed table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError(pub FieldError);
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TypedTable {
+    /// The typed form of a table, or `None` for a raw table.
+    pub fn of(metadata: &TableMetadata) -> Result<Option<Arc<Self>>, String> {
+        if !is_typed(metadata) {
+            return Ok(None);
+        }
+        let schema = metadata.current_schema().clone();
+        let settings = Settings::from_properties(metadata.properties())?;
+        let arrow = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&schema).map_err(|e| e.message().to_owned())?,
+        );
+        let mut columns = Vec::new();
+        for (i, field) in schema.as_struct().fields().iter().enumerate() {
+            if !layout::is_system_field(field.id) {
+                columns.push((i, Column::compile(field, &Arc::new(arrow.field(i).clone()))?));
+            }
+        }
+        Ok(Some(Arc::new(TypedTable { schema, arrow, columns, settings })))
+    }
+
+    pub fn schema_id(&self) -> i32 {
+        self.schema.schema_id()
+    }
+
+    pub fn arrow_schema(&self) -> ArrowSchemaRef {
+        self.arrow.clone()
+    }
+
+    /// How many leaf (primitive) columns the user columns have.
+    pub fn leaf_columns(&self) -> u64 {
+        fn leaves(t: &arrow_schema::DataType) -> u64 {
+            use arrow_schema::DataType as D;
+            match t {
+                D::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
+                D::List(f) | D::LargeList(f) | D::Map(f, _) => leaves(f.data_type()),
+                _ => 1,
+            }
+        }
+        self.columns.iter().map(|(i, _)| leaves(self.arrow.field(*i).data_type())).sum()
+    }
+
+    /// Checks one event before it is acknowledged.
+    pub fn check(&self, payload: &Payload) -> Result<(), EventError> {
+        let Payload::Json(text) = payload else {
+            return Err(whole(
+                "a typed table takes JSON payloads (\"payload\"), not \"payload_base64\"",
+            ));
+        };
+        let node = json::parse(text).map_err(|e| whole(&format!("payload is not JSON: {e}")))?;
+        self.split(&node, true).map(|_| ())
+    }
+
+    /// The event's value of each user column, and the JSON text of what no column holds
+    /// (`None` when nothing is left or unknown fields are dropped). `strict` (at ingest)
+    /// refuses any value that does not fit; otherwise (at flush) a value that does not fit
+    /// an optional column is kept in the rest instead, so that a column added after an
+    /// event was accepted can never make its flush fail or lose the value.
+    fn split<'n>(
+        &self,
+        node: &'n json::Node<'n>,
+        strict: bool,
+    ) -> Result<(Vec<Option<&'n json::Node<'n>>>, Option<String>), EventError> {
+        let json::Json::Object(entries) = &node.value else {
+            return Err(whole(&format!(
+                "a typed table takes a JSON object as payload, got {}",
+                convert::describe(node)
+            )));
+        };
+        let c = self.settings.coercions;
+        let mut values = Vec::with_capacity(self.columns.len());
+        let mut rest: Vec<(&str, Rest)> = Vec::new();
+        let mut path = Path::default();
+        for (_, column) in &self.columns {
+            let value = node.get(&column.name);
+            path.push_field(&column.name);
+            let checked = column.check(value, &mut path, c);
+            path.pop();
+            match checked {
+                Ok(r) => {
+                    values.push(value);
+                    if let Some(r) = r.filter(|_| self.settings.keep_unknown) {
+                        rest.push((column.name.as_str(), r));
+                    }
+                }
+                Err(e) if strict || column.required => return Err(EventError(e)),
+                Err(_) => {
+                    values.push(None);
+                    rest.push((column.name.as_str(), Rest::Whole(value.map_or("null", |v| v.raw))));
+                }
+            }
+        }
+        if self.settings.keep_unknown {
+            for (key, value) in entries {
+                if !self.columns.iter().any(|(_, c)| c.name == *key) {
+                    rest.push((key.as_ref(), Rest::Whole(value.raw)));
+                }
+            }
+        }
+        let rest = (!rest.is_empty()).then(|| {
+            let mut out = String::new();
+            Rest::Fields(rest).write(&mut out);
+            out
+        });
+        Ok((values, rest))
+    }
+
+    /// Builds one record batch in the table's current schema, rows in the given order.
+    pub fn to_batch(&self, rows: &[Row]) -> Result<RecordBatch, String> {
+        let parsed = rows
+            .iter()
+            .map(|(p, s, e)| match &e.payload {
+                Payload::Json(text) => json::parse(text).map_err(|err| {
+                    format!("partition {p} sequence {s}: payload is not JSON: {err}")
+                }),
+                Payload::Bytes(_) => {
+                    Err(format!("partition {p} sequence {s}: a binary payload in a typed table"))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut per_column: Vec<Vec<Option<&json::Node>>> =
+            vec![Vec::with_capacity(rows.len()); self.columns.len()];
+        let mut rests = Vec::with_capacity(rows.len());
+        for (node, (p, s, _)) in parsed.iter().zip(rows) {
+            let (values, rest) =
+                self.split(node, false).map_err(|e| format!("partition {p} sequence {s}: {e}"))?;
+            for (column, value) in per_column.iter_mut().zip(values) {
+                column.push(value);
+            }
+            rests.push(rest);
+        }
+        let system = layout::system_columns(rows, Some(rests));
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.arrow.fields().len()];
+        for (i, field) in self.schema.as_struct().fields().iter().enumerate() {
+            if layout::is_system_field(field.id) {
+                columns[i] = Some(system[(field.id - 1) as usize].clone());
+            }
+        }
+        for ((i, column), values) in self.columns.iter().zip(&per_column) {
+            columns[*i] =
+                Some(column.build(values, self.settings.coercions).map_err(|e| e.to_string())?);
+        }
+        let columns = columns.into_iter().map(|c| c.expect("every field has a column")).collect();
+        RecordBatch::try_new(self.arrow.clone(), columns).map_err(|e| e.to_string())
+    }
+}
+
+fn whole(reason: &str) -> EventError {
+    EventError(FieldError { path: String::new(), reason: reason.to_owned() })
+}
+
+#[cfg(test)]
+mod tests;

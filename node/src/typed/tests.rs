@@ -1,0 +1,285 @@
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use iceberg::TableCreation;
+use iceberg::spec::{
+    ListType, MapType, NestedField, PrimitiveType, Schema, StructType, TableMetadataBuilder, Type,
+    UnboundPartitionSpec,
+};
+use zombi_shared::wire::Payload;
+
+use super::declare::declare;
+use super::{TypedTable, USER_PROPERTIES};
+use crate::hot::StoredEvent;
+use crate::layout;
+
+const LOCATION: &str = "file:///w/zombi/orders";
+
+fn p(t: PrimitiveType) -> Type {
+    Type::Primitive(t)
+}
+
+/// The columns of the issue's example, with ids as Spark sends them (from 0).
+fn orders_schema(extra: Vec<NestedField>) -> Schema {
+    let customer = StructType::new(vec![
+        NestedField::optional(6, "id", p(PrimitiveType::String)).into(),
+        NestedField::optional(7, "tier", p(PrimitiveType::String)).into(),
+    ]);
+    let mut fields = vec![
+        NestedField::required(0, "order_id", p(PrimitiveType::Long)).into(),
+        NestedField::optional(1, "amount", p(PrimitiveType::Decimal { precision: 12, scale: 2 }))
+            .into(),
+        NestedField::optional(2, "placed_at", p(PrimitiveType::Timestamptz)).into(),
+        NestedField::optional(3, "customer", Type::Struct(customer)).into(),
+        NestedField::optional(
+            4,
+            "tags",
+            Type::List(ListType::new(
+                NestedField::list_element(8, p(PrimitiveType::String), true).into(),
+            )),
+        )
+        .into(),
+        NestedField::optional(
+            5,
+            "attrs",
+            Type::Map(MapType::new(
+                NestedField::map_key_element(9, p(PrimitiveType::String)).into(),
+                NestedField::map_value_element(10, p(PrimitiveType::Int), false).into(),
+            )),
+        )
+        .into(),
+    ];
+    fields.extend(extra.into_iter().map(Arc::new));
+    Schema::builder().with_fields(fields).build().unwrap()
+}
+
+fn creation(schema: Schema, props: &[(&str, &str)]) -> TableCreation {
+    TableCreation::builder()
+        .name("orders".into())
+        .schema(schema)
+        .properties(
+            props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+        .build()
+}
+
+fn typed(props: &[(&str, &str)]) -> Arc<TypedTable> {
+    let declared = declare(creation(orders_schema(vec![]), props), LOCATION).unwrap();
+    let metadata = TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap();
+    TypedTable::of(&metadata.metadata).unwrap().expect("a typed table")
+}
+
+fn row(seq: u64, payload: &str) -> layout::Row {
+    let event = StoredEvent {
+        timestamp_ms: 1_767_225_600_000,
+        ingest_ms: 1_767_225_600_001,
+        idempotency_key: None,
+        payload: Payload::Json(payload.into()),
+    };
+    (0, seq, event)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
+    batch.column(batch.schema().index_of(name).unwrap())
+}
+
+#[test]
+fn a_declaration_gets_the_system_columns_their_ids_and_zombis_layout() {
+    let declared = declare(creation(orders_schema(vec![]), &[("owner", "ana")]), LOCATION).unwrap();
+    let metadata = TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap();
+    let m = metadata.metadata;
+    let schema = m.current_schema();
+    for f in layout::schema().as_struct().fields() {
+        let got = schema.field_by_name(&f.name).unwrap();
+        assert_eq!((got.id, &got.field_type), (f.id, &f.field_type), "system column {}", f.name);
+    }
+    let ids: Vec<(String, i32)> =
+        schema.as_struct().fields().iter().skip(10).map(|f| (f.name.clone(), f.id)).collect();
+    let names = ["order_id", "amount", "placed_at", "customer", "tags", "attrs"];
+    assert_eq!(ids, names.iter().zip(11..).map(|(n, i)| (n.to_string(), i)).collect::<Vec<_>>());
+    assert_eq!(schema.field_by_name("customer.tier").unwrap().id, 18, "nested ids follow");
+    assert_eq!(m.default_partition_spec().fields().len(), 2);
+    assert_eq!(m.default_sort_order().fields.len(), 2);
+    let props = m.properties();
+    assert_eq!(props["zombi.table-mode"], "typed");
+    assert_eq!(props["owner"], "ana");
+    for (key, values) in USER_PROPERTIES {
+        assert_eq!(props[*key], values[0], "{key} is stored with its default");
+    }
+    assert_eq!(m.location(), LOCATION);
+}
+
+#[test]
+fn declarations_zombi_cannot_honour_are_refused_with_what_to_change() {
+    let refused = |c: TableCreation| declare(c, LOCATION).unwrap_err();
+    let clash =
+        orders_schema(vec![NestedField::optional(20, "Event_Time", p(PrimitiveType::Long))]);
+    assert!(refused(creation(clash, &[])).contains("Event_Time clashes with a system column"));
+
+    let mut c = creation(orders_schema(vec![]), &[]);
+    c.partition_spec = Some(
+        UnboundPartitionSpec::builder()
+            .add_partition_field(0, "order_id", iceberg::spec::Transform::Identity)
+            .unwrap()
+            .build(),
+    );
+    assert!(refused(c).contains("without PARTITIONED BY"));
+
+    let e = refused(creation(orders_schema(vec![]), &[("zombi.evlove", "none")]));
+    assert!(e.contains("unknown table property zombi.evlove"), "{e}");
+    let e = refused(creation(orders_schema(vec![]), &[("zombi.unknown-fields", "ignore")]));
+    assert!(e.contains("it takes keep or drop"), "{e}");
+    let e = refused(creation(orders_schema(vec![]), &[("format-version", "3")]));
+    assert!(e.contains("format version 2"), "{e}");
+
+    let ns = orders_schema(vec![NestedField::optional(20, "at", p(PrimitiveType::TimestampNs))]);
+    assert!(refused(creation(ns, &[])).contains("nanosecond"));
+    let int_keys = orders_schema(vec![NestedField::optional(
+        20,
+        "counts",
+        Type::Map(MapType::new(
+            NestedField::map_key_element(21, p(PrimitiveType::Int)).into(),
+            NestedField::map_value_element(22, p(PrimitiveType::Int), false).into(),
+        )),
+    )]);
+    assert!(refused(creation(int_keys, &[])).contains("map keys must be strings"));
+
+    let mut c = creation(orders_schema(vec![]), &[]);
+    c.name = "orders__dlq".into();
+    assert!(refused(c).contains("reserved"));
+    let mut c = creation(orders_schema(vec![]), &[]);
+    c.location = Some("file:///elsewhere".into());
+    assert!(refused(c).contains("remove the LOCATION"));
+    let empty = Schema::builder().build().unwrap();
+    assert!(refused(creation(empty, &[])).contains("at least one column"));
+}
+
+#[test]
+fn events_convert_to_exact_typed_values_and_the_rest_stays_in_payload() {
+    let t = typed(&[]);
+    let rows = vec![
+        row(
+            0,
+            r#"{"order_id": 7, "amount": 12.34, "placed_at": "2026-01-01T10:00:00+02:00",
+                "customer": {"id": "c1", "tier": "gold", "since": 2019},
+                "tags": ["a", "b"], "attrs": {"x": 1, "y": 2}, "note": "hi"}"#,
+        ),
+        row(1, r#"{"order_id": 8, "amount": null, "tags": [], "attrs": {}}"#),
+        row(2, r#"{"order_id": 9223372036854775807, "amount": "1", "customer": null}"#),
+    ];
+    // "1" is a string: ingest refuses it, and a flush (had the column been added after the
+    // event was accepted) keeps it in payload rather than fail or lose it.
+    assert!(t.check(&rows[2].2.payload).unwrap_err().to_string().contains("field amount"));
+    let b = t.to_batch(&rows).unwrap();
+    assert!(column(&b, "amount").is_null(2));
+    assert_eq!(column(&b, "payload").as_string::<i32>().value(2), r#"{"amount":"1"}"#);
+    // With numbers in strings allowed it fits.
+    let t = typed(&[("zombi.numbers-in-strings", "true")]);
+    let b = t.to_batch(&rows).unwrap();
+    let ids = column(&b, "order_id").as_primitive::<Int64Type>();
+    assert_eq!(ids.values().to_vec(), vec![7, 8, i64::MAX]);
+    let amount = column(&b, "amount").as_primitive::<Decimal128Type>();
+    assert_eq!((amount.value(0), amount.is_null(1), amount.value(2)), (1234, true, 100));
+    let at = column(&b, "placed_at").as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(at.value(0), 1_767_254_400_000_000, "10:00+02:00 is 08:00Z");
+    assert!(at.is_null(1));
+    let customer = column(&b, "customer").as_struct();
+    assert!(customer.is_valid(0) && customer.is_null(1) && customer.is_null(2));
+    assert_eq!(customer.column_by_name("tier").unwrap().as_string::<i32>().value(0), "gold");
+    let tags = column(&b, "tags").as_list::<i32>();
+    assert_eq!(tags.value_length(0), 2);
+    assert!(tags.is_valid(1) && tags.value_length(1) == 0 && tags.is_null(2));
+    let attrs = column(&b, "attrs").as_map();
+    assert_eq!(attrs.value_length(0), 2);
+    assert_eq!(attrs.values().as_primitive::<Int32Type>().values().to_vec(), vec![1, 2]);
+    let payload = column(&b, "payload").as_string::<i32>();
+    assert_eq!(payload.value(0), r#"{"customer":{"since":2019},"note":"hi"}"#);
+    assert!(payload.is_null(1) && payload.is_null(2), "nothing left over");
+    assert_eq!(column(&b, "payload_bytes").null_count(), 3);
+    assert_eq!(b.schema().field(10).metadata()["PARQUET:field_id"], "11");
+
+    let dropped = typed(&[("zombi.unknown-fields", "drop")]).to_batch(&rows[..2]).unwrap();
+    assert_eq!(column(&dropped, "payload").null_count(), 2);
+}
+
+#[test]
+fn a_check_names_the_field_and_the_reason() {
+    let t = typed(&[]);
+    let check = |payload: &str| t.check(&Payload::Json(payload.into())).map_err(|e| e.to_string());
+    assert_eq!(check(r#"{"order_id": 1}"#), Ok(()));
+    let cases = [
+        (r#"{"amount": 1}"#, "field order_id: is required and missing or null"),
+        (r#"{"order_id": "7"}"#, "field order_id: expected an integer (long), got a string \"7\""),
+        (r#"{"order_id": 1.5}"#, "field order_id: expected an integer (long), got a number 1.5"),
+        (r#"{"order_id": 1, "amount": 12.345}"#, "field amount: 12.345 has more than 2 digits"),
+        (
+            r#"{"order_id": 1, "placed_at": "noon"}"#,
+            "field placed_at: expected an ISO-8601 timestamp",
+        ),
+        (r#"{"order_id": 1, "customer": {"tier": 3}}"#, "field customer.tier: expected a string"),
+        (r#"{"order_id": 1, "tags": ["a", 2]}"#, "field tags[1]: expected a string"),
+        (r#"{"order_id": 1, "tags": ["a", null]}"#, "field tags[1]: is required"),
+        (
+            r#"{"order_id": 1, "attrs": {"k": "v"}}"#,
+            "field attrs[\"k\"]: expected an integer (int)",
+        ),
+        (r#"{"order_id": 1, "attrs": {"k": 3000000000}}"#, "3000000000 is out of range for int"),
+        (r#"[1, 2]"#, "a typed table takes a JSON object as payload, got an array"),
+    ];
+    for (payload, want) in cases {
+        let got = check(payload).expect_err(payload);
+        assert!(got.contains(want), "{payload}: {got}");
+    }
+    let bytes = t.check(&Payload::Bytes(vec![1])).unwrap_err().to_string();
+    assert!(bytes.contains("payload_base64"), "{bytes}");
+}
+
+#[test]
+fn every_scalar_type_converts() {
+    let fields = [
+        ("b", PrimitiveType::Boolean, "true"),
+        ("i", PrimitiveType::Int, "-5"),
+        ("f", PrimitiveType::Float, "1.5"),
+        ("d", PrimitiveType::Double, "2e-3"),
+        ("day", PrimitiveType::Date, "\"2026-01-31\""),
+        ("t", PrimitiveType::Time, "\"13:45:00.250\""),
+        ("ts", PrimitiveType::Timestamp, "\"2026-01-31 13:45:00\""),
+        ("u", PrimitiveType::Uuid, "\"67e55044-10b1-426f-9247-bb680e5fe0c8\""),
+        ("fx", PrimitiveType::Fixed(2), "\"AAE=\""),
+        ("bin", PrimitiveType::Binary, "\"aGk=\""),
+    ];
+    let schema = Schema::builder()
+        .with_fields(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, (n, t, _))| NestedField::optional(i as i32 + 1, *n, p(t.clone())).into()),
+        )
+        .build()
+        .unwrap();
+    let declared = declare(creation(schema, &[]), LOCATION).unwrap();
+    let metadata = TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap();
+    let t = TypedTable::of(&metadata.metadata).unwrap().unwrap();
+    let payload = format!(
+        "{{{}}}",
+        fields.iter().map(|(n, _, v)| format!("\"{n}\": {v}")).collect::<Vec<_>>().join(", ")
+    );
+    let b = t.to_batch(&[row(0, &payload), row(1, "{}")]).unwrap();
+    for (n, _, _) in fields {
+        let c = column(&b, n);
+        assert!(c.is_valid(0) && c.is_null(1), "{n}");
+    }
+    assert_eq!(column(&b, "day").as_primitive::<arrow_array::types::Date32Type>().value(0), 20484);
+    assert_eq!(
+        column(&b, "t").as_primitive::<arrow_array::types::Time64MicrosecondType>().value(0),
+        (13 * 3600 + 45 * 60) * 1_000_000 + 250_000
+    );
+    assert_eq!(column(&b, "fx").as_fixed_size_binary().value(0), [0, 1]);
+    assert_eq!(column(&b, "bin").as_binary::<i64>().value(0), b"hi");
+    assert!(t.check(&Payload::Json(r#"{"fx": "AAEC"}"#.into())).is_err(), "3 bytes for fixed[2]");
+}
