@@ -100,7 +100,11 @@ pub fn figures(v: &serde_json::Value) -> Result<Figures> {
     Ok(serde_json::from_value(v.clone())?)
 }
 
-async fn load_table(uri: &str, table: &str, opts: &EngineOpts) -> Result<iceberg::table::Table> {
+pub async fn load_table(
+    uri: &str,
+    table: &str,
+    opts: &EngineOpts,
+) -> Result<iceberg::table::Table> {
     let mut props = HashMap::from([("uri".to_owned(), uri.to_owned())]);
     if let Some((endpoint, key, secret)) = &opts.s3 {
         for (k, v) in [

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+pub mod driver;
 pub mod engines;
 pub mod moto;
 pub mod producer;

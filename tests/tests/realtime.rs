@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
+use zombi_tests::driver::Driver;
 use zombi_tests::engines::{duplicates, iceberg_rust_rows, rows_of};
 use zombi_tests::producer::{Acked, send_acked};
 use zombi_tests::{Edge, Node, client, wait_for};
@@ -328,66 +329,6 @@ fn hanging_server() -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// `tests/python/realtime_spark.py`, running: JSON lines out, a line in to go on. Its
-/// stderr (Spark's JVM included) goes to a file, shown when something fails.
-struct Driver {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    stderr: tempfile::NamedTempFile,
-    _work: tempfile::TempDir,
-}
-
-impl Driver {
-    fn start(args: &[String]) -> anyhow::Result<Driver> {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/realtime_spark.py");
-        let stderr = tempfile::NamedTempFile::new()?;
-        // Spark's standalone worker (local-cluster) writes its work dir here, not into the
-        // venv's pyspark folder.
-        let work = tempfile::tempdir()?;
-        let mut child = tokio::process::Command::new(zombi_tests::engines::venv_python())
-            .arg(script)
-            .args(args)
-            .env("SPARK_WORKER_DIR", work.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(stderr.reopen()?)
-            .kill_on_drop(true)
-            .spawn()?;
-        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
-            child.stdout.take().context("stdout")?,
-        ));
-        Ok(Driver { child, lines, stderr, _work: work })
-    }
-
-    fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-
-    async fn next_json(&mut self) -> anyhow::Result<Value> {
-        let line = tokio::time::timeout(Duration::from_secs(300), self.lines.next_line()).await;
-        match line {
-            Ok(Ok(Some(line))) => Ok(serde_json::from_str(&line)?),
-            _ => anyhow::bail!("realtime_spark.py printed no figures:\n{}", self.stderr_tail()),
-        }
-    }
-
-    async fn say(&mut self, line: &str) -> anyhow::Result<()> {
-        use tokio::io::AsyncWriteExt as _;
-        let stdin = self.child.stdin.as_mut().context("stdin")?;
-        stdin.write_all(format!("{line}\n").as_bytes()).await?;
-        Ok(stdin.flush().await?)
-    }
-
-    async fn finish(mut self) -> anyhow::Result<()> {
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
-        anyhow::ensure!(status.success(), "realtime_spark.py: {status}\n{}", self.stderr_tail());
-        Ok(())
-    }
-}
-
 /// A table with two snapshots and hot rows in committed and new hours, as the Spark driver
 /// expects it: (acked, first snapshot's rows, first snapshot id, rows committed).
 async fn spark_scenario(
@@ -440,7 +381,7 @@ async fn spark_reads_hot_rows_exactly_once_and_survives_the_node() -> anyhow::Re
     let table = "sparkrt";
     let (mut acked, first_rows, first, committed) = spark_scenario(&node, &edge, table).await?;
     let hang = hanging_server()?;
-    let mut driver = Driver::start(&driver_args(&node, table, first, &hang)?)?;
+    let mut driver = Driver::start("realtime_spark.py", &driver_args(&node, table, first, &hang)?)?;
     let got = driver.next_json().await?;
     let want = expect(&acked);
     let spark = &got["spark"];
@@ -500,7 +441,7 @@ async fn spark_executors_in_their_own_jvm_read_hot_segments() -> anyhow::Result<
     let (acked, first_rows, first, _) = spark_scenario(&node, &edge, table).await?;
     let mut args = driver_args(&node, table, first, &hanging_server()?)?;
     args.extend(["--master", "local-cluster[1,1,1024]", "--phase1-only"].map(str::to_owned));
-    let mut driver = Driver::start(&args)?;
+    let mut driver = Driver::start("realtime_spark.py", &args)?;
     let got = driver.next_json().await?;
     let spark = &got["spark"];
     assert_figures("spark, separate executor", spark, &expect(&acked));
