@@ -134,6 +134,7 @@ pub async fn run(
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
         catalog: catalog.clone(),
+        updates: Some(catalog.clone()),
         catalog_token: config.auth.catalog_token.clone(),
         warehouse_location: warehouse,
     }));

@@ -24,7 +24,7 @@ use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 use iceberg::table::Table;
 use iceberg::{
     Catalog, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent, Result, Runtime,
-    TableCommit, TableCreation, TableIdent,
+    TableCommit, TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 
 use crate::hot::HotStore;
@@ -47,6 +47,17 @@ pub struct ZombiCatalog {
     lister: Option<warehouse::Lister>,
     /// The typing of every table whose metadata this catalog read or committed.
     typing: Arc<typed::Registry>,
+}
+
+/// The updates an engine may commit: schema and property changes.
+fn engine_may_apply(update: &TableUpdate) -> bool {
+    matches!(
+        update,
+        TableUpdate::AddSchema { .. }
+            | TableUpdate::SetCurrentSchema { .. }
+            | TableUpdate::SetProperties { .. }
+            | TableUpdate::RemoveProperties { .. }
+    )
 }
 
 fn unsupported(what: &str) -> Error {
@@ -249,6 +260,51 @@ impl ZombiCatalog {
         Ok(())
     }
 
+    /// Commits an engine's update of a table's metadata: schema and property changes only,
+    /// and only those Zombi can honour (see [`typed::evolve`]). The requirements are checked
+    /// against the current metadata under the commit lock, so a stale update fails.
+    pub async fn update_metadata(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table> {
+        if let Some(u) = updates.iter().find(|u| !engine_may_apply(u)) {
+            let what = serde_json::to_value(u)
+                .ok()
+                .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "this update".to_owned());
+            return Err(Error::new(
+                ErrorKind::FeatureUnsupported,
+                format!(
+                    "{what} is refused: engines may change a table's schema and properties only; Zombi's ingest path writes its data"
+                ),
+            ));
+        }
+        let committed = self
+            .commit_rebuilt(ident, async |current: &Table| {
+                for r in &requirements {
+                    r.check(Some(current.metadata()))?;
+                }
+                let mut builder = TableMetadataBuilder::new_from_metadata(
+                    current.metadata().clone(),
+                    current.metadata_location().map(str::to_owned),
+                );
+                for u in updates.iter().cloned() {
+                    builder = u.apply(builder)?;
+                }
+                let next = builder.build()?.metadata;
+                typed::evolve::check_update(current.metadata(), &next)
+                    .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
+                Ok(Some(next))
+            })
+            .await?;
+        match committed {
+            Some(table) => Ok(table),
+            None => self.load_table(ident).await,
+        }
+    }
+
     /// Creates a table of Zombi's layout (the flusher's, at a table's first write).
     pub async fn create_raw(&self, creation: TableCreation) -> Result<Table> {
         zombi_shared::validate_table_name(&creation.name)
@@ -293,6 +349,19 @@ impl ZombiCatalog {
         let location = MetadataLocation::new_with_metadata(table_location, &metadata);
         self.publish(&name, &location, &metadata).await?;
         self.build_table(ident, location.to_string(), Arc::new(metadata))
+    }
+}
+
+#[async_trait]
+impl rest::TableUpdates for ZombiCatalog {
+    async fn update_table(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table> {
+        self.check_namespace(ident.namespace())?;
+        self.update_metadata(ident, requirements, updates).await
     }
 }
 

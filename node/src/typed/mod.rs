@@ -14,6 +14,7 @@
 
 pub mod convert;
 pub mod declare;
+pub mod evolve;
 pub mod json;
 mod registry;
 

@@ -26,6 +26,9 @@ pub enum CatalogError {
     NoSuchTable(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// An update's requirements do not hold: the table changed since the engine read it.
+    #[error("{0}")]
+    CommitFailed(String),
     /// A path under `/v1` that this server does not serve.
     #[error("{0}")]
     NoSuchEndpoint(String),
@@ -54,6 +57,7 @@ impl CatalogError {
             CatalogError::NoSuchNamespace(_) => "NoSuchNamespaceException",
             CatalogError::NoSuchTable(_) => "NoSuchTableException",
             CatalogError::AlreadyExists(_) => "AlreadyExistsException",
+            CatalogError::CommitFailed(_) => "CommitFailedException",
             CatalogError::NoSuchEndpoint(_) => "NotFoundException",
             CatalogError::Unsupported(_) => "UnsupportedOperationException",
             CatalogError::Unavailable(_) => "ServiceUnavailableException",
@@ -69,7 +73,7 @@ impl CatalogError {
             CatalogError::NoSuchNamespace(_)
             | CatalogError::NoSuchTable(_)
             | CatalogError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
-            CatalogError::AlreadyExists(_) => StatusCode::CONFLICT,
+            CatalogError::AlreadyExists(_) | CatalogError::CommitFailed(_) => StatusCode::CONFLICT,
             CatalogError::Unsupported(_) => StatusCode::NOT_ACCEPTABLE,
             CatalogError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CatalogError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use iceberg_catalog_rest::LoadTableResult;
+use iceberg_catalog_rest::{CommitTableRequest, CommitTableResponse, LoadTableResult};
 
 use super::AppState;
 use super::error::CatalogError;
@@ -78,6 +78,19 @@ pub(super) async fn create_table(
         CatalogError::BadRequest(format!("the body is not a CreateTableRequest: {e}"))
     })?;
     Ok(Json(app.service.create_table(&namespace, request).await?))
+}
+
+/// `POST /v1/namespaces/{namespace}/tables/{table}`: a schema or property change.
+pub(super) async fn update_table(
+    State(app): State<AppState>,
+    IcebergPath((namespace, table)): IcebergPath<(String, String)>,
+    body: Bytes,
+) -> Reply<Json<CommitTableResponse>> {
+    let ident = params::table(&namespace, table)?;
+    let request: CommitTableRequest = serde_json::from_slice(&body).map_err(|e| {
+        CatalogError::BadRequest(format!("the body is not a CommitTableRequest: {e}"))
+    })?;
+    Ok(Json(app.service.update_table(&ident, request).await?))
 }
 
 pub(super) async fn table_exists(

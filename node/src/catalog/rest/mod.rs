@@ -1,7 +1,8 @@
 //! The Iceberg REST catalog as engines see it (spec:
 //! `iceberg-rest-catalog-open-api.yaml`), served from any [`iceberg::Catalog`].
 //!
-//! Engines read, and declare typed tables (`createTable`); every other write endpoint
+//! Engines read, declare typed tables (`createTable`) and change their schema and properties
+//! (`updateTable`, within what [`TableUpdates`] accepts); every other write endpoint
 //! answers 403 `ForbiddenException`, because Zombi's own ingest path is the only writer of
 //! its tables. No `prefix` is advertised, so all routes live directly under `/v1`.
 
@@ -13,6 +14,8 @@ mod service;
 use std::sync::Arc;
 
 use axum::Router;
+use iceberg::table::Table;
+use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
@@ -24,14 +27,28 @@ pub use error::CatalogError;
 
 use handlers::{
     config, create_table, list_namespaces, list_tables, load_namespace, load_table,
-    namespace_exists, no_such_endpoint, refuse_write, report_metrics, table_exists,
+    namespace_exists, no_such_endpoint, refuse_write, report_metrics, table_exists, update_table,
 };
 use service::CatalogService;
+
+/// Commits engines' updates of table metadata (`updateTable`). `iceberg::Catalog` cannot
+/// serve it: its `TableCommit` can only be built inside the `iceberg` crate.
+#[async_trait::async_trait]
+pub trait TableUpdates: Send + Sync {
+    async fn update_table(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> iceberg::Result<Table>;
+}
 
 /// What the catalog routes need from the node.
 pub struct RestCatalogState {
     /// The catalog engines read; the node's own, or an in-memory one in tests.
     pub catalog: Arc<dyn iceberg::Catalog>,
+    /// Commits engines' schema and property updates; `None`: every update is refused.
+    pub updates: Option<Arc<dyn TableUpdates>>,
     /// When set, every `/v1` request must carry `Authorization: Bearer <token>`.
     pub catalog_token: Option<String>,
     /// Offered to clients as the `warehouse` default in `/v1/config`.
@@ -48,7 +65,11 @@ struct AppState {
 /// The `/v1` routes, with their state applied, ready to be merged into the node's router.
 pub fn router(state: RestCatalogState) -> Router {
     let app = AppState {
-        service: Arc::new(CatalogService::new(state.catalog, state.warehouse_location)),
+        service: Arc::new(CatalogService::new(
+            state.catalog,
+            state.updates,
+            state.warehouse_location,
+        )),
         tokens: state.catalog_token.into_iter().collect(),
     };
     Router::new()
@@ -63,7 +84,7 @@ pub fn router(state: RestCatalogState) -> Router {
         .route("/v1/namespaces/{namespace}/register", post(refuse_write))
         .route(
             "/v1/namespaces/{namespace}/tables/{table}",
-            get(load_table).head(table_exists).post(refuse_write).delete(refuse_write),
+            get(load_table).head(table_exists).post(update_table).delete(refuse_write),
         )
         .route("/v1/namespaces/{namespace}/tables/{table}/metrics", post(report_metrics))
         .route("/v1/tables/rename", post(refuse_write))

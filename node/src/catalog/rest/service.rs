@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use iceberg::spec::TableMetadata;
 use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_rest::{CreateTableRequest, LoadTableResult};
+use iceberg_catalog_rest::{
+    CommitTableRequest, CommitTableResponse, CreateTableRequest, LoadTableResult,
+};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::TableUpdates;
 use super::error::CatalogError;
 use super::params::{PageRequest, SnapshotsMode, encode_token};
 
@@ -49,16 +52,26 @@ pub struct ListTablesResponse {
     pub next_page_token: Option<String>,
 }
 
-/// Read-only catalog operations for engines.
-#[derive(Debug)]
+/// Catalog operations for engines.
 pub struct CatalogService {
     catalog: Arc<dyn Catalog>,
+    updates: Option<Arc<dyn TableUpdates>>,
     warehouse_location: String,
 }
 
+impl std::fmt::Debug for CatalogService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogService").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
 impl CatalogService {
-    pub fn new(catalog: Arc<dyn Catalog>, warehouse_location: String) -> Self {
-        CatalogService { catalog, warehouse_location }
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        updates: Option<Arc<dyn TableUpdates>>,
+        warehouse_location: String,
+    ) -> Self {
+        CatalogService { catalog, updates, warehouse_location }
     }
 
     pub fn config(&self) -> ConfigResponse {
@@ -182,6 +195,31 @@ impl CatalogService {
             metadata: table.metadata().clone(),
             config: HashMap::new(),
             storage_credentials: None,
+        })
+    }
+
+    /// Commits a schema or property change of a table.
+    pub async fn update_table(
+        &self,
+        ident: &TableIdent,
+        request: CommitTableRequest,
+    ) -> Result<CommitTableResponse, CatalogError> {
+        let Some(updates) = &self.updates else {
+            return Err(CatalogError::read_only("updating a table"));
+        };
+        let table = updates
+            .update_table(ident, request.requirements, request.updates)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound => no_such_table(ident),
+                ErrorKind::DataInvalid => CatalogError::BadRequest(e.message().to_owned()),
+                ErrorKind::CatalogCommitConflicts => CatalogError::CommitFailed(e.message().to_owned()),
+                ErrorKind::FeatureUnsupported => CatalogError::Forbidden(e.message().to_owned()),
+                _ => e.into(),
+            })?;
+        Ok(CommitTableResponse {
+            metadata_location: table.metadata_location().unwrap_or_default().to_owned(),
+            metadata: table.metadata().clone(),
         })
     }
 

@@ -48,6 +48,7 @@ async fn fixture(tables: &[&str], token: Option<&str>) -> Fixture {
     }
     let router = router(RestCatalogState {
         catalog: Arc::new(catalog),
+        updates: None,
         catalog_token: token.map(str::to_owned),
         warehouse_location: location,
     });

@@ -1,0 +1,146 @@
+//! Schema and property changes of typed tables that engines commit through the catalog
+//! (`ALTER TABLE … ADD COLUMN`, PyIceberg's `update_schema()`, `SET TBLPROPERTIES`): what
+//! Zombi accepts, because events accepted before the change still convert after it.
+//!
+//! Accepted: new optional columns (also inside structs), int → long, float → double,
+//! decimal(p, s) → decimal(p', s) with p' ≥ p, required → optional, column order, and the
+//! `zombi.*` properties of [`super::USER_PROPERTIES`]. Refused, with a reason: dropping or
+//! renaming a column (JSON fields map to columns by name), narrowing or changing a type,
+//! optional → required, and any change to a system column or to a raw table's schema.
+
+use std::collections::HashMap;
+
+use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadata, Type};
+
+use super::{MODE, check_properties, is_typed};
+use crate::layout;
+
+/// Checks that `next` (a table's metadata after an engine's update) is a change Zombi can
+/// honour from `current`.
+pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(), String> {
+    let (old, new) = (current.current_schema(), next.current_schema());
+    if old.schema_id() != new.schema_id() || old.as_struct() != new.as_struct() {
+        if !is_typed(current) {
+            return Err(
+                "the schema of a raw table is Zombi's fixed layout; declare a typed table (CREATE TABLE with columns) to have columns of your own".into(),
+            );
+        }
+        check_schema(old, new)?;
+    }
+    check_property_change(current.properties(), next.properties())?;
+    if is_typed(next) {
+        super::TypedTable::of(next)?;
+    }
+    Ok(())
+}
+
+fn check_property_change(
+    old: &HashMap<String, String>,
+    new: &HashMap<String, String>,
+) -> Result<(), String> {
+    for key in [MODE, "zombi.layout-version"] {
+        if old.get(key) != new.get(key) {
+            return Err(format!("table property {key} is Zombi's and cannot change"));
+        }
+    }
+    check_properties(new)
+}
+
+fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
+    let old_ids = all_ids(old);
+    let new_ids = all_ids(new);
+    for &(id, _) in &old_ids {
+        let was = old.field_by_id(id).expect("listed");
+        let name = old.name_by_field_id(id).unwrap_or(&was.name).to_owned();
+        let Some(now) = new.field_by_id(id) else {
+            return Err(format!(
+                "dropping column {name} is not supported: Zombi maps JSON fields to columns by name, and stored events still carry it"
+            ));
+        };
+        let new_name = new.name_by_field_id(id).unwrap_or(&now.name);
+        if layout::is_system_field(id) && old.as_struct().field_by_id(id).is_some() {
+            if was != now {
+                return Err(format!("system column {name} cannot change"));
+            }
+            continue;
+        }
+        if new_name != name {
+            return Err(format!(
+                "renaming column {name} to {new_name} is not supported: Zombi maps JSON fields to columns by name; add a new column instead"
+            ));
+        }
+        if !was.required && now.required {
+            return Err(format!(
+                "column {name} cannot become required: events without it were accepted"
+            ));
+        }
+        if !widens(&was.field_type, &now.field_type) {
+            return Err(format!(
+                "column {name} cannot change from {} to {}: Zombi takes int → long, float → double and wider decimals of the same scale",
+                was.field_type, now.field_type
+            ));
+        }
+    }
+    for &(id, parent) in &new_ids {
+        if old.field_by_id(id).is_none() {
+            let field = new.field_by_id(id).expect("listed");
+            let name = new.name_by_field_id(id).unwrap_or(&field.name);
+            if field.required && !is_child_of_new(old, &new_ids, parent) {
+                return Err(format!("new column {name} must be optional: events without it were accepted"));
+            }
+            if layout::schema().as_struct().fields().iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
+                return Err(format!("column {name} clashes with a system column"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `next` can hold every value of `was` (same kind; primitive widening only).
+fn widens(was: &Type, next: &Type) -> bool {
+    use PrimitiveType as P;
+    match (was, next) {
+        (Type::Primitive(a), Type::Primitive(b)) => match (a, b) {
+            (P::Int, P::Long) | (P::Float, P::Double) => true,
+            (P::Decimal { precision: p1, scale: s1 }, P::Decimal { precision: p2, scale: s2 }) => {
+                s1 == s2 && p2 >= p1
+            }
+            _ => a == b,
+        },
+        (Type::Struct(_), Type::Struct(_))
+        | (Type::List(_), Type::List(_))
+        | (Type::Map(_), Type::Map(_)) => true,
+        _ => false,
+    }
+}
+
+/// A required field is fine inside a struct, list or map that is itself new.
+fn is_child_of_new(old: &Schema, ids: &[(i32, Option<i32>)], mut parent: Option<i32>) -> bool {
+    while let Some(p) = parent {
+        if old.field_by_id(p).is_none() {
+            return true;
+        }
+        parent = ids.iter().find(|(id, _)| *id == p).and_then(|(_, up)| *up);
+    }
+    false
+}
+
+/// Every field id of a schema, nested ones included, each with its parent's.
+fn all_ids(schema: &Schema) -> Vec<(i32, Option<i32>)> {
+    fn walk(f: &NestedField, parent: Option<i32>, out: &mut Vec<(i32, Option<i32>)>) {
+        out.push((f.id, parent));
+        let me = Some(f.id);
+        match f.field_type.as_ref() {
+            Type::Struct(s) => s.fields().iter().for_each(|c| walk(c, me, out)),
+            Type::List(l) => walk(&l.element_field, me, out),
+            Type::Map(m) => {
+                walk(&m.key_field, me, out);
+                walk(&m.value_field, me, out);
+            }
+            Type::Primitive(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    schema.as_struct().fields().iter().for_each(|f| walk(f, None, &mut out));
+    out
+}
