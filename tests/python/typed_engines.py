@@ -3,6 +3,9 @@
   create  --uri U --table T [--prop k=v ...]   PyIceberg `create_table` with the orders schema
   read    --uri U --table T --min-order N      rows as PyIceberg, DuckDB and Zombi's Python
                                                reader (cold + hot) return them
+  evolve  --uri U --table T                    PyIceberg schema changes: add a column, widen
+                                               int to long; a rename and a drop (refused)
+  columns --uri U --table T --cols a,b         rows of those columns in PyIceberg and DuckDB
 
 `read` prints one JSON object: per reader, its rows in a canonical form (see `canon`) sorted
 by order_id, and for PyIceberg the data files planned with and without `order_id >= N`.
@@ -122,15 +125,57 @@ def read(args):
     return out
 
 
+def evolve(args):
+    """Schema changes as an engine commits them: two accepted, two refused."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.types import LongType, StringType
+
+    cat = load_catalog("zombi", type="rest", uri=args.uri)
+    t = cat.load_table(f"zombi.{args.table}")
+    out = {}
+    with t.update_schema() as u:
+        u.add_column("note", StringType())
+        u.update_column("qty", field_type=LongType())
+    out["types"] = {f.name: str(f.field_type) for f in cat.load_table(f"zombi.{args.table}").schema().fields}
+    for name, change in (("rename", lambda u: u.rename_column("ratio", "r")),
+                         ("drop", lambda u: u.delete_column("ok"))):
+        try:
+            with cat.load_table(f"zombi.{args.table}").update_schema() as u:
+                change(u)
+            out[name] = None
+        except Exception as e:  # the refusal, for the test to read
+            out[name] = str(e)
+    return out
+
+
+def columns(args):
+    """Rows of --cols in PyIceberg and DuckDB, sorted by order_id."""
+    from pyiceberg.catalog import load_catalog
+
+    cols = args.cols.split(",")
+    cat = load_catalog("zombi", type="rest", uri=args.uri)
+    t = cat.load_table(f"zombi.{args.table}").scan(selected_fields=tuple(cols)).to_arrow()
+    out = {"pyiceberg": sorted([[r[c] for c in cols] for r in t.to_pylist()], key=lambda r: r[0])}
+    con = duckdb_connect()
+    con.execute(f"ATTACH '' AS z (TYPE iceberg, ENDPOINT '{args.uri}', AUTHORIZATION_TYPE 'none', ACCESS_DELEGATION_MODE 'none')")
+    rows = con.execute(f"SELECT {', '.join(cols)} FROM z.zombi.{args.table}").fetchall()
+    out["duckdb"] = sorted([list(r) for r in rows], key=lambda r: r[0])
+    return out
+
+
+COMMANDS = {"create": create, "read": read, "evolve": evolve, "columns": columns}
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["create", "read"])
+    p.add_argument("command", choices=sorted(COMMANDS))
     p.add_argument("--uri", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--prop", action="append", default=[])
     p.add_argument("--min-order", type=int, default=0)
+    p.add_argument("--cols")
     args = p.parse_args()
-    result = create(args) if args.command == "create" else read(args)
+    result = COMMANDS[args.command](args)
     json.dump(result, sys.stdout, default=lambda o: str(o) if isinstance(o, decimal.Decimal) else repr(o))
     print()
 

@@ -393,3 +393,125 @@ async fn events_that_do_not_fit_are_refused_by_record_field_and_reason() -> anyh
     assert_eq!(ids, vec![1, 6, 7]);
     Ok(())
 }
+
+/// Writes one event, retrying while the node says the table is not ready (after a restart).
+async fn send_ready(edge: &Edge, table: &str, event: &Value) -> anyhow::Result<Reply> {
+    zombi_tests::wait_for(
+        "the table to take writes",
+        std::time::Duration::from_secs(30),
+        || async {
+            let r = send_one(&client(), &edge.url(), table, event).await.ok()?;
+            (r.status != 503).then_some(r)
+        },
+    )
+    .await
+}
+
+/// `zombi.evolve = additive`: new top-level fields become optional columns (type from the
+/// first value) committed by the node, also when it is killed right after that commit;
+/// later values must fit; engines' own schema changes apply to later flushes (incompatible
+/// ones are refused); older rows read null, also after compaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_fields_become_columns_and_engine_schema_changes_apply() -> anyhow::Result<()> {
+    let mut node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let t = "evolving";
+    let created =
+        python(&["create", "--uri", &node.url(), "--table", t, "--prop", "zombi.evolve=additive"])?;
+    assert_eq!(created["properties"]["zombi.evolve"], "additive", "{created}");
+    let event = |i: i64, extra: Value| {
+        let mut p = json!({"order_id": i, "qty": i});
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"payload": p, "timestamp_ms": BASE + i})
+    };
+    for i in 1..=5 {
+        assert_eq!(send_one(&client(), &edge.url(), t, &event(i, json!({}))).await?.status, 200);
+    }
+    node.flush(t).await?;
+
+    // New fields; the node dies right after it committed them to the schema.
+    node.set_env("FAILPOINTS", Some("flush-after-schema=return"));
+    node.restart().await?;
+    for i in 6..=10 {
+        let extra = json!({"coupon": format!("C{i}"), "score": i * 10, "later": null});
+        assert_eq!(send_ready(&edge, t, &event(i, extra)).await?.status, 200);
+    }
+    // The first value fixed the type: a string where a long was inferred does not fit.
+    let r = send_one(&client(), &edge.url(), t, &event(11, json!({"score": "high"}))).await?;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        message(&r)
+            .contains("record 0: field score: expected an integer (long), got a string \"high\""),
+        "{r:?}"
+    );
+    assert!(node.flush(t).await.is_err(), "the node must die inside the flush");
+    assert!(!node.wait_exit(std::time::Duration::from_secs(60)).await?.success());
+    node.set_env("FAILPOINTS", None);
+    node.restart().await?;
+    let r = send_ready(&edge, t, &event(11, json!({"score": 110, "coupon": "C11"}))).await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    node.flush(t).await?;
+
+    // An engine's changes: a new column and int → long apply; rename and drop are refused.
+    let changed = python(&["evolve", "--uri", &node.url(), "--table", t])?;
+    let types = &changed["types"];
+    assert_eq!(
+        (types["coupon"].as_str(), types["score"].as_str()),
+        (Some("string"), Some("long")),
+        "{changed}"
+    );
+    assert_eq!(
+        (types["note"].as_str(), types["qty"].as_str()),
+        (Some("string"), Some("long")),
+        "{changed}"
+    );
+    assert!(
+        types.get("later").is_none(),
+        "a field that was only ever null has no column: {changed}"
+    );
+    assert!(
+        changed["rename"]
+            .as_str()
+            .unwrap_or("")
+            .contains("renaming column ratio to r is not supported"),
+        "{changed}"
+    );
+    assert!(
+        changed["drop"].as_str().unwrap_or("").contains("dropping column ok is not supported"),
+        "{changed}"
+    );
+    for i in 12..=13 {
+        let extra = json!({"qty": 3_000_000_000i64 + i, "note": format!("n{i}")});
+        assert_eq!(send_one(&client(), &edge.url(), t, &event(i, extra)).await?.status, 200);
+    }
+    node.flush(t).await?;
+
+    let want: Vec<Value> = (1i64..=13)
+        .map(|i| {
+            let coupon = (6..=11).contains(&i).then(|| format!("C{i}"));
+            let score = (6..=11).contains(&i).then_some(i * 10);
+            let note = (12..=13).contains(&i).then(|| format!("n{i}"));
+            let qty = if i >= 12 { 3_000_000_000 + i } else { i };
+            json!([i, coupon, score, note, qty])
+        })
+        .collect();
+    let read = |label: &str| -> anyhow::Result<()> {
+        let got = python(&[
+            "columns",
+            "--uri",
+            &node.url(),
+            "--table",
+            t,
+            "--cols",
+            "order_id,coupon,score,note,qty",
+        ])?;
+        for engine in ["pyiceberg", "duckdb"] {
+            assert_eq!(got[engine].as_array().context("rows")?, &want, "{engine} {label}");
+        }
+        Ok(())
+    };
+    read("after the flushes")?;
+    node.compact(t).await?;
+    read("after compaction")?;
+    Ok(())
+}

@@ -10,7 +10,7 @@ use zombi_shared::wire::{Ack, Group, WireEvent};
 use super::{CombinerError, Job};
 use crate::hot::{self, HotStore, IdemRecord, TableId, record};
 use crate::metrics as m;
-use crate::typed::{Registry, Typing};
+use crate::typed::{Inferred, Registry, Typing};
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Settings {
@@ -25,6 +25,11 @@ struct TableState {
     id: TableId,
     next_sequence: BTreeMap<u32, u64>,
     bytes: u64,
+    /// Columns inferred for new fields of a typed table (`zombi.evolve = additive`), as
+    /// persisted; the flusher commits them to the schema. Once there they are ignored.
+    columns: Vec<Inferred>,
+    /// Index of the next inferred column's record.
+    next_column: u32,
 }
 
 pub(super) fn run(store: Arc<HotStore>, typing: &Registry, rx: &Receiver<Job>, settings: Settings) {
@@ -59,9 +64,7 @@ fn write_micro_batch(
 ) {
     let started = Instant::now();
     crate::failpoints::panic_point("combiner-write");
-    let refused: Vec<Option<CombinerError>> =
-        jobs.iter().map(|j| check(typing, &j.group)).collect();
-    let result = stage(store, tables, &jobs, &refused).and_then(|staged| {
+    let result = stage(store, typing, tables, &jobs).and_then(|staged| {
         staged.batch.commit()?;
         Ok((staged.acks, staged.tables, staged.written, staged.duplicates))
     });
@@ -81,9 +84,8 @@ fn write_micro_batch(
             // so producers may retry every group.
             tracing::error!(error = %e, events, "hot store write failed");
             metrics::counter!(m::HOT_WRITE_ERRORS).increment(1);
-            for (job, refused) in jobs.into_iter().zip(refused) {
-                let error = refused.unwrap_or_else(|| CombinerError::Store(e.to_string()));
-                let _ = job.reply.send(Err(error));
+            for job in jobs {
+                let _ = job.reply.send(Err(CombinerError::Store(e.to_string())));
             }
         }
     }
@@ -101,29 +103,49 @@ struct Staged<'a> {
     duplicates: u64,
 }
 
-/// Why a group cannot be written to its table, if it cannot: an event that does not fit a
-/// typed table refuses the whole group (a bulk request is all-or-nothing).
-fn check(typing: &Registry, group: &Group) -> Option<CombinerError> {
-    match typing.get(&group.table)? {
-        Typing::Raw => None,
-        Typing::Unusable(e) => Some(CombinerError::Unusable(format!(
-            "table {} cannot take events: its schema is not one Zombi can write: {e}",
-            group.table
-        ))),
-        Typing::Typed(t) => group.events.iter().enumerate().find_map(|(i, event)| {
-            let e = t.check(&event.payload).err()?;
-            Some(CombinerError::Invalid(format!("record {i}: {e}")))
-        }),
+/// Checks a group against its table's typing before anything of it is staged: an event
+/// that does not fit a typed table refuses the whole group (a bulk request is
+/// all-or-nothing). Returns the columns the group's new fields call for (`zombi.evolve =
+/// additive`), checking each event against the columns of the events before it.
+fn check(
+    typing: &Registry,
+    state: &TableState,
+    group: &Group,
+) -> Result<Vec<Inferred>, CombinerError> {
+    let table = match typing.get(&group.table) {
+        None | Some(Typing::Raw) => return Ok(Vec::new()),
+        Some(Typing::Unusable(e)) => return Err(unusable(&group.table, &e)),
+        Some(Typing::Typed(t)) => t,
+    };
+    let mut known = state.columns.clone();
+    let mut added = Vec::new();
+    let mut current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
+    for (i, event) in group.events.iter().enumerate() {
+        let new = current
+            .check(&event.payload)
+            .map_err(|e| CombinerError::Invalid(format!("record {i}: {e}")))?;
+        if !new.is_empty() {
+            known.extend(new.iter().cloned());
+            added.extend(new);
+            current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
+        }
     }
+    Ok(added)
+}
+
+fn unusable(table: &str, e: &str) -> CombinerError {
+    CombinerError::Unusable(format!(
+        "table {table} cannot take events: its schema is not one Zombi can write: {e}"
+    ))
 }
 
 /// Assigns sequences and builds the `WriteBatch` for `jobs` without changing `tables`;
-/// the jobs `refused` holds an error for are left out.
+/// a group its typed table refuses is left out and answered with the refusal.
 fn stage<'a>(
     store: &'a HotStore,
+    typing: &Registry,
     tables: &HashMap<String, TableState>,
     jobs: &[Job],
-    refused: &[Option<CombinerError>],
 ) -> Result<Staged<'a>, hot::HotError> {
     let now = hot::now_ms();
     let mut staged = Staged {
@@ -136,12 +158,22 @@ fn stage<'a>(
     };
     // Idempotency keys first written by this very batch.
     let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
-    for (job, refused) in jobs.iter().zip(refused) {
-        if let Some(e) = refused {
-            staged.acks.push(Err(e.clone()));
-            continue;
-        }
+    for job in jobs {
         let state = staged_state(store, tables, &mut staged.tables, &job.group.table)?;
+        match check(typing, state, &job.group) {
+            Ok(columns) => {
+                for column in columns {
+                    let json = serde_json::to_vec(&column).expect("columns serialize");
+                    staged.batch.put_pending_column(state.id, state.next_column, &json);
+                    state.next_column += 1;
+                    state.columns.push(column);
+                }
+            }
+            Err(e) => {
+                staged.acks.push(Err(e));
+                continue;
+            }
+        }
         let mut acks = Vec::with_capacity(job.group.events.len());
         for event in &job.group.events {
             let ack = assign(store, state, &mut fresh_keys, &mut staged.batch, event, now)?;
@@ -188,7 +220,18 @@ fn staged_state<'a>(
                         let next = next_sequence.entry(p).or_insert(0);
                         *next = (*next).max(w);
                     }
-                    TableState { id, next_sequence, bytes: counters.bytes }
+                    let mut columns = Vec::new();
+                    let mut next_column = 0;
+                    for (index, json) in store.pending_columns(id)? {
+                        next_column = next_column.max(index + 1);
+                        match serde_json::from_slice(&json) {
+                            Ok(column) => columns.push(column),
+                            Err(e) => {
+                                tracing::error!(%table, error = %e, "unreadable inferred column record")
+                            }
+                        }
+                    }
+                    TableState { id, next_sequence, bytes: counters.bytes, columns, next_column }
                 }
             };
             Ok(e.insert(state))

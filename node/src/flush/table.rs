@@ -274,6 +274,7 @@ impl TableFlusher {
             // Rows take the schema current now: events accepted under an older schema fit
             // it, since schemas only evolve compatibly.
             let table = self.ctx.catalog.load_table(&self.ident).await?;
+            let table = self.commit_inferred_columns(table).await?;
             let layout = layout::Layout::of(table.metadata()).map_err(FlushError::Schema)?;
             let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows, &layout))
                 .await?
@@ -301,6 +302,88 @@ impl TableFlusher {
         self.delete_expired().await?;
         self.update_status(&high_water_marks, started.elapsed()).await;
         Ok(Cycle { more })
+    }
+
+    /// Commits the columns the combiner inferred for new fields of a typed table
+    /// (`zombi.evolve = additive`) to its schema, before rows that carry them are written;
+    /// engines see them from this commit on. Inferred columns the schema holds by now (an
+    /// engine may have added one itself) are forgotten.
+    async fn commit_inferred_columns(&self, table: Table) -> Result<Table, FlushError> {
+        let Some(typed) =
+            crate::typed::TypedTable::of(table.metadata()).map_err(FlushError::Schema)?
+        else {
+            return Ok(table);
+        };
+        if !typed.settings().additive {
+            return Ok(table);
+        }
+        let (store, id) = (self.ctx.store.clone(), self.id);
+        let records = tokio::task::spawn_blocking(move || store.pending_columns(id)).await??;
+        if records.is_empty() {
+            return Ok(table);
+        }
+        let mut indices = Vec::new();
+        let mut inferred = Vec::new();
+        for (index, json) in &records {
+            match serde_json::from_slice::<crate::typed::Inferred>(json) {
+                Ok(column) => {
+                    indices.push(*index);
+                    inferred.push(column);
+                }
+                Err(e) => {
+                    tracing::error!(table = %self.name, error = %e, "unreadable inferred column record")
+                }
+            }
+        }
+        let table = match typed.schema_with(&inferred).map_err(FlushError::Schema)? {
+            None => table,
+            Some(_) => {
+                let committed = self
+                    .ctx
+                    .catalog
+                    .commit_rebuilt(&self.ident, async |current: &Table| {
+                        let Some(now) = crate::typed::TypedTable::of(current.metadata())
+                            .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e))?
+                        else {
+                            return Ok(None);
+                        };
+                        let Some(schema) = now
+                            .schema_with(&inferred)
+                            .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e))?
+                        else {
+                            return Ok(None);
+                        };
+                        let metadata = iceberg::spec::TableMetadataBuilder::new_from_metadata(
+                            current.metadata().clone(),
+                            current.metadata_location().map(str::to_owned),
+                        )
+                        .add_current_schema(schema)?
+                        .build()?
+                        .metadata;
+                        Ok(Some(metadata))
+                    })
+                    .await?;
+                crash_point("flush-after-schema");
+                let names: Vec<&str> = inferred.iter().map(|c| c.name.as_str()).collect();
+                tracing::info!(table = %self.name, columns = ?names, "added inferred columns to the schema");
+                match committed {
+                    Some(t) => t,
+                    None => self.ctx.catalog.load_table(&self.ident).await?,
+                }
+            }
+        };
+        // Every record's column is in the schema now (or the schema has a column of that
+        // name an engine added): none needs committing again.
+        let schema = table.metadata().current_schema().clone();
+        let done: Vec<u32> = indices
+            .iter()
+            .zip(&inferred)
+            .filter(|(_, c)| schema.field_by_name(&c.name).is_some())
+            .map(|(index, _)| *index)
+            .collect();
+        let (store, id) = (self.ctx.store.clone(), self.id);
+        tokio::task::spawn_blocking(move || store.delete_pending_columns(id, &done)).await??;
+        Ok(table)
     }
 
     fn policy_says_commit(&self) -> bool {

@@ -12,6 +12,7 @@
 //! | `meta` | `W` · table_id u32 · partition u32 | flush watermark u64 (next sequence not in Iceberg) |
 //! | `meta` | `F` · table_id u32 · partition u32 | deletion floor u64 (events below are gone) |
 //! | `meta` | `I` · table name | location of the table's current Iceberg metadata file |
+//! | `meta` | `C` · table_id u32 · index u32 | a typed table's inferred column not yet in its schema |
 //! | `idem` | table_id u32 · idempotency key | partition u32 · sequence u64 · accepted_ms i64 |
 
 pub type TableId = u32;
@@ -26,6 +27,7 @@ const TAG_BYTES: u8 = b'B';
 pub const TAG_WATERMARK: u8 = b'W';
 pub const TAG_FLOOR: u8 = b'F';
 const TAG_POINTER: u8 = b'I';
+pub const TAG_COLUMN: u8 = b'C';
 
 pub fn event_key(table: TableId, partition: u32, sequence: u64) -> [u8; 16] {
     let mut k = [0u8; 16];

@@ -296,6 +296,34 @@ impl HotStore {
         self.write(batch)
     }
 
+    /// The columns the combiner inferred for a typed table (`zombi.evolve = additive`) and
+    /// the flusher has not yet committed to its schema, by discovery index.
+    pub fn pending_columns(&self, table: TableId) -> Result<Vec<(u32, Vec<u8>)>> {
+        let prefix = keys::partition_prefix(keys::TAG_COLUMN, table);
+        let mut out = Vec::new();
+        for item in
+            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let (_, index) =
+                keys::parse_partition_key(&k).ok_or_else(|| corrupt(CF_META, "column key"))?;
+            out.push((index, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets inferred columns that the table's schema holds now.
+    pub fn delete_pending_columns(&self, table: TableId, indices: &[u32]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for &i in indices {
+            batch.delete_cf(self.cf(CF_META), keys::partition_key(keys::TAG_COLUMN, table, i));
+        }
+        self.write_synced(batch)
+    }
+
     /// Location of a table's current Iceberg metadata file.
     pub fn catalog_pointer(&self, table: &str) -> Result<Option<String>> {
         self.db
@@ -426,6 +454,15 @@ impl HotBatch<'_> {
 
     pub fn put_bytes(&mut self, table: TableId, bytes: u64) {
         self.batch.put_cf(self.store.cf(CF_META), keys::bytes_key(table), keys::u64_value(bytes));
+    }
+
+    /// Records a column inferred for `table` (see [`HotStore::pending_columns`]).
+    pub fn put_pending_column(&mut self, table: TableId, index: u32, column: &[u8]) {
+        self.batch.put_cf(
+            self.store.cf(CF_META),
+            keys::partition_key(keys::TAG_COLUMN, table, index),
+            column,
+        );
     }
 
     pub fn put_idempotency(&mut self, table: TableId, key: &str, record: IdemRecord) {

@@ -108,7 +108,7 @@ fn system_names() -> Vec<String> {
 
 /// A copy of `field` with fresh ids from `next` (the ids a client sent may clash with the
 /// system columns'; Iceberg renumbers the whole schema level by level anyway).
-fn renumber(field: &NestedField, next: &mut i32) -> NestedFieldRef {
+pub(crate) fn renumber(field: &NestedField, next: &mut i32) -> NestedFieldRef {
     let id = *next;
     *next += 1;
     let field_type = match field.field_type.as_ref() {

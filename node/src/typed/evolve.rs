@@ -12,6 +12,8 @@ use std::collections::HashMap;
 
 use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadata, Type};
 
+use super::json::{Json, Node};
+
 use super::{MODE, check_properties, is_typed};
 use crate::layout;
 
@@ -86,9 +88,16 @@ fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
             let field = new.field_by_id(id).expect("listed");
             let name = new.name_by_field_id(id).unwrap_or(&field.name);
             if field.required && !is_child_of_new(old, &new_ids, parent) {
-                return Err(format!("new column {name} must be optional: events without it were accepted"));
+                return Err(format!(
+                    "new column {name} must be optional: events without it were accepted"
+                ));
             }
-            if layout::schema().as_struct().fields().iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
+            if layout::schema()
+                .as_struct()
+                .fields()
+                .iter()
+                .any(|s| s.name.eq_ignore_ascii_case(name))
+            {
                 return Err(format!("column {name} clashes with a system column"));
             }
         }
@@ -143,4 +152,46 @@ fn all_ids(schema: &Schema) -> Vec<(i32, Option<i32>)> {
     let mut out = Vec::new();
     schema.as_struct().fields().iter().for_each(|f| walk(f, None, &mut out));
     out
+}
+
+/// The type a new field's first value calls for: boolean, long (integers), double (other
+/// numbers), string, a list of its first non-null element's type, or a struct of its
+/// fields' types (all optional). `None` while it cannot tell: null, an empty list or
+/// object, or nothing but nulls.
+pub fn infer(value: &Node) -> Option<Type> {
+    use iceberg::spec::{ListType, StructType};
+    Some(match &value.value {
+        Json::Null => return None,
+        Json::Bool(_) => Type::Primitive(PrimitiveType::Boolean),
+        Json::Number(text) => {
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            if digits.bytes().all(|b| b.is_ascii_digit()) && text.parse::<i64>().is_ok() {
+                Type::Primitive(PrimitiveType::Long)
+            } else {
+                Type::Primitive(PrimitiveType::Double)
+            }
+        }
+        Json::String(_) => Type::Primitive(PrimitiveType::String),
+        Json::Array(items) => {
+            let element = items.iter().find_map(infer)?;
+            Type::List(ListType::new(NestedField::list_element(0, element, false).into()))
+        }
+        Json::Object(entries) => {
+            let mut fields: Vec<(String, Type)> = Vec::new();
+            for (key, v) in entries {
+                if let Some(t) = infer(v) {
+                    match fields.iter_mut().find(|(k, _)| k == key) {
+                        Some(f) => f.1 = t,
+                        None => fields.push((key.to_string(), t)),
+                    }
+                }
+            }
+            if fields.is_empty() {
+                return None;
+            }
+            Type::Struct(StructType::new(
+                fields.into_iter().map(|(k, t)| NestedField::optional(0, k, t).into()).collect(),
+            ))
+        }
+    })
 }

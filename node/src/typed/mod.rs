@@ -48,6 +48,8 @@ pub const USER_PROPERTIES: &[(&str, &[&str])] = &[
 /// How a typed table treats its events, from its table properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// `zombi.evolve = additive`: a new top-level field becomes a new optional column.
+    pub additive: bool,
     /// `zombi.unknown-fields = keep`: fields no column holds go to `payload` as JSON.
     pub keep_unknown: bool,
     pub coercions: Coercions,
@@ -58,6 +60,7 @@ impl Settings {
         check_properties(props)?;
         let get = |key: &str| props.get(key).map(String::as_str);
         Ok(Settings {
+            additive: get(EVOLVE) == Some("additive"),
             keep_unknown: get(UNKNOWN_FIELDS) != Some("drop"),
             coercions: Coercions { numbers_in_strings: get(NUMBERS_IN_STRINGS) == Some("true") },
         })
@@ -84,7 +87,7 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
                 values.join(" or ")
             ));
         }
-        if (*key == EVOLVE && value == "additive") || (*key == ON_ERROR && value == "dead_letter") {
+        if *key == ON_ERROR && value == "dead_letter" {
             return Err(format!(
                 "table property {key} = {value} is not available in this version of Zombi"
             ));
@@ -124,8 +127,11 @@ impl TypedTable {
         if !is_typed(metadata) {
             return Ok(None);
         }
-        let schema = metadata.current_schema().clone();
         let settings = Settings::from_properties(metadata.properties())?;
+        Self::compile(metadata.current_schema().clone(), settings).map(|t| Some(Arc::new(t)))
+    }
+
+    fn compile(schema: SchemaRef, settings: Settings) -> Result<Self, String> {
         let arrow = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&schema).map_err(|e| e.message().to_owned())?,
         );
@@ -135,7 +141,53 @@ impl TypedTable {
                 columns.push((i, Column::compile(field, &Arc::new(arrow.field(i).clone()))?));
             }
         }
-        Ok(Some(Arc::new(TypedTable { schema, arrow, columns, settings })))
+        Ok(TypedTable { schema, arrow, columns, settings })
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The table's schema with the inferred columns it does not hold yet appended as
+    /// optional columns (new field ids after the highest one); `None` if it holds them all.
+    pub fn schema_with(
+        &self,
+        inferred: &[Inferred],
+    ) -> Result<Option<iceberg::spec::Schema>, String> {
+        let mut next = self.schema.highest_field_id() + 1;
+        let mut added: Vec<iceberg::spec::NestedFieldRef> = Vec::new();
+        for column in inferred {
+            if self.schema.field_by_name(&column.name).is_some()
+                || added.iter().any(|f| f.name == column.name)
+            {
+                continue;
+            }
+            let field =
+                iceberg::spec::NestedField::optional(0, &column.name, column.field_type.clone());
+            added.push(declare::renumber(&field, &mut next));
+        }
+        if added.is_empty() {
+            return Ok(None);
+        }
+        let fields = self.schema.as_struct().fields().iter().cloned().chain(added);
+        iceberg::spec::Schema::builder()
+            .with_schema_id(self.schema.schema_id() + 1)
+            .with_fields(fields)
+            .build()
+            .map(Some)
+            .map_err(|e| e.message().to_owned())
+    }
+
+    /// This table as it will be once `inferred` columns are in its schema.
+    pub fn with_columns(self: &Arc<Self>, inferred: &[Inferred]) -> Result<Arc<Self>, String> {
+        match self.schema_with(inferred)? {
+            None => Ok(self.clone()),
+            Some(schema) => Self::compile(Arc::new(schema), self.settings).map(Arc::new),
+        }
     }
 
     pub fn schema_id(&self) -> i32 {
@@ -159,15 +211,31 @@ impl TypedTable {
         self.columns.iter().map(|(i, _)| leaves(self.arrow.field(*i).data_type())).sum()
     }
 
-    /// Checks one event before it is acknowledged.
-    pub fn check(&self, payload: &Payload) -> Result<(), EventError> {
+    /// Checks one event before it is acknowledged. With `zombi.evolve = additive`, returns
+    /// the columns its new top-level fields call for (type inferred from their values).
+    pub fn check(&self, payload: &Payload) -> Result<Vec<Inferred>, EventError> {
         let Payload::Json(text) = payload else {
             return Err(whole(
                 "a typed table takes JSON payloads (\"payload\"), not \"payload_base64\"",
             ));
         };
         let node = json::parse(text).map_err(|e| whole(&format!("payload is not JSON: {e}")))?;
-        self.split(&node, true).map(|_| ())
+        self.split(&node, true)?;
+        let json::Json::Object(entries) = &node.value else { return Ok(Vec::new()) };
+        if !self.settings.additive {
+            return Ok(Vec::new());
+        }
+        let system = layout::schema();
+        Ok(entries
+            .iter()
+            .filter(|(key, _)| {
+                !self.columns.iter().any(|(_, c)| c.name == *key)
+                    && system.as_struct().fields().iter().all(|f| !f.name.eq_ignore_ascii_case(key))
+            })
+            .filter_map(|(key, value)| {
+                Some(Inferred { name: key.to_string(), field_type: evolve::infer(value)? })
+            })
+            .collect())
     }
 
     /// The event's value of each user column, and the JSON text of what no column holds
@@ -262,6 +330,14 @@ impl TypedTable {
         let columns = columns.into_iter().map(|c| c.expect("every field has a column")).collect();
         RecordBatch::try_new(self.arrow.clone(), columns).map_err(|e| e.to_string())
     }
+}
+
+/// A column Zombi inferred from a new top-level field (`zombi.evolve = additive`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Inferred {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: iceberg::spec::Type,
 }
 
 fn whole(reason: &str) -> EventError {

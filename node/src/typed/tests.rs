@@ -211,7 +211,7 @@ fn events_convert_to_exact_typed_values_and_the_rest_stays_in_payload() {
 fn a_check_names_the_field_and_the_reason() {
     let t = typed(&[]);
     let check = |payload: &str| t.check(&Payload::Json(payload.into())).map_err(|e| e.to_string());
-    assert_eq!(check(r#"{"order_id": 1}"#), Ok(()));
+    assert_eq!(check(r#"{"order_id": 1}"#), Ok(Vec::new()));
     let cases = [
         (r#"{"amount": 1}"#, "field order_id: is required and missing or null"),
         (r#"{"order_id": "7"}"#, "field order_id: expected an integer (long), got a string \"7\""),
@@ -282,4 +282,39 @@ fn every_scalar_type_converts() {
     assert_eq!(column(&b, "fx").as_fixed_size_binary().value(0), [0, 1]);
     assert_eq!(column(&b, "bin").as_binary::<i64>().value(0), b"hi");
     assert!(t.check(&Payload::Json(r#"{"fx": "AAEC"}"#.into())).is_err(), "3 bytes for fixed[2]");
+}
+
+#[test]
+fn additive_tables_infer_columns_from_first_values_and_hold_later_ones_to_them() {
+    let t = typed(&[("zombi.evolve", "additive")]);
+    let new = t
+        .check(&Payload::Json(
+            r#"{"order_id": 1, "coupon": "X", "n": 3, "r": 2.5, "meta": {"a": [1.5], "b": null},
+                "none": null, "empty": [], "sequence": 5}"#
+                .into(),
+        ))
+        .unwrap();
+    let names: Vec<&str> = new.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["coupon", "n", "r", "meta"], "null, empty and system-named fields wait");
+    assert_eq!(new[1].field_type, p(PrimitiveType::Long));
+    assert_eq!(new[2].field_type, p(PrimitiveType::Double));
+    let Type::Struct(meta) = &new[3].field_type else { panic!("{:?}", new[3]) };
+    assert_eq!(meta.fields().len(), 1, "b was null: no field yet");
+    let Type::List(a) = meta.fields()[0].field_type.as_ref() else { panic!("{meta:?}") };
+    assert_eq!(*a.element_field.field_type, p(PrimitiveType::Double));
+    let wider = t.with_columns(&new).unwrap();
+    let err = wider.check(&Payload::Json(r#"{"order_id": 2, "n": "x"}"#.into())).unwrap_err();
+    assert!(err.to_string().contains("field n: expected an integer (long)"), "{err}");
+    assert!(wider.check(&Payload::Json(r#"{"order_id": 2, "r": 7}"#.into())).unwrap().is_empty());
+    let schema = t.schema_with(&new).unwrap().unwrap();
+    let coupon = schema.field_by_name("coupon").unwrap();
+    assert!(!coupon.required && coupon.id > t.schema().highest_field_id());
+    assert!(t.schema_with(&[]).unwrap().is_none());
+    // A table without `additive` infers nothing.
+    assert!(
+        typed(&[])
+            .check(&Payload::Json(r#"{"order_id": 1, "coupon": "X"}"#.into()))
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -14,13 +14,13 @@ mod service;
 use std::sync::Arc;
 
 use axum::Router;
-use iceberg::table::Table;
-use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use iceberg::table::Table;
+use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use zombi_shared::auth::check_bearer;
 
 pub use error::CatalogError;

@@ -213,7 +213,9 @@ impl CatalogService {
             .map_err(|e| match e.kind() {
                 ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound => no_such_table(ident),
                 ErrorKind::DataInvalid => CatalogError::BadRequest(e.message().to_owned()),
-                ErrorKind::CatalogCommitConflicts => CatalogError::CommitFailed(e.message().to_owned()),
+                ErrorKind::CatalogCommitConflicts => {
+                    CatalogError::CommitFailed(e.message().to_owned())
+                }
                 ErrorKind::FeatureUnsupported => CatalogError::Forbidden(e.message().to_owned()),
                 _ => e.into(),
             })?;
