@@ -60,7 +60,12 @@ pub async fn fake_node(delay: Duration) -> (String, Seen) {
                 }
                 let acks = g.events.iter().map(|e| {
                     sequence += 1;
-                    Ack { partition: e.partition, sequence, duplicate: g.table == "dup" }
+                    Ack {
+                        partition: e.partition,
+                        sequence,
+                        duplicate: g.table == "dup",
+                        dead_lettered: false,
+                    }
                 });
                 GroupResult::Ok(acks.collect())
             })

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use zombi_shared::config::NodeConfig;
 use zombi_shared::envelope::{EventLimits, check_event_strict, check_event_time};
-use zombi_shared::validate_table_name;
+use zombi_shared::validate_producer_table;
 use zombi_shared::wire::{
     BatchResponse, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch,
 };
@@ -184,7 +184,7 @@ impl IngestService {
         }
         let mut weight = 0u64;
         for (gi, group) in batch.groups.iter().enumerate() {
-            validate_table_name(&group.table)
+            validate_producer_table(&group.table)
                 .map_err(|e| IngestError::Invalid { group: gi, message: e.to_string() })?;
             if group.events.is_empty() {
                 return Err(IngestError::Invalid {

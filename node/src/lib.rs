@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod combiner;
 pub mod compact;
+pub mod deadletter;
 pub mod dump;
 pub mod failpoints;
 pub mod flush;
@@ -130,6 +131,12 @@ pub async fn run(
             config.limits.max_concurrent_hot_reads as usize,
             leases,
             Duration::from_secs(config.flush.hot_lease_secs),
+        )),
+        replayer: Arc::new(deadletter::replay::Replayer::new(
+            store.clone(),
+            catalog.clone(),
+            flusher.clone(),
+            combiner.clone(),
         )),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {

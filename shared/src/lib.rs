@@ -12,4 +12,6 @@ pub mod serve;
 pub mod table_name;
 pub mod wire;
 
-pub use table_name::{TableNameError, validate_table_name};
+pub use table_name::{
+    DEAD_LETTER_SUFFIX, TableNameError, validate_producer_table, validate_table_name,
+};

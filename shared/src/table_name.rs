@@ -17,6 +17,23 @@ pub enum TableNameError {
         "table name may contain only ASCII letters, digits, '_' and '-' (found {0:?} at byte {1})"
     )]
     BadChar(char, usize),
+    #[error(
+        "table names ending in {DEAD_LETTER_SUFFIX} are dead-letter tables, which only the node writes"
+    )]
+    Reserved,
+}
+
+/// Suffix of a typed table's dead-letter table (`orders__dlq`).
+pub const DEAD_LETTER_SUFFIX: &str = "__dlq";
+
+/// Checks a table name producers write to: [`validate_table_name`], and not a dead-letter
+/// table's.
+pub fn validate_producer_table(name: &str) -> Result<(), TableNameError> {
+    validate_table_name(name)?;
+    if name.ends_with(DEAD_LETTER_SUFFIX) {
+        return Err(TableNameError::Reserved);
+    }
+    Ok(())
 }
 
 /// Checks `name` against `^[a-zA-Z][a-zA-Z0-9_-]{0,127}$`.

@@ -80,6 +80,10 @@ pub struct Ack {
     /// True when the idempotency key was seen within the window: nothing was written and
     /// `sequence` is the original one.
     pub duplicate: bool,
+    /// True when the event did not fit its typed table and went to the table's dead-letter
+    /// table (`zombi.on-error = dead_letter`); `sequence` is its place in the table.
+    #[serde(default)]
+    pub dead_lettered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -515,3 +515,143 @@ async fn new_fields_become_columns_and_engine_schema_changes_apply() -> anyhow::
     read("after compaction")?;
     Ok(())
 }
+
+async fn replay(node: &Node, table: &str, query: &str) -> anyhow::Result<Value> {
+    let r = client().post(format!("{}/tables/{table}/replay?{query}", node.url())).send().await?;
+    anyhow::ensure!(r.status().is_success(), "replay: {} {}", r.status(), r.text().await?);
+    Ok(r.json().await?)
+}
+
+/// `zombi.on-error = dead_letter`: events that do not fit are acknowledged and land in
+/// `<table>__dlq` (every engine reads it); after an engine widened the column, replay lands
+/// each of them in the table exactly once, also when killed mid-way and when repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_kept_and_replayed_exactly_once_after_a_schema_fix() -> anyhow::Result<()>
+{
+    let mut node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let (t, dlq) = ("dl_orders", "dl_orders__dlq");
+    let created = python(&[
+        "create",
+        "--uri",
+        &node.url(),
+        "--table",
+        t,
+        "--prop",
+        "zombi.on-error=dead_letter",
+    ])?;
+    assert_eq!(created["properties"]["zombi.on-error"], "dead_letter", "{created}");
+    // Every third order's qty is beyond int: it does not fit until qty is a long.
+    let qty = |i: i64| if i % 3 == 0 { 3_000_000_000 + i } else { i };
+    let records: Vec<Value> = (1..=10)
+        .map(|i| {
+            let mut r =
+                json!({"payload": {"order_id": i, "qty": qty(i)}, "timestamp_ms": BASE + i});
+            if i == 9 {
+                r["idempotency_key"] = json!("key-9");
+            }
+            r
+        })
+        .collect();
+    let r = send_bulk(&client(), &edge.url(), t, &records).await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((&r.body["accepted"], &r.body["dead_lettered"]), (&json!(10), &json!(3)), "{r:?}");
+    let retry = send_one(&client(), &edge.url(), t, &records[8]).await?;
+    assert_eq!(
+        (&retry.body["sequence"], &retry.body["duplicate"]),
+        (&json!(8), &json!(true)),
+        "{retry:?}"
+    );
+    // Producers cannot write a dead-letter table.
+    let r = send_one(&client(), &edge.url(), dlq, &json!({"payload": {}})).await?;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(message(&r).contains("dead-letter tables, which only the node writes"), "{r:?}");
+
+    node.flush(t).await?;
+    node.flush(dlq).await?;
+    let uri = node.url();
+    let ids = |table: &str| -> anyhow::Result<Value> {
+        python(&["columns", "--uri", &uri, "--table", table, "--cols", "order_id,qty"])
+    };
+    let committed = ids(t)?;
+    let fits: Vec<Value> = [1, 2, 4, 5, 7, 8, 10].iter().map(|i| json!([i, i])).collect();
+    assert_eq!(committed["pyiceberg"].as_array().context("rows")?, &fits, "{committed}");
+    let dead = python(&[
+        "columns",
+        "--uri",
+        &node.url(),
+        "--table",
+        dlq,
+        "--cols",
+        "source_sequence,sequence,error,payload,idempotency_key",
+    ])?;
+    for engine in ["pyiceberg", "duckdb"] {
+        let rows = dead[engine].as_array().context("rows")?;
+        let got: Vec<(i64, i64)> =
+            rows.iter().map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap())).collect();
+        assert_eq!(got, vec![(2, 0), (5, 1), (8, 2)], "{engine}: {dead}");
+        assert!(
+            rows[0][2].as_str().unwrap().contains("field qty: 3000000003 is out of range for int"),
+            "{dead}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(rows[0][3].as_str().unwrap())?,
+            json!({"order_id": 3, "qty": 3_000_000_003i64})
+        );
+        assert_eq!(rows[2][4], "key-9", "{dead}");
+    }
+
+    // Replay before the fix: nothing fits, the rows are dead-lettered again.
+    let report = replay(&node, t, "").await?;
+    assert_eq!(
+        (&report["replayed"], &report["dead_lettered_again"]),
+        (&json!(0), &json!(3)),
+        "{report}"
+    );
+    assert_eq!(report["cursors"]["0"], 3, "{report}");
+
+    // An engine widens qty; replay lands them, one row per write, and the node dies after
+    // the first write. The next replay goes on from there, and a third finds nothing.
+    let changed = python(&["evolve", "--uri", &node.url(), "--table", t])?;
+    assert_eq!(changed["types"]["qty"], "long", "{changed}");
+    node.set_env("FAILPOINTS", Some("replay-after-chunk=return"));
+    node.restart().await?;
+    assert!(replay(&node, t, "chunk=1").await.is_err(), "the node must die inside the replay");
+    assert!(!node.wait_exit(std::time::Duration::from_secs(60)).await?.success());
+    node.set_env("FAILPOINTS", None);
+    node.restart().await?;
+    let report = zombi_tests::wait_for(
+        "the replay after the restart",
+        std::time::Duration::from_secs(30),
+        || async { replay(&node, t, "chunk=1").await.ok() },
+    )
+    .await?;
+    assert_eq!(
+        (&report["replayed"], &report["dead_lettered_again"]),
+        (&json!(2), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(report["cursors"]["0"], 6, "{report}");
+    let report = replay(&node, t, "").await?;
+    assert_eq!(
+        (&report["replayed"], &report["dead_lettered_again"]),
+        (&json!(0), &json!(0)),
+        "{report}"
+    );
+
+    node.flush(t).await?;
+    let all: Vec<Value> = (1..=10).map(|i| json!([i, qty(i)])).collect();
+    let committed = ids(t)?;
+    for engine in ["pyiceberg", "duckdb"] {
+        assert_eq!(
+            committed[engine].as_array().context("rows")?,
+            &all,
+            "{engine}: each order once"
+        );
+    }
+    // A producer's retry of key-9 now names the replayed row.
+    let retry = send_ready(&edge, t, &records[8]).await?;
+    assert_eq!(retry.body["duplicate"], true, "{retry:?}");
+    assert!(retry.body["sequence"].as_u64().unwrap() >= 10, "{retry:?}");
+    Ok(())
+}

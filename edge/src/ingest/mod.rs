@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::EdgeConfig;
-use zombi_shared::validate_table_name;
+use zombi_shared::validate_producer_table;
 use zombi_shared::wire::Group;
 
 use crate::auth::ProducerAuth;
@@ -109,7 +109,7 @@ impl IngestService {
             return Err(ApiError::ShuttingDown);
         }
         self.auth.check(headers)?;
-        validate_table_name(target.table)?;
+        validate_producer_table(target.table)?;
         let format = BodyFormat::from_headers(headers, target.endpoint)?;
         let encoding = Encoding::from_headers(headers)?;
         let header_key = idempotency_header(headers, target.endpoint)?;
@@ -204,10 +204,10 @@ mod tests {
             &long,
         ] {
             let target = Target::from_path(path);
-            assert!(validate_table_name(target.table).is_err(), "{path} -> {target:?}");
+            assert!(validate_producer_table(target.table).is_err(), "{path} -> {target:?}");
         }
         let ok = format!("/tables/a{}/bulk", "b".repeat(127));
-        assert!(validate_table_name(Target::from_path(&ok).table).is_ok());
+        assert!(validate_producer_table(Target::from_path(&ok).table).is_ok());
     }
 
     #[test]

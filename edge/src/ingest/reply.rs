@@ -19,6 +19,9 @@ pub struct SingleAccepted {
     pub sequence: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// The event did not fit its typed table and went to its dead-letter table.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dead_lettered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +30,9 @@ pub struct BulkAccepted {
     /// Events acknowledged, duplicates included.
     pub accepted: usize,
     pub duplicates: usize,
+    /// Events that went to the table's dead-letter table (typed tables only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dead_lettered: usize,
     /// Sorted by partition.
     pub partitions: Vec<PartitionRange>,
 }
@@ -46,8 +52,13 @@ impl SingleAccepted {
             partition: ack.partition,
             sequence: ack.sequence,
             duplicate: ack.duplicate,
+            dead_lettered: ack.dead_lettered,
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl BulkAccepted {
@@ -73,6 +84,7 @@ impl BulkAccepted {
             table,
             accepted: acks.len(),
             duplicates: acks.iter().filter(|a| a.duplicate).count(),
+            dead_lettered: acks.iter().filter(|a| a.dead_lettered).count(),
             partitions: ranges.into_values().collect(),
         }
     }
@@ -83,7 +95,7 @@ mod tests {
     use super::*;
 
     fn ack(partition: u32, sequence: u64, duplicate: bool) -> Ack {
-        Ack { partition, sequence, duplicate }
+        Ack { partition, sequence, duplicate, dead_lettered: false }
     }
 
     #[test]

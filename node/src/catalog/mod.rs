@@ -295,6 +295,7 @@ impl ZombiCatalog {
                 }
                 let next = builder.build()?.metadata;
                 typed::evolve::check_update(current.metadata(), &next)
+                    .and_then(|()| typed::check_dead_letter_name(ident.name(), next.properties()))
                     .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
                 Ok(Some(next))
             })

@@ -29,9 +29,25 @@ use crate::typed::Registry;
 
 struct Job {
     group: Group,
+    /// Set when the group re-ingests rows of a dead-letter table.
+    replay: Option<Replay>,
     reply: oneshot::Sender<Result<Vec<Ack>, CombinerError>>,
     /// Released when the job is done, even if the request that sent it went away.
     _admission: Arc<Admission>,
+}
+
+/// Rows `[from, to)` of one partition of a dead-letter table being re-ingested into their
+/// table (see [`crate::deadletter::replay`]): the group's events in that order, `sources`
+/// their sequences in the table. The worker writes the events that fit now, the others as
+/// new dead-letter rows, and the replay cursor `to`, all in one write; a chunk whose
+/// `from` is not where the cursor stands is refused, so no row is replayed twice.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub dead_letter: String,
+    pub partition: u32,
+    pub from: u64,
+    pub to: u64,
+    pub sources: Vec<u64>,
 }
 
 pub struct Combiner {
@@ -147,6 +163,27 @@ impl Combiner {
         group: Group,
         admission: Arc<Admission>,
     ) -> Result<Vec<Ack>, CombinerError> {
+        self.send(group, None, admission).await
+    }
+
+    /// Re-ingests a chunk of dead-letter rows (see [`Replay`]): one ack per row, with
+    /// `dead_lettered` set for a row that still does not fit (its sequence is then its
+    /// original one).
+    pub async fn replay(
+        &self,
+        group: Group,
+        replay: Replay,
+        admission: Arc<Admission>,
+    ) -> Result<Vec<Ack>, CombinerError> {
+        self.send(group, Some(replay), admission).await
+    }
+
+    async fn send(
+        &self,
+        group: Group,
+        replay: Option<Replay>,
+        admission: Arc<Admission>,
+    ) -> Result<Vec<Ack>, CombinerError> {
         let mut hasher = DefaultHasher::new();
         group.table.hash(&mut hasher);
         let (reply, rx) = oneshot::channel();
@@ -156,7 +193,7 @@ impl Combiner {
                 return Err(CombinerError::ShuttingDown);
             }
             let shard = &shards[(hasher.finish() % shards.len() as u64) as usize];
-            match shard.try_send(Job { group, reply, _admission: admission }) {
+            match shard.try_send(Job { group, replay, reply, _admission: admission }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => return Err(CombinerError::Overloaded),
                 Err(TrySendError::Disconnected(_)) => return Err(CombinerError::ShuttingDown),

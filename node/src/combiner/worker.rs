@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use zombi_shared::wire::{Ack, Group, WireEvent};
+use zombi_shared::wire::{Ack, Group, Payload, WireEvent};
 
 use super::{CombinerError, Job};
-use crate::hot::{self, HotStore, IdemRecord, TableId, record};
+use crate::deadletter;
+use crate::hot::{self, HotStore, IdemRecord, Role, TableId, record};
 use crate::metrics as m;
 use crate::typed::{Inferred, Registry, Typing};
 
@@ -99,38 +100,57 @@ struct Staged<'a> {
     tables: HashMap<String, TableState>,
     /// Partitions that received events, per table: their high-water marks are rewritten.
     touched: HashMap<String, BTreeSet<u32>>,
+    /// Replay cursors this batch moves: (dead-letter table, partition) → next row.
+    replayed: HashMap<(TableId, u32), u64>,
     written: u64,
     duplicates: u64,
 }
 
-/// Checks a group against its table's typing before anything of it is staged: an event
-/// that does not fit a typed table refuses the whole group (a bulk request is
-/// all-or-nothing). Returns the columns the group's new fields call for (`zombi.evolve =
-/// additive`), checking each event against the columns of the events before it.
+/// How a group's events are written to a typed table.
+struct Checked {
+    /// Columns the group's new fields call for (`zombi.evolve = additive`).
+    columns: Vec<Inferred>,
+    /// Per event: why it goes to the dead-letter table (`zombi.on-error = dead_letter`).
+    diverted: Vec<Option<String>>,
+}
+
+/// Checks a group against its table's typing before anything of it is staged, each event
+/// against the columns the events before it added. An event that does not fit goes to the
+/// dead-letter table, or refuses the whole group (a bulk request is all-or-nothing).
+/// `divert` sends every event that does not fit to the dead-letter table whatever the
+/// table's `zombi.on-error` (a replay's rows come from there).
 fn check(
     typing: &Registry,
     state: &TableState,
     group: &Group,
-) -> Result<Vec<Inferred>, CombinerError> {
+    divert: bool,
+) -> Result<Checked, CombinerError> {
+    let all_fit = || Checked { columns: Vec::new(), diverted: vec![None; group.events.len()] };
     let table = match typing.get(&group.table) {
-        None | Some(Typing::Raw) => return Ok(Vec::new()),
+        None | Some(Typing::Raw) => return Ok(all_fit()),
         Some(Typing::Unusable(e)) => return Err(unusable(&group.table, &e)),
         Some(Typing::Typed(t)) => t,
     };
+    let dead_letter = divert || table.settings().dead_letter;
     let mut known = state.columns.clone();
-    let mut added = Vec::new();
+    let mut checked =
+        Checked { columns: Vec::new(), diverted: Vec::with_capacity(group.events.len()) };
     let mut current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
     for (i, event) in group.events.iter().enumerate() {
-        let new = current
-            .check(&event.payload)
-            .map_err(|e| CombinerError::Invalid(format!("record {i}: {e}")))?;
-        if !new.is_empty() {
-            known.extend(new.iter().cloned());
-            added.extend(new);
-            current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
+        match current.check(&event.payload) {
+            Ok(new) => {
+                checked.diverted.push(None);
+                if !new.is_empty() {
+                    known.extend(new.iter().cloned());
+                    checked.columns.extend(new);
+                    current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
+                }
+            }
+            Err(e) if dead_letter => checked.diverted.push(Some(e.to_string())),
+            Err(e) => return Err(CombinerError::Invalid(format!("record {i}: {e}"))),
         }
     }
-    Ok(added)
+    Ok(checked)
 }
 
 fn unusable(table: &str, e: &str) -> CombinerError {
@@ -153,37 +173,76 @@ fn stage<'a>(
         acks: Vec::with_capacity(jobs.len()),
         tables: HashMap::new(),
         touched: HashMap::new(),
+        replayed: HashMap::new(),
         written: 0,
         duplicates: 0,
     };
     // Idempotency keys first written by this very batch.
     let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
     for job in jobs {
-        let state = staged_state(store, tables, &mut staged.tables, &job.group.table)?;
-        match check(typing, state, &job.group) {
-            Ok(columns) => {
-                for column in columns {
-                    let json = serde_json::to_vec(&column).expect("columns serialize");
-                    staged.batch.put_pending_column(state.id, state.next_column, &json);
-                    state.next_column += 1;
-                    state.columns.push(column);
-                }
-            }
+        if let Some(replay) = &job.replay {
+            let acks = stage_replay(
+                store,
+                typing,
+                tables,
+                &mut staged,
+                &mut fresh_keys,
+                job,
+                replay,
+                now,
+            )?;
+            staged.acks.push(acks);
+            continue;
+        }
+        let name = &job.group.table;
+        let state = staged_state(store, tables, &mut staged.tables, name)?;
+        let checked = match check(typing, state, &job.group, false) {
+            Ok(checked) => checked,
             Err(e) => {
                 staged.acks.push(Err(e));
                 continue;
             }
+        };
+        for column in checked.columns {
+            let json = serde_json::to_vec(&column).expect("columns serialize");
+            staged.batch.put_pending_column(state.id, state.next_column, &json);
+            state.next_column += 1;
+            state.columns.push(column);
         }
+        // The table and, if events of this group go there, its dead-letter table: taken
+        // out of the map to be changed side by side, and put back below.
+        let mut state = staged.tables.remove(name).expect("loaded above");
+        let mut dead = match checked.diverted.iter().any(Option::is_some) {
+            true => {
+                let dlq = deadletter::table_of(name);
+                staged_state(store, tables, &mut staged.tables, &dlq)?;
+                let dlq_state = staged.tables.remove(&dlq).expect("loaded above");
+                Some((dlq, dlq_state))
+            }
+            false => None,
+        };
         let mut acks = Vec::with_capacity(job.group.events.len());
-        for event in &job.group.events {
-            let ack = assign(store, state, &mut fresh_keys, &mut staged.batch, event, now)?;
+        for (event, error) in job.group.events.iter().zip(checked.diverted) {
+            let divert = match (error, dead.as_mut()) {
+                (Some(error), Some((_, dlq))) => Some((dlq, error)),
+                _ => None,
+            };
+            let ack =
+                assign(store, &mut state, divert, &mut fresh_keys, &mut staged.batch, event, now)?;
             if ack.duplicate {
                 staged.duplicates += 1;
             } else {
                 staged.written += 1;
-                staged.touched.entry(job.group.table.clone()).or_default().insert(ack.partition);
+                staged.touched.entry(name.clone()).or_default().insert(ack.partition);
+                if let (true, Some((dlq, _))) = (ack.dead_lettered, &dead) {
+                    staged.touched.entry(dlq.clone()).or_default().insert(ack.partition);
+                }
             }
             acks.push(ack);
+        }
+        staged.tables.insert(name.clone(), state);
+        if let Some((dlq, dlq_state)) = dead {
+            staged.tables.insert(dlq, dlq_state);
         }
         staged.acks.push(Ok(acks));
     }
@@ -242,6 +301,7 @@ fn staged_state<'a>(
 fn assign(
     store: &HotStore,
     state: &mut TableState,
+    divert: Option<(&mut TableState, String)>,
     fresh_keys: &mut HashMap<(TableId, String), IdemRecord>,
     batch: &mut hot::HotBatch<'_>,
     event: &WireEvent,
@@ -253,20 +313,132 @@ fn assign(
             None => store.idempotency_lookup(state.id, key, now)?,
         };
         if let Some(r) = seen {
-            return Ok(Ack { partition: r.partition, sequence: r.sequence, duplicate: true });
+            return Ok(Ack {
+                partition: r.partition,
+                sequence: r.sequence,
+                duplicate: true,
+                dead_lettered: false,
+            });
         }
     }
-    let next = state.next_sequence.entry(event.partition).or_insert(0);
-    let sequence = *next;
-    *next += 1;
-    state.bytes += event.payload.len() as u64;
-    let timestamp_ms = event.timestamp_ms.unwrap_or(now);
-    let value = record::encode(timestamp_ms, now, event.idempotency_key.as_deref(), &event.payload);
-    batch.put_event(state.id, event.partition, sequence, &value);
+    let dead_lettered = divert.is_some();
+    let sequence = match divert {
+        None => put_row(batch, state, event, Role::Event, now),
+        Some((dlq, error)) => {
+            // The event keeps its place (and its idempotency key) here, and is a row of
+            // the dead-letter table, in the same partition.
+            let sequence = put_row(batch, state, event, Role::Diverted, now);
+            put_row(batch, dlq, event, Role::DeadLetter { source_sequence: sequence, error }, now);
+            sequence
+        }
+    };
     if let Some(key) = &event.idempotency_key {
         let r = IdemRecord { partition: event.partition, sequence, accepted_ms: now };
         batch.put_idempotency(state.id, key, r);
         fresh_keys.insert((state.id, key.clone()), r);
     }
-    Ok(Ack { partition: event.partition, sequence, duplicate: false })
+    Ok(Ack { partition: event.partition, sequence, duplicate: false, dead_lettered })
+}
+
+/// Stages one record of `event` in `state`'s table at its partition's next sequence, and
+/// returns that sequence. A diverted record holds no payload.
+fn put_row(
+    batch: &mut hot::HotBatch<'_>,
+    state: &mut TableState,
+    event: &WireEvent,
+    role: Role,
+    now: i64,
+) -> u64 {
+    let next = state.next_sequence.entry(event.partition).or_insert(0);
+    let sequence = *next;
+    *next += 1;
+    let timestamp_ms = event.timestamp_ms.unwrap_or(now);
+    let key = event.idempotency_key.as_deref();
+    let value = if role == Role::Diverted {
+        record::encode(timestamp_ms, now, key, &Payload::Json(String::new()), &role)
+    } else {
+        state.bytes += event.payload.len() as u64;
+        record::encode(timestamp_ms, now, key, &event.payload, &role)
+    };
+    batch.put_event(state.id, event.partition, sequence, &value);
+    sequence
+}
+
+/// Stages a replay chunk (see [`super::Replay`]): the rows that fit now become events of
+/// the table (new sequences; an idempotency key then names the new one), the others new
+/// dead-letter rows with their original source sequence, and the cursor moves to `to`.
+#[allow(clippy::too_many_arguments)]
+fn stage_replay(
+    store: &HotStore,
+    typing: &Registry,
+    tables: &HashMap<String, TableState>,
+    staged: &mut Staged<'_>,
+    fresh_keys: &mut HashMap<(TableId, String), IdemRecord>,
+    job: &Job,
+    replay: &super::Replay,
+    now: i64,
+) -> Result<Result<Vec<Ack>, CombinerError>, hot::HotError> {
+    let name = &job.group.table;
+    let dlq_id = staged_state(store, tables, &mut staged.tables, &replay.dead_letter)?.id;
+    let cursor = match staged.replayed.get(&(dlq_id, replay.partition)) {
+        Some(c) => *c,
+        None => store.replay_cursors(dlq_id)?.get(&replay.partition).copied().unwrap_or(0),
+    };
+    if cursor != replay.from || replay.sources.len() != job.group.events.len() {
+        return Ok(Err(CombinerError::Invalid(format!(
+            "replay of {} partition {} from row {} is stale: the cursor stands at {cursor}",
+            replay.dead_letter, replay.partition, replay.from
+        ))));
+    }
+    let state = staged_state(store, tables, &mut staged.tables, name)?;
+    let checked = match check(typing, state, &job.group, true) {
+        Ok(checked) => checked,
+        Err(e) => return Ok(Err(e)),
+    };
+    for column in checked.columns {
+        let json = serde_json::to_vec(&column).expect("columns serialize");
+        staged.batch.put_pending_column(state.id, state.next_column, &json);
+        state.next_column += 1;
+        state.columns.push(column);
+    }
+    let mut state = staged.tables.remove(name).expect("loaded above");
+    let mut dlq = staged.tables.remove(&replay.dead_letter).expect("loaded above");
+    let mut acks = Vec::with_capacity(job.group.events.len());
+    let rows = job.group.events.iter().zip(checked.diverted).zip(&replay.sources);
+    for ((event, error), &source_sequence) in rows {
+        let ack = match error {
+            None => {
+                let sequence = put_row(&mut staged.batch, &mut state, event, Role::Event, now);
+                if let Some(key) = &event.idempotency_key {
+                    let r = IdemRecord { partition: event.partition, sequence, accepted_ms: now };
+                    staged.batch.put_idempotency(state.id, key, r);
+                    fresh_keys.insert((state.id, key.clone()), r);
+                }
+                staged.touched.entry(name.clone()).or_default().insert(event.partition);
+                Ack { partition: event.partition, sequence, duplicate: false, dead_lettered: false }
+            }
+            Some(error) => {
+                let role = Role::DeadLetter { source_sequence, error };
+                put_row(&mut staged.batch, &mut dlq, event, role, now);
+                staged
+                    .touched
+                    .entry(replay.dead_letter.clone())
+                    .or_default()
+                    .insert(event.partition);
+                Ack {
+                    partition: event.partition,
+                    sequence: source_sequence,
+                    duplicate: false,
+                    dead_lettered: true,
+                }
+            }
+        };
+        staged.written += 1;
+        acks.push(ack);
+    }
+    staged.batch.put_replay_cursor(dlq.id, replay.partition, replay.to);
+    staged.replayed.insert((dlq.id, replay.partition), replay.to);
+    staged.tables.insert(name.clone(), state);
+    staged.tables.insert(replay.dead_letter.clone(), dlq);
+    Ok(Ok(acks))
 }

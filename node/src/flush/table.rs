@@ -229,13 +229,17 @@ impl TableFlusher {
                 if let Some(t) = self.ctx.catalog.adopt(&self.name).await? {
                     return Ok(t);
                 }
-                let creation = TableCreation::builder()
-                    .name(self.name.clone())
-                    .schema(layout::schema().as_ref().clone())
-                    .partition_spec(layout::partition_spec())
-                    .sort_order(layout::sort_order())
-                    .properties(layout::table_properties())
-                    .build();
+                let creation = match crate::deadletter::source_of(&self.name) {
+                    // Only the combiner writes such a table: for a typed table's bad events.
+                    Some(source) => crate::deadletter::creation(source),
+                    None => TableCreation::builder()
+                        .name(self.name.clone())
+                        .schema(layout::schema().as_ref().clone())
+                        .partition_spec(layout::partition_spec())
+                        .sort_order(layout::sort_order())
+                        .properties(layout::table_properties())
+                        .build(),
+                };
                 match self.ctx.catalog.create_raw(creation).await {
                     Ok(t) => {
                         tracing::info!(table = %self.name, "created iceberg table");
@@ -269,6 +273,9 @@ impl TableFlusher {
         } else {
             self.read().await?
         };
+        // Events that went to the dead-letter table keep their sequences (the watermarks
+        // pass them) but are no rows.
+        let rows: Vec<layout::Row> = rows.into_iter().filter(|(_, _, e)| e.is_row()).collect();
         if !rows.is_empty() {
             let count = rows.len() as u64;
             // Rows take the schema current now: events accepted under an older schema fit

@@ -13,6 +13,7 @@
 //! | `meta` | `F` · table_id u32 · partition u32 | deletion floor u64 (events below are gone) |
 //! | `meta` | `I` · table name | location of the table's current Iceberg metadata file |
 //! | `meta` | `C` · table_id u32 · index u32 | a typed table's inferred column not yet in its schema |
+//! | `meta` | `R` · table_id u32 · partition u32 | replay cursor of a dead-letter table: rows below were replayed |
 //! | `idem` | table_id u32 · idempotency key | partition u32 · sequence u64 · accepted_ms i64 |
 
 pub type TableId = u32;
@@ -28,6 +29,7 @@ pub const TAG_WATERMARK: u8 = b'W';
 pub const TAG_FLOOR: u8 = b'F';
 const TAG_POINTER: u8 = b'I';
 pub const TAG_COLUMN: u8 = b'C';
+pub const TAG_REPLAYED: u8 = b'R';
 
 pub fn event_key(table: TableId, partition: u32, sequence: u64) -> [u8; 16] {
     let mut k = [0u8; 16];

@@ -23,7 +23,7 @@ use zombi_shared::config::Durability;
 pub use error::{HotError, Result};
 pub use keys::TableId;
 use keys::{CF_EVENTS, CF_IDEM, CF_META};
-pub use record::StoredEvent;
+pub use record::{Role, StoredEvent};
 
 /// What an idempotency record remembers about the first write of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +315,11 @@ impl HotStore {
         Ok(out)
     }
 
+    /// Replay cursors of a dead-letter table: per partition, the rows below were replayed.
+    pub fn replay_cursors(&self, table: TableId) -> Result<BTreeMap<u32, u64>> {
+        self.partition_values(keys::partition_prefix(keys::TAG_REPLAYED, table))
+    }
+
     /// Forgets inferred columns that the table's schema holds now.
     pub fn delete_pending_columns(&self, table: TableId, indices: &[u32]) -> Result<()> {
         let mut batch = WriteBatch::default();
@@ -456,6 +461,15 @@ impl HotBatch<'_> {
         self.batch.put_cf(self.store.cf(CF_META), keys::bytes_key(table), keys::u64_value(bytes));
     }
 
+    /// Moves a dead-letter table's replay cursor (see [`HotStore::replay_cursors`]).
+    pub fn put_replay_cursor(&mut self, table: TableId, partition: u32, next: u64) {
+        self.batch.put_cf(
+            self.store.cf(CF_META),
+            keys::partition_key(keys::TAG_REPLAYED, table, partition),
+            keys::u64_value(next),
+        );
+    }
+
     /// Records a column inferred for `table` (see [`HotStore::pending_columns`]).
     pub fn put_pending_column(&mut self, table: TableId, index: u32, column: &[u8]) {
         self.batch.put_cf(
@@ -499,7 +513,12 @@ mod tests {
             assert_eq!(store.ensure_table("a").unwrap(), a);
             let mut batch = store.batch();
             let payload = Payload::Json("1".into());
-            batch.put_event(a, 3, 0, &record::encode(1, 2, Some("k"), &payload));
+            batch.put_event(
+                a,
+                3,
+                0,
+                &record::encode(1, 2, Some("k"), &payload, &record::Role::Event),
+            );
             batch.put_high_water_mark(a, 3, 1);
             batch.put_bytes(a, 1);
             batch.put_idempotency(

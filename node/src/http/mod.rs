@@ -40,6 +40,7 @@ pub struct AppState {
     pub flusher: Flusher,
     pub maintainer: Maintainer,
     pub reads: Arc<ReadService>,
+    pub replayer: Arc<crate::deadletter::replay::Replayer>,
 }
 
 /// The node's own routes; the Iceberg REST catalog (`/v1/…`) is merged in by the caller.
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{table}/hot/segments/{partition}/{range}/{file}", get(hot_segment))
         .route("/tables/{table}/flush", post(flush))
         .route("/tables/{table}/compact", post(compact))
+        .route("/tables/{table}/replay", post(replay))
         .with_state(state)
 }
 
@@ -238,6 +240,40 @@ async fn compact(
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
     Ok(Json(state.maintainer.run_now(&table).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayQuery {
+    chunk: Option<u64>,
+}
+
+/// `POST /tables/{table}/replay[?chunk=N]`: re-ingests the table's dead-letter rows.
+async fn replay(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    query: Result<Query<ReplayQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.admin_token)?;
+    valid_table(&table)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let chunk = query.chunk.unwrap_or(crate::deadletter::replay::DEFAULT_CHUNK);
+    Ok(Json(state.replayer.replay(&table, chunk).await?).into_response())
+}
+
+impl From<crate::deadletter::replay::ReplayError> for ApiError {
+    fn from(e: crate::deadletter::replay::ReplayError) -> Self {
+        use crate::deadletter::replay::ReplayError as E;
+        match e {
+            E::UnknownTable(_) => ApiError::NotFound(e.to_string()),
+            E::BadRequest(m) => ApiError::BadRequest(m),
+            E::Running(_) => ApiError::Busy(e.to_string()),
+            E::ShuttingDown => ApiError::ShuttingDown,
+            E::Unavailable(m) => ApiError::Unavailable(m),
+            E::Internal(m) => ApiError::Internal(m),
+        }
+    }
 }
 
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

@@ -140,6 +140,7 @@ mod tests {
             ingest_ms: ts,
             idempotency_key: None,
             payload: Payload::Json("{}".into()),
+            role: Default::default(),
         }
     }
 

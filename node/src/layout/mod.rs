@@ -40,11 +40,17 @@ pub enum Layout {
     Raw,
     /// Payload fields as typed columns (see [`crate::typed`]).
     Typed(Arc<crate::typed::TypedTable>),
+    /// A typed table's dead-letter table (see [`crate::deadletter`]).
+    DeadLetter,
 }
 
 impl Layout {
     /// The layout of a table's current metadata.
     pub fn of(metadata: &iceberg::spec::TableMetadata) -> Result<Layout, String> {
+        if metadata.properties().get(crate::typed::MODE).map(String::as_str) == Some("dead_letter")
+        {
+            return Ok(Layout::DeadLetter);
+        }
         Ok(match crate::typed::TypedTable::of(metadata)? {
             Some(t) => Layout::Typed(t),
             None => Layout::Raw,
@@ -55,6 +61,7 @@ impl Layout {
         match self {
             Layout::Raw => arrow_schema(),
             Layout::Typed(t) => t.arrow_schema(),
+            Layout::DeadLetter => crate::deadletter::arrow_schema(),
         }
     }
 
@@ -63,6 +70,7 @@ impl Layout {
         match self {
             Layout::Raw => events_to_batch(rows).map_err(|e| e.to_string()),
             Layout::Typed(t) => t.to_batch(rows),
+            Layout::DeadLetter => crate::deadletter::to_batch(rows),
         }
     }
 }

@@ -159,7 +159,7 @@ impl ReadService {
         // No hot-read slot: a listing holds metrics, not events, and a reader refused one
         // would have to read committed rows only.
         let typed_leaves = match self.layout(table).await? {
-            layout::Layout::Raw => None,
+            layout::Layout::Raw | layout::Layout::DeadLetter => None,
             layout::Layout::Typed(t) => Some(t.leaf_columns()),
         };
         let store = self.store.clone();
@@ -340,7 +340,9 @@ impl ReadService {
                 for item in store.scan(id, p, from, to) {
                     let (seq, e) = item?;
                     bytes += e.payload.len() as u64;
-                    rows.push((p, seq, e));
+                    if e.is_row() {
+                        rows.push((p, seq, e));
+                    }
                     if bytes >= MAX_HOT_READ_BYTES {
                         // Cut here: the caller continues from the last sequence + 1.
                         truncated |= seq + 1 < hwm;

@@ -47,7 +47,8 @@ impl SegmentId {
 
     /// Whether the event at `sequence` of this segment's partition is one of its rows.
     pub fn holds(&self, sequence: u64, e: &StoredEvent) -> bool {
-        (self.from..self.to).contains(&sequence)
+        e.is_row()
+            && (self.from..self.to).contains(&sequence)
             && layout::date_hour(e.timestamp_ms) == (self.event_date, self.event_hour)
     }
 
@@ -136,6 +137,10 @@ impl Acc {
         self.last = sequence;
         self.rows += 1;
         self.payload_bytes += e.payload.len() as u64;
+        if let crate::hot::Role::DeadLetter { error, .. } = &e.role {
+            // A dead-letter row's error and source sequence (see `size_bound`).
+            self.key_bytes += error.len() as u64 + 8 + 5;
+        }
         match &e.idempotency_key {
             Some(k) => self.key_bytes += k.len() as u64,
             None => self.null_keys += 1,
@@ -239,6 +244,9 @@ impl<'a> Segmenter<'a> {
     }
 
     pub fn add(&mut self, sequence: u64, e: &StoredEvent) {
+        if !e.is_row() {
+            return;
+        }
         let hour = layout::date_hour(e.timestamp_ms);
         let acc = self.open.entry(hour).or_insert_with(|| Acc::new(sequence));
         acc.add(sequence, e);
@@ -331,6 +339,7 @@ mod tests {
             ingest_ms: ts + 5,
             idempotency_key: key.map(str::to_owned),
             payload,
+            role: Default::default(),
         }
     }
 

@@ -12,8 +12,7 @@ use super::convert::Column;
 use super::{MODE, USER_PROPERTIES, check_properties};
 use crate::layout;
 
-/// Suffix of the dead-letter table of a typed table; producers cannot write such names.
-pub const DEAD_LETTER_SUFFIX: &str = "__dlq";
+use zombi_shared::DEAD_LETTER_SUFFIX;
 
 /// Turns a user's table creation into a typed Zombi table creation.
 pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCreation, String> {
@@ -70,6 +69,7 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
         return Err(format!("table property {MODE} and zombi.layout-version are set by Zombi"));
     }
     check_properties(&props)?;
+    super::check_dead_letter_name(&name, &props)?;
     for (key, values) in USER_PROPERTIES {
         props.entry((*key).to_owned()).or_insert_with(|| values[0].to_owned());
     }

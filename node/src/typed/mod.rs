@@ -50,6 +50,9 @@ pub const USER_PROPERTIES: &[(&str, &[&str])] = &[
 pub struct Settings {
     /// `zombi.evolve = additive`: a new top-level field becomes a new optional column.
     pub additive: bool,
+    /// `zombi.on-error = dead_letter`: an event that does not fit goes to the table's
+    /// dead-letter table (acknowledged) instead of refusing its request.
+    pub dead_letter: bool,
     /// `zombi.unknown-fields = keep`: fields no column holds go to `payload` as JSON.
     pub keep_unknown: bool,
     pub coercions: Coercions,
@@ -61,6 +64,7 @@ impl Settings {
         let get = |key: &str| props.get(key).map(String::as_str);
         Ok(Settings {
             additive: get(EVOLVE) == Some("additive"),
+            dead_letter: get(ON_ERROR) == Some("dead_letter"),
             keep_unknown: get(UNKNOWN_FIELDS) != Some("drop"),
             coercions: Coercions { numbers_in_strings: get(NUMBERS_IN_STRINGS) == Some("true") },
         })
@@ -87,11 +91,21 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
                 values.join(" or ")
             ));
         }
-        if *key == ON_ERROR && value == "dead_letter" {
-            return Err(format!(
-                "table property {key} = {value} is not available in this version of Zombi"
-            ));
-        }
+    }
+    Ok(())
+}
+
+/// Refuses `zombi.on-error = dead_letter` for a table whose dead-letter table's name
+/// would be too long.
+pub fn check_dead_letter_name(table: &str, props: &HashMap<String, String>) -> Result<(), String> {
+    let dlq = crate::deadletter::table_of(table);
+    if props.get(ON_ERROR).map(String::as_str) == Some("dead_letter")
+        && zombi_shared::validate_table_name(&dlq).is_err()
+    {
+        return Err(format!(
+            "{ON_ERROR} = dead_letter needs a dead-letter table named {dlq}, which is longer than {} characters; use a shorter table name",
+            zombi_shared::table_name::MAX_TABLE_NAME_LEN
+        ));
     }
     Ok(())
 }

@@ -80,6 +80,7 @@ fn row(seq: u64, payload: &str) -> layout::Row {
         ingest_ms: 1_767_225_600_001,
         idempotency_key: None,
         payload: Payload::Json(payload.into()),
+        role: Default::default(),
     };
     (0, seq, event)
 }
