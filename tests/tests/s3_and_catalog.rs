@@ -67,14 +67,17 @@ async fn catalog_speaks_iceberg_errors_and_checks_tokens() -> anyhow::Result<()>
     assert_eq!(body["error"]["code"], 404);
     let no_ns = get("/v1/namespaces/other/tables", Some(&bearer)).await?;
     assert_eq!(no_ns.status(), 404);
-    // Engines cannot write: create and drop are refused with an Iceberg error.
+    // Engines declare typed tables (a table without columns is refused with an Iceberg
+    // error) and cannot drop one.
     let create = c
         .post(format!("{base}/v1/namespaces/zombi/tables"))
         .header("authorization", &bearer)
         .json(&serde_json::json!({"name": "x", "schema": {"type": "struct", "fields": []}}))
         .send()
         .await?;
-    assert_eq!(create.status(), 403);
+    assert_eq!(create.status(), 400);
+    let body: Value = create.json().await?;
+    assert_eq!(body["error"]["type"], "BadRequestException", "{body}");
     let drop = c
         .delete(format!("{base}/v1/namespaces/zombi/tables/guarded"))
         .header("authorization", &bearer)

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use iceberg_catalog_rest::{CommitTableRequest, CommitTableResponse, LoadTableResult};
+use iceberg_catalog_rest::{CommitTableResponse, LoadTableResult};
 
 use super::AppState;
 use super::error::CatalogError;
@@ -87,10 +87,7 @@ pub(super) async fn update_table(
     body: Bytes,
 ) -> Reply<Json<CommitTableResponse>> {
     let ident = params::table(&namespace, table)?;
-    let request: CommitTableRequest = serde_json::from_slice(&body).map_err(|e| {
-        CatalogError::BadRequest(format!("the body is not a CommitTableRequest: {e}"))
-    })?;
-    Ok(Json(app.service.update_table(&ident, request).await?))
+    Ok(Json(app.service.update_table(&ident, &body).await?))
 }
 
 pub(super) async fn table_exists(

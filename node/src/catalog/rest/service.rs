@@ -198,15 +198,18 @@ impl CatalogService {
         })
     }
 
-    /// Commits a schema or property change of a table.
+    /// Commits a schema or property change of a table (`body`: a `CommitTableRequest`).
     pub async fn update_table(
         &self,
         ident: &TableIdent,
-        request: CommitTableRequest,
+        body: &[u8],
     ) -> Result<CommitTableResponse, CatalogError> {
         let Some(updates) = &self.updates else {
             return Err(CatalogError::read_only("updating a table"));
         };
+        let request: CommitTableRequest = serde_json::from_slice(body).map_err(|e| {
+            CatalogError::BadRequest(format!("the body is not a CommitTableRequest: {e}"))
+        })?;
         let table = updates
             .update_table(ident, request.requirements, request.updates)
             .await

@@ -235,7 +235,7 @@ async fn writes_are_forbidden() {
         (Method::POST, "/v1/namespaces"),
         (Method::DELETE, "/v1/namespaces/zombi"),
         (Method::POST, "/v1/namespaces/zombi/properties"),
-        (Method::POST, "/v1/namespaces/zombi/tables"),
+        // Without a `TableUpdates` (an in-memory catalog), no update is accepted.
         (Method::POST, "/v1/namespaces/zombi/tables/events"),
         (Method::DELETE, "/v1/namespaces/zombi/tables/events"),
         (Method::POST, "/v1/tables/rename"),
@@ -248,6 +248,10 @@ async fn writes_are_forbidden() {
         assert_error(&body, status, "ForbiddenException");
         assert!(body["error"]["message"].as_str().unwrap_or("").contains("read-only"), "{body}");
     }
+    // A table creation that is no `CreateTableRequest` is a bad request.
+    let (status, body) = f.send(Method::POST, "/v1/namespaces/zombi/tables", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, status, "BadRequestException");
     // Nothing was written.
     let (status, _) = f.send(Method::HEAD, "/v1/namespaces/zombi/tables/events", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
