@@ -106,6 +106,10 @@ pub async fn run(
     if tokio::time::timeout(Duration::from_secs(10), &mut adoption).await.is_err() {
         tracing::warn!("adopting tables from the warehouse takes long; going on in the background");
     }
+    // Typed tables the config declares exist before the first event arrives.
+    typed::declare::create_configured(&catalog, &config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create a typed table the config declares: {e}"))?;
     let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
     let combiner = Arc::new(Combiner::start(store.clone(), catalog.typing(), &config)?);
     let leases = Arc::new(read::lease::Leases::default());

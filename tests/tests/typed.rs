@@ -655,3 +655,48 @@ async fn dead_letters_are_kept_and_replayed_exactly_once_after_a_schema_fix() ->
     assert!(retry.body["sequence"].as_u64().unwrap() >= 10, "{retry:?}");
     Ok(())
 }
+
+/// A typed table declared in the node's config exists from start-up, before any event,
+/// checks events like a declared one, and a restart keeps it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_tables_declared_in_the_config_exist_from_start_up() -> anyhow::Result<()> {
+    let mut node = Node::start(&[
+        ("ZOMBI_NODE__TABLES__CFG_ORDERS__MODE", "typed"),
+        (
+            "ZOMBI_NODE__TABLES__CFG_ORDERS__COLUMNS",
+            "order_id long not null, amount decimal(12, 2), tags list<string>",
+        ),
+        ("ZOMBI_NODE__TABLES__CFG_ORDERS__UNKNOWN_FIELDS", "drop"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let load = |node: &Node| {
+        let url = format!("{}/v1/namespaces/zombi/tables/cfg_orders", node.url());
+        async move { anyhow::Ok(client().get(url).send().await?.json::<Value>().await?) }
+    };
+    let table = load(&node).await?;
+    let schema = &table["metadata"]["schemas"][0]["fields"];
+    let amount = schema
+        .as_array()
+        .context("fields")?
+        .iter()
+        .find(|f| f["name"] == "amount")
+        .context("amount")?;
+    assert_eq!(amount["type"], "decimal(12, 2)", "{table}");
+    assert_eq!(table["metadata"]["properties"]["zombi.unknown-fields"], "drop", "{table}");
+    let r =
+        send_one(&client(), &edge.url(), "cfg_orders", &json!({"payload": {"amount": 1}})).await?;
+    assert!(message(&r).contains("record 0: field order_id: is required"), "{r:?}");
+    let r = send_one(
+        &client(),
+        &edge.url(),
+        "cfg_orders",
+        &json!({"payload": {"order_id": 1, "x": 2}}),
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    node.restart().await?;
+    let again = load(&node).await?;
+    assert_eq!(again["metadata"]["table-uuid"], table["metadata"]["table-uuid"], "the same table");
+    Ok(())
+}

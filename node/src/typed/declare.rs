@@ -3,16 +3,18 @@
 //! its system columns (SPEC §4 field ids kept), its partition spec and sort order, and
 //! refuses, with a message that says what to change, what it cannot honour.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::TableCreation;
 use iceberg::spec::{ListType, MapType, NestedField, NestedFieldRef, Schema, StructType, Type};
+use zombi_shared::DEAD_LETTER_SUFFIX;
+use zombi_shared::config::TableOverrides;
+use zombi_shared::config::columns::{ColumnDecl, ColumnType, parse_columns};
 
 use super::convert::Column;
 use super::{MODE, USER_PROPERTIES, check_properties};
 use crate::layout;
-
-use zombi_shared::DEAD_LETTER_SUFFIX;
 
 /// Turns a user's table creation into a typed Zombi table creation.
 pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCreation, String> {
@@ -125,4 +127,117 @@ pub(crate) fn renumber(field: &NestedField, next: &mut i32) -> NestedFieldRef {
     let mut out = NestedField::new(id, field.name.clone(), field_type, field.required);
     out.doc = field.doc.clone();
     Arc::new(out)
+}
+
+/// The creation of a typed table declared in the node's config (`[tables.<name>]`), to go
+/// through [`declare`] like an engine's.
+pub fn from_config(name: &str, table: &TableOverrides) -> Result<TableCreation, String> {
+    let text = table.columns.as_deref().unwrap_or_default();
+    let columns = parse_columns(text).map_err(|e| format!("tables.{name}.columns: {e}"))?;
+    let mut next = 1;
+    let fields: Vec<NestedFieldRef> = columns.iter().map(|c| field(c, &mut next)).collect();
+    let schema = Schema::builder()
+        .with_fields(fields)
+        .build()
+        .map_err(|e| format!("tables.{name}.columns: {}", e.message()))?;
+    Ok(TableCreation::builder()
+        .name(name.to_owned())
+        .schema(schema)
+        .properties(table.typed_properties().into_iter().collect::<HashMap<_, _>>())
+        .build())
+}
+
+fn field(c: &ColumnDecl, next: &mut i32) -> NestedFieldRef {
+    let id = *next;
+    *next += 1;
+    Arc::new(NestedField::new(id, c.name.clone(), iceberg_type(&c.column_type, next), c.required))
+}
+
+fn iceberg_type(t: &ColumnType, next: &mut i32) -> Type {
+    use iceberg::spec::PrimitiveType as P;
+    let mut id = || {
+        *next += 1;
+        *next - 1
+    };
+    match t {
+        ColumnType::Boolean => Type::Primitive(P::Boolean),
+        ColumnType::Int => Type::Primitive(P::Int),
+        ColumnType::Long => Type::Primitive(P::Long),
+        ColumnType::Float => Type::Primitive(P::Float),
+        ColumnType::Double => Type::Primitive(P::Double),
+        ColumnType::Decimal { precision, scale } => {
+            Type::Primitive(P::Decimal { precision: *precision, scale: *scale })
+        }
+        ColumnType::Date => Type::Primitive(P::Date),
+        ColumnType::Time => Type::Primitive(P::Time),
+        ColumnType::Timestamp => Type::Primitive(P::Timestamp),
+        ColumnType::Timestamptz => Type::Primitive(P::Timestamptz),
+        ColumnType::String => Type::Primitive(P::String),
+        ColumnType::Uuid => Type::Primitive(P::Uuid),
+        ColumnType::Fixed(n) => Type::Primitive(P::Fixed(*n)),
+        ColumnType::Binary => Type::Primitive(P::Binary),
+        ColumnType::Struct(fields) => {
+            Type::Struct(StructType::new(fields.iter().map(|f| field(f, next)).collect()))
+        }
+        ColumnType::List(element) => {
+            let element_id = id();
+            let element = iceberg_type(element, next);
+            Type::List(ListType::new(NestedField::list_element(element_id, element, false).into()))
+        }
+        ColumnType::Map(key, value) => {
+            let (key_id, value_id) = (id(), id());
+            let key = iceberg_type(key, next);
+            let value = iceberg_type(value, next);
+            Type::Map(MapType::new(
+                NestedField::map_key_element(key_id, key).into(),
+                NestedField::map_value_element(value_id, value, false).into(),
+            ))
+        }
+    }
+}
+
+/// Creates the typed tables the config declares that the catalog does not hold yet; a
+/// declared table the catalog holds keeps its own schema (it evolves through the catalog),
+/// and what the config says beyond it is logged.
+pub async fn create_configured(
+    catalog: &crate::catalog::ZombiCatalog,
+    config: &zombi_shared::config::NodeConfig,
+) -> Result<(), String> {
+    use iceberg::Catalog as _;
+    for (name, table) in &config.tables {
+        if table.mode != zombi_shared::config::TableMode::Typed {
+            continue;
+        }
+        let creation = from_config(name, table)?;
+        let ident = catalog.ident(name);
+        match catalog.load_table(&ident).await {
+            Ok(existing) => {
+                let schema = existing.metadata().current_schema();
+                if !super::is_typed(existing.metadata()) {
+                    tracing::error!(table = %name, "the config declares a typed table, but the catalog holds a raw table of this name: it stays raw");
+                    continue;
+                }
+                let missing: Vec<&str> = creation
+                    .schema
+                    .as_struct()
+                    .fields()
+                    .iter()
+                    .filter(|f| schema.field_by_name(&f.name).is_none())
+                    .map(|f| f.name.as_str())
+                    .collect();
+                if !missing.is_empty() {
+                    tracing::warn!(table = %name, ?missing, "the config declares columns the table does not have; add them through the catalog (ALTER TABLE … ADD COLUMN)");
+                }
+            }
+            Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => {
+                catalog
+                    .create_table(ident.namespace(), creation)
+                    .await
+                    .map_err(|e| format!("tables.{name}: {}", e.message()))?;
+                tracing::info!(table = %name, "created the typed table the config declares");
+            }
+            Err(e) => return Err(format!("tables.{name}: cannot load the table: {e}")),
+        }
+    }
+    Ok(())
 }

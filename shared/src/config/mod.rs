@@ -3,6 +3,7 @@
 //! `__`) → command-line flags. Unknown keys are errors, and `validate()` runs before
 //! anything binds.
 
+pub mod columns;
 mod edge;
 mod node;
 
@@ -16,9 +17,9 @@ use serde::de::DeserializeOwned;
 
 pub use edge::{EdgeAuth, EdgeConfig, EdgeLimits, ForwardConfig};
 pub use node::{
-    CombinerConfig, Durability, FlushConfig, IcebergConfig, MaintenanceConfig,
-    MaintenanceOverrides, NodeAuth, NodeConfig, NodeLimits, S3Config, SnapshotMode, SnapshotPolicy,
-    TableFlushSettings, TableOverrides,
+    CombinerConfig, Durability, Evolve, FlushConfig, IcebergConfig, MaintenanceConfig,
+    MaintenanceOverrides, NodeAuth, NodeConfig, NodeLimits, OnError, S3Config, SnapshotMode,
+    SnapshotPolicy, TableFlushSettings, TableMode, TableOverrides, UnknownFields,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +195,55 @@ mod tests {
         let mut cfg = NodeConfig::default();
         cfg.auth.admin_token = Some("short".into());
         assert!(cfg.validate().unwrap_err().to_string().contains("auth.admin_token"));
+    }
+
+    #[test]
+    fn typed_tables_are_declared_in_the_config() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                r#"
+                [tables.orders]
+                mode = "typed"
+                columns = "order_id long not null, amount decimal(12, 2), tags list<string>"
+                on_error = "dead_letter"
+                evolve = "additive"
+                "#,
+            )?;
+            let cfg: NodeConfig = load(
+                NodeConfig::default(),
+                Some(Path::new("node.toml")),
+                "ZOMBI_NODE__",
+                NoFlags {},
+            )
+            .map_err(|e| e.to_string())?;
+            let orders = &cfg.tables["orders"];
+            assert_eq!(orders.mode, TableMode::Typed);
+            let props = orders.typed_properties();
+            assert_eq!(props["zombi.on-error"], "dead_letter");
+            assert_eq!(props["zombi.evolve"], "additive");
+            for (toml, want) in [
+                ("[tables.t]\nmode = \"typed\"\n", "tables.<name>.columns` is required"),
+                ("[tables.t]\nmode = \"typed\"\ncolumns = \"a integr\"\n", "unknown type"),
+                ("[tables.t]\ncolumns = \"a int\"\n", "tables.<name>.mode` must be \"typed\""),
+                (
+                    "[tables.t]\nmode = \"typed\"\ncolumns = \"a int\"\non_error = \"retry\"\n",
+                    "retry",
+                ),
+            ] {
+                jail.create_file("bad.toml", toml)?;
+                let err = load(
+                    NodeConfig::default(),
+                    Some(Path::new("bad.toml")),
+                    "ZOMBI_NODE__",
+                    NoFlags {},
+                )
+                .unwrap_err()
+                .to_string();
+                assert!(err.contains(want), "{toml}: {err}");
+            }
+            Ok(())
+        });
     }
 
     #[test]

@@ -114,11 +114,76 @@ pub enum SnapshotMode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TableOverrides {
+    /// `typed`: a typed table declared here, created at start-up if the catalog has no
+    /// table of this name (docs/typed-tables.md). Default: a raw table, created on the
+    /// first write.
+    pub mode: TableMode,
+    /// A typed table's columns, as in SQL: `"order_id long not null, amount decimal(12, 2)"`
+    /// (see [`super::columns`]).
+    pub columns: Option<String>,
+    /// A typed table's `zombi.evolve`, `zombi.on-error`, `zombi.unknown-fields` and
+    /// `zombi.numbers-in-strings` table properties at creation.
+    pub evolve: Option<Evolve>,
+    pub on_error: Option<OnError>,
+    pub unknown_fields: Option<UnknownFields>,
+    pub numbers_in_strings: Option<bool>,
     pub flush_interval_ms: Option<u64>,
     pub retention_secs: Option<u64>,
     pub snapshot: Option<SnapshotPolicy>,
     /// Field by field over `[maintenance]`: a key left out keeps the node-wide value.
     pub maintenance: MaintenanceOverrides,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableMode {
+    #[default]
+    Raw,
+    Typed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evolve {
+    None,
+    Additive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    Reject,
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFields {
+    Keep,
+    Drop,
+}
+
+impl TableOverrides {
+    /// A typed table's `zombi.*` table properties, as this declaration sets them.
+    pub fn typed_properties(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(e) = self.evolve {
+            let v = if e == Evolve::Additive { "additive" } else { "none" };
+            out.insert("zombi.evolve".to_owned(), v.to_owned());
+        }
+        if let Some(o) = self.on_error {
+            let v = if o == OnError::DeadLetter { "dead_letter" } else { "reject" };
+            out.insert("zombi.on-error".to_owned(), v.to_owned());
+        }
+        if let Some(u) = self.unknown_fields {
+            let v = if u == UnknownFields::Drop { "drop" } else { "keep" };
+            out.insert("zombi.unknown-fields".to_owned(), v.to_owned());
+        }
+        if let Some(n) = self.numbers_in_strings {
+            out.insert("zombi.numbers-in-strings".to_owned(), n.to_string());
+        }
+        out
+    }
 }
 
 /// Table maintenance (SPEC §6). Defaults keep a table that commits every second healthy
@@ -483,6 +548,28 @@ impl Validate for NodeConfig {
                     "tables",
                     format!("{name:?} is not a valid table name"),
                 ));
+            }
+            match (t.mode, &t.columns) {
+                (TableMode::Typed, None) => {
+                    return Err(ConfigError::invalid(
+                        "tables.<name>.columns",
+                        format!("is required for the typed table {name}"),
+                    ));
+                }
+                (TableMode::Typed, Some(columns)) => {
+                    super::columns::parse_columns(columns).map_err(|e| {
+                        ConfigError::invalid("tables.<name>.columns", format!("of {name}: {e}"))
+                    })?;
+                }
+                (TableMode::Raw, _) if t.columns.is_some() || !t.typed_properties().is_empty() => {
+                    return Err(ConfigError::invalid(
+                        "tables.<name>.mode",
+                        format!(
+                            "must be \"typed\" for {name}: columns, evolve, on_error, unknown_fields and numbers_in_strings belong to typed tables"
+                        ),
+                    ));
+                }
+                (TableMode::Raw, _) => {}
             }
             if let Some(ms) = t.flush_interval_ms {
                 check_range("tables.<name>.flush_interval_ms", ms, 10, 3_600_000)?;
