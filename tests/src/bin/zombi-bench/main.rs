@@ -9,6 +9,7 @@
 mod limits;
 mod load;
 mod sys;
+mod typed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use zombi_tests::{Edge, Node, client, wait_for};
 use load::{Outcome, Target};
 
 /// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
-/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`, `realtime`; for profiling one
-/// load).
+/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`, `realtime`, `typed`; for
+/// profiling one load).
 struct Plan {
     short: Duration,
     bulk: Duration,
@@ -561,6 +562,36 @@ async fn bench() -> Result<()> {
                 "—",
             );
         }
+        drop(edge);
+        drop(node);
+    }
+
+    // Typed tables: the same bulk load into a 12-column typed table and a raw table.
+    if plan.runs("typed") {
+        let (node, edge) = start_pair("wal").await?;
+        let (typed, raw) =
+            typed::typed_vs_raw(&node, &edge, plan.short * 2, BULK_CONNECTIONS).await?;
+        report.set("typed_bulk_eps", typed.eps);
+        report.set("typed_bulk_mib_s", typed.mib_s);
+        report.set("typed_raw_bulk_eps", raw.eps);
+        report.set("typed_raw_bulk_mib_s", raw.mib_s);
+        report.set("typed_bulk_non_200", (typed.non_200 + raw.non_200) as f64);
+        report.set("typed_parquet_bytes_per_event", typed.parquet_bytes_per_event);
+        report.set("raw_parquet_bytes_per_event", raw.parquet_bytes_per_event);
+        report.row(
+            "typed table (12 columns) bulk events/s and MiB/s",
+            format!("{} / {}", fmt(typed.eps), fmt(typed.mib_s)),
+            format!("raw table {} / {}", fmt(raw.eps), fmt(raw.mib_s)),
+            ratio(typed.eps, raw.eps),
+            "—",
+        );
+        report.row(
+            "Parquet bytes per event, typed table",
+            fmt(typed.parquet_bytes_per_event),
+            format!("raw table {}", fmt(raw.parquet_bytes_per_event)),
+            ratio(typed.parquet_bytes_per_event, raw.parquet_bytes_per_event),
+            "—",
+        );
         drop(edge);
         drop(node);
     }
