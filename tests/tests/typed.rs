@@ -649,6 +649,11 @@ async fn dead_letters_are_kept_and_replayed_exactly_once_after_a_schema_fix() ->
             "{engine}: each order once"
         );
     }
+    // A flush of nothing but dead-lettered events commits their watermark (no data file).
+    let r = send_one(&client(), &edge.url(), t, &json!({"payload": {"order_id": "x"}})).await?;
+    assert_eq!((r.status, &r.body["dead_lettered"]), (200, &json!(true)), "{r:?}");
+    let flushed = node.flush(t).await?;
+    assert_eq!(flushed["watermarks"]["0"], r.body["sequence"].as_u64().unwrap() + 1, "{flushed}");
     // A producer's retry of key-9 now names the replayed row.
     let retry = send_ready(&edge, t, &records[8]).await?;
     assert_eq!(retry.body["duplicate"], true, "{retry:?}");

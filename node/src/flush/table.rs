@@ -303,7 +303,15 @@ impl TableFlusher {
         // An attempt whose outcome is unknown is settled at once, whatever the policy says:
         // the policy said commit when it was made, and nothing new is read until then.
         let settle = self.pending.unverified.is_some();
-        if !self.pending.files.is_empty() && (force || settle || self.policy_says_commit()) {
+        // Reads of nothing but diverted events (or of a gap) write no file, but their
+        // watermarks must still be committed, or a forced flush would never cover them.
+        let advanced = self
+            .pending
+            .read_to
+            .iter()
+            .any(|(p, w)| self.committed.get(p).copied().unwrap_or(0) < *w);
+        let policy = self.policy_says_commit() || self.pending.files.is_empty();
+        if (!self.pending.files.is_empty() || advanced) && (force || settle || policy) {
             self.commit(&high_water_marks).await?;
         }
         self.delete_expired().await?;
