@@ -33,6 +33,18 @@ struct TableState {
     next_column: u32,
 }
 
+impl TableState {
+    /// Records columns inferred for the table's new fields in the write being built.
+    fn stage_columns(&mut self, batch: &mut hot::HotBatch<'_>, columns: Vec<Inferred>) {
+        for column in columns {
+            let json = serde_json::to_vec(&column).expect("columns serialize");
+            batch.put_pending_column(self.id, self.next_column, &json);
+            self.next_column += 1;
+            self.columns.push(column);
+        }
+    }
+}
+
 pub(super) fn run(store: Arc<HotStore>, typing: &Registry, rx: &Receiver<Job>, settings: Settings) {
     let mut tables: HashMap<String, TableState> = HashMap::new();
     while let Ok(first) = rx.recv() {
@@ -203,12 +215,7 @@ fn stage<'a>(
                 continue;
             }
         };
-        for column in checked.columns {
-            let json = serde_json::to_vec(&column).expect("columns serialize");
-            staged.batch.put_pending_column(state.id, state.next_column, &json);
-            state.next_column += 1;
-            state.columns.push(column);
-        }
+        state.stage_columns(&mut staged.batch, checked.columns);
         // The table and, if events of this group go there, its dead-letter table: taken
         // out of the map to be changed side by side, and put back below.
         let mut state = staged.tables.remove(name).expect("loaded above");
@@ -395,12 +402,7 @@ fn stage_replay(
         Ok(checked) => checked,
         Err(e) => return Ok(Err(e)),
     };
-    for column in checked.columns {
-        let json = serde_json::to_vec(&column).expect("columns serialize");
-        staged.batch.put_pending_column(state.id, state.next_column, &json);
-        state.next_column += 1;
-        state.columns.push(column);
-    }
+    state.stage_columns(&mut staged.batch, checked.columns);
     let mut state = staged.tables.remove(name).expect("loaded above");
     let mut dlq = staged.tables.remove(&replay.dead_letter).expect("loaded above");
     let mut acks = Vec::with_capacity(job.group.events.len());
