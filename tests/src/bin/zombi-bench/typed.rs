@@ -55,7 +55,7 @@ fn event(i: usize) -> Vec<u8> {
             "amount": serde_json::from_str::<Value>(&format!("{}.{:02}", i % 10_000, i % 100)).unwrap(),
             "score": (i % 1000) as f64 / 7.0,
             "at": format!("2026-01-01T{:02}:{:02}:{:02}.{:03}Z", (i / 3600) % 24, (i / 60) % 60, i % 60, i % 1000),
-            "ok": i % 3 == 0,
+            "ok": i.is_multiple_of(3),
             "tags": [format!("t{}", i % 50), "x"],
             "geo": {"country": country, "city": format!("c{}", i % 200)},
         },
