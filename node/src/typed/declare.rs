@@ -41,6 +41,7 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
             "Zombi sorts every table by timestamp_ms, sequence itself; declare the table without a write order".into(),
         );
     }
+    super::evolve::check_fields(&creation.schema)?;
     let user = creation.schema.as_struct().fields();
     if user.is_empty() {
         return Err("a typed table needs at least one column".into());

@@ -21,7 +21,18 @@ use crate::layout;
 /// honour from `current`.
 pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(), String> {
     let (old, new) = (current.current_schema(), next.current_schema());
-    if old.schema_id() != new.schema_id() || old.as_struct() != new.as_struct() {
+    let added: Vec<i32> = next
+        .schemas_iter()
+        .map(|s| s.schema_id())
+        .filter(|id| current.schema_by_id(*id).is_none())
+        .collect();
+    if added.iter().any(|id| *id != next.current_schema_id()) {
+        return Err(
+            "a new schema must become the table's current schema (add-schema with set-current-schema -1)".into(),
+        );
+    }
+    if !added.is_empty() || old.schema_id() != new.schema_id() || old.as_struct() != new.as_struct()
+    {
         if !is_typed(current) {
             return Err(
                 "the schema of a raw table is Zombi's fixed layout; declare a typed table (CREATE TABLE with columns) to have columns of your own".into(),
@@ -83,9 +94,10 @@ fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
             ));
         }
     }
+    check_fields(new)?;
     for &(id, parent) in &new_ids {
+        let field = new.field_by_id(id).expect("listed");
         if old.field_by_id(id).is_none() {
-            let field = new.field_by_id(id).expect("listed");
             let name = new.name_by_field_id(id).unwrap_or(&field.name);
             if field.required && !is_child_of_new(old, &new_ids, parent) {
                 return Err(format!(
@@ -100,6 +112,24 @@ fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
             {
                 return Err(format!("column {name} clashes with a system column"));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses what no column of a typed table may have: an empty name, or a default value
+/// (defaults are Iceberg format v3).
+pub fn check_fields(schema: &Schema) -> Result<(), String> {
+    for (id, _) in all_ids(schema) {
+        let field = schema.field_by_id(id).expect("listed");
+        if field.name.is_empty() {
+            return Err("every column and field needs a name".into());
+        }
+        if field.initial_default.is_some() || field.write_default.is_some() {
+            return Err(format!(
+                "column {} has a default value: defaults need Iceberg format v3",
+                field.name
+            ));
         }
     }
     Ok(())

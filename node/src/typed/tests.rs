@@ -319,3 +319,125 @@ fn additive_tables_infer_columns_from_first_values_and_hold_later_ones_to_them()
             .is_empty()
     );
 }
+
+/// The metadata of `typed(&[])`'s table after `change` (on its builder) and a check.
+fn changed(
+    change: impl FnOnce(&iceberg::spec::TableMetadata) -> iceberg::spec::TableMetadataBuilder,
+) -> Result<(), String> {
+    let declared = declare(creation(orders_schema(vec![]), &[]), LOCATION).unwrap();
+    let current =
+        TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap().metadata;
+    let next = change(&current).build().map_err(|e| e.to_string())?.metadata;
+    super::evolve::check_update(&current, &next)
+}
+
+fn with_schema(
+    current: &iceberg::spec::TableMetadata,
+    edit: impl FnOnce(Vec<Arc<NestedField>>) -> Vec<Arc<NestedField>>,
+    make_current: bool,
+) -> iceberg::spec::TableMetadataBuilder {
+    let fields = edit(current.current_schema().as_struct().fields().to_vec());
+    let schema = Schema::builder().with_schema_id(1).with_fields(fields).build().unwrap();
+    let b = TableMetadataBuilder::new_from_metadata(current.clone(), None);
+    if make_current { b.add_current_schema(schema).unwrap() } else { b.add_schema(schema).unwrap() }
+}
+
+#[test]
+fn engine_schema_changes_that_keep_events_convertible_are_accepted_and_others_refused() {
+    let retype = |name: &str, t: Type, required: bool| {
+        let name = name.to_owned();
+        move |fields: Vec<Arc<NestedField>>| -> Vec<Arc<NestedField>> {
+            fields
+                .into_iter()
+                .map(|f| {
+                    if f.name == name {
+                        Arc::new(NestedField::new(f.id, &f.name, t.clone(), required))
+                    } else {
+                        f
+                    }
+                })
+                .collect()
+        }
+    };
+    let add = |f: NestedField| {
+        move |mut fields: Vec<Arc<NestedField>>| {
+            fields.push(Arc::new(f));
+            fields
+        }
+    };
+    let decimal = |p| Type::Primitive(PrimitiveType::Decimal { precision: p, scale: 2 });
+    // Accepted: a new optional column, a wider decimal, required → optional.
+    assert_eq!(
+        changed(|m| with_schema(
+            m,
+            add(NestedField::optional(30, "note", p(PrimitiveType::String))),
+            true
+        )),
+        Ok(())
+    );
+    assert_eq!(changed(|m| with_schema(m, retype("amount", decimal(20), false), true)), Ok(()));
+    assert_eq!(
+        changed(|m| with_schema(m, retype("order_id", p(PrimitiveType::Long), false), true)),
+        Ok(())
+    );
+    // Refused, each with its reason.
+    for (got, want) in [
+        (
+            changed(|m| with_schema(m, retype("amount", decimal(10), false), true)),
+            "cannot change from decimal(12,2)",
+        ),
+        (
+            changed(|m| with_schema(m, retype("amount", p(PrimitiveType::String), false), true)),
+            "cannot change",
+        ),
+        (
+            changed(|m| {
+                with_schema(m, retype("placed_at", p(PrimitiveType::Timestamptz), true), true)
+            }),
+            "cannot become required",
+        ),
+        (
+            changed(|m| {
+                with_schema(m, add(NestedField::required(30, "must", p(PrimitiveType::Int))), true)
+            }),
+            "must be optional",
+        ),
+        (
+            changed(|m| {
+                with_schema(m, |f| f.into_iter().filter(|f| f.name != "tags").collect(), true)
+            }),
+            "dropping column tags",
+        ),
+        (
+            changed(|m| with_schema(m, retype("partition", p(PrimitiveType::Long), true), true)),
+            "system column partition",
+        ),
+        (
+            changed(|m| {
+                with_schema(
+                    m,
+                    add(NestedField::optional(30, "note", p(PrimitiveType::String))),
+                    false,
+                )
+            }),
+            "must become the table's current schema",
+        ),
+        (
+            changed(|m| {
+                with_schema(m, add(NestedField::optional(30, "", p(PrimitiveType::String))), true)
+            }),
+            "needs a name",
+        ),
+        (
+            changed(|m| {
+                TableMetadataBuilder::new_from_metadata(m.clone(), None)
+                    .set_properties([("zombi.table-mode".to_owned(), "raw".to_owned())].into())
+                    .unwrap()
+            }),
+            "zombi.table-mode and zombi.layout-version are set by Zombi",
+        ),
+    ] {
+        let e = got.expect_err(want);
+        assert!(e.contains(want) || e.contains("cannot change"), "{want}: {e}");
+    }
+}
