@@ -4,7 +4,8 @@
   read    --uri U --table T --min-order N      rows as PyIceberg, DuckDB and Zombi's Python
                                                reader (cold + hot) return them
   evolve  --uri U --table T                    PyIceberg schema changes: add a column, widen
-                                               int to long; a rename and a drop (refused)
+                                               int to long; a rename and a drop (refused);
+                                               then zombi.numbers-in-strings = true
   columns --uri U --table T --cols a,b         rows of those columns in PyIceberg and DuckDB
 
 `read` prints one JSON object: per reader, its rows in a canonical form (see `canon`) sorted
@@ -77,7 +78,7 @@ def canon(r):
         "tags": None if r.get("tags") is None else list(r["tags"]),
         "payload": None if r.get("payload") is None else json.loads(r["payload"]),
     }
-    for k in ("day", "attrs", "ok", "ratio", "qty"):
+    for k in ("day", "attrs", "ok", "ratio", "qty", "coupon"):
         if k in r:
             v = r[k]
             out[k] = v.isoformat() if isinstance(v, datetime.date) else pairs(v) if k == "attrs" else v
@@ -137,6 +138,9 @@ def evolve(args):
         u.add_column("note", StringType())
         u.update_column("qty", field_type=LongType())
     out["types"] = {f.name: str(f.field_type) for f in cat.load_table(f"zombi.{args.table}").schema().fields}
+    with cat.load_table(f"zombi.{args.table}").transaction() as tx:
+        tx.set_properties({"zombi.numbers-in-strings": "true"})
+    out["properties"] = dict(cat.load_table(f"zombi.{args.table}").properties)
     for name, change in (("rename", lambda u: u.rename_column("ratio", "r")),
                          ("drop", lambda u: u.delete_column("ok"))):
         try:

@@ -4,8 +4,8 @@ Spark session:
 1. `CREATE TABLE` declares --create (the issue's statement); a statement Zombi cannot
    honour (PARTITIONED BY) is refused. Prints {"created": [[name, type], ...], "refused": …}.
 2. Waits for a line on stdin (the test writes events and flushes).
-3. Prints, per --read table, its rows in typed_engines.canon form sorted by order_id, and
-   the committed data files read without and with `order_id >= --min-order`.
+3. Prints, per --read table, its columns, its rows in typed_engines.canon form sorted by
+   order_id, and the committed data files read without and with `order_id >= --min-order`.
 """
 
 import argparse
@@ -57,9 +57,10 @@ def main():
     out = {}
     for table in args.read:
         t = f"zombi.zombi.{table}"
-        rows = sorted((canon(r.asDict()) for r in spark.sql(f"SELECT * FROM {t}").collect()),
-                      key=lambda r: r["order_id"])
+        df = spark.sql(f"SELECT * FROM {t}")
+        rows = sorted((canon(r.asDict()) for r in df.collect()), key=lambda r: r["order_id"])
         out[table] = {
+            "columns": df.columns,
             "rows": rows,
             "files": cold_files(spark, t, ""),
             "filtered_files": cold_files(spark, t, f"WHERE order_id >= {args.min_order}"),

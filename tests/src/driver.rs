@@ -16,7 +16,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn start(script: &str, args: &[String]) -> anyhow::Result<Driver> {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+        let script = crate::package_dir().join("python").join(script);
         let stderr = tempfile::NamedTempFile::new()?;
         // Spark's standalone worker (local-cluster) writes its work dir here, not into the
         // venv's pyspark folder.

@@ -48,7 +48,7 @@ pub fn venv_python() -> PathBuf {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/engines.py")
+    crate::package_dir().join("python/engines.py")
 }
 
 /// Extra options for the Python engines.

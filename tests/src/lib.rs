@@ -17,6 +17,15 @@ pub mod moto;
 pub mod producer;
 
 /// Directory holding the built binaries: `$ZOMBI_BIN_DIR`, else next to the test's `deps/`.
+/// This package's folder (`tests/`): the one the test runner names at run time, else the
+/// one it was built in. Builds in other checkouts share the target directory, and a library
+/// built there would otherwise read another checkout's scripts.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ZOMBI_BIN_DIR") {
         return dir.into();

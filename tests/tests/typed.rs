@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use arrow_array::Array as _;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Int64Type};
 use futures::TryStreamExt;
@@ -145,11 +146,22 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
             "orders".into(),
             "--read".into(),
             "orders_sql".into(),
+            "--read".into(),
+            "additive".into(),
             "--min-order".into(),
             "61".into(),
         ],
     )?;
     let created = python(&["create", "--uri", &node.url(), "--table", "orders"])?;
+    python(&[
+        "create",
+        "--uri",
+        &node.url(),
+        "--table",
+        "additive",
+        "--prop",
+        "zombi.evolve=additive",
+    ])?;
     let fields = &created["fields"];
     for (name, id) in
         [("partition", 1), ("sequence", 2), ("payload", 7), ("event_hour", 10), ("order_id", 11)]
@@ -256,12 +268,41 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
     write_orders(&edge, "orders_sql", 61..=80).await?;
     node.flush("orders_sql").await?;
     write_orders(&edge, "orders_sql", 81..=90).await?;
+    // An additive table: `coupon` arrives with order 4; Spark reads it as a column.
+    for i in 1..=6 {
+        let mut p = json!({"order_id": i, "qty": i});
+        if i >= 4 {
+            p["coupon"] = json!(format!("C{i}"));
+        }
+        let r = send_one(
+            &client(),
+            &edge.url(),
+            "additive",
+            &json!({"payload": p, "timestamp_ms": BASE + i}),
+        )
+        .await?;
+        assert_eq!(r.status, 200, "{r:?}");
+        if i == 3 {
+            node.flush("additive").await?;
+        }
+    }
+    node.flush("additive").await?;
     spark.say("read").await?;
     let read = spark.next_json().await?;
     spark.finish().await?;
     assert_rows("spark orders", &rows(&read["orders"]), &all);
     let sql: Vec<Value> = (1..=90).map(|i| canonical(i, false)).collect();
     assert_rows("spark orders_sql", &rows(&read["orders_sql"]), &sql);
+    let additive: Vec<Value> = (1..=6)
+        .map(|i| {
+            json!({"order_id": i, "amount": null, "placed_at": null, "day": null, "customer": null,
+                   "tags": null, "attrs": null, "ok": null, "ratio": null, "qty": i, "payload": null,
+                   "coupon": (i >= 4).then(|| format!("C{i}"))})
+        })
+        .collect();
+    assert_rows("spark additive", &rows(&read["additive"]), &additive);
+    let columns = read["additive"]["columns"].as_array().context("columns")?;
+    assert!(columns.iter().any(|c| c == "coupon"), "spark reads the inferred column: {columns:?}");
     for t in ["orders", "orders_sql"] {
         let (files, filtered) = (&read[t]["files"], &read[t]["filtered_files"]);
         assert!(
@@ -484,17 +525,35 @@ async fn new_fields_become_columns_and_engine_schema_changes_apply() -> anyhow::
         let extra = json!({"qty": 3_000_000_000i64 + i, "note": format!("n{i}")});
         assert_eq!(send_one(&client(), &edge.url(), t, &event(i, extra)).await?.status, 200);
     }
+    // A property changed through the catalog applies to the next event.
+    assert_eq!(changed["properties"]["zombi.numbers-in-strings"], "true", "{changed}");
+    let r = send_one(&client(), &edge.url(), t, &event(14, json!({"qty": "14"}))).await?;
+    assert_eq!(r.status, 200, "{r:?}");
     node.flush(t).await?;
 
-    let want: Vec<Value> = (1i64..=13)
+    let want: Vec<Value> = (1i64..=14)
         .map(|i| {
             let coupon = (6..=11).contains(&i).then(|| format!("C{i}"));
             let score = (6..=11).contains(&i).then_some(i * 10);
             let note = (12..=13).contains(&i).then(|| format!("n{i}"));
-            let qty = if i >= 12 { 3_000_000_000 + i } else { i };
+            let qty = if (12..=13).contains(&i) { 3_000_000_000 + i } else { i };
             json!([i, coupon, score, note, qty])
         })
         .collect();
+    // iceberg-rust sees the inferred column too: null for the rows before it.
+    let batches = zombi_tests::engines::iceberg_rust_rows(&node.url(), t, None).await?;
+    let mut coupons: Vec<(i64, Option<String>)> = Vec::new();
+    for b in &batches {
+        let ids = b.column_by_name("order_id").context("order_id")?.as_primitive::<Int64Type>();
+        let c = b.column_by_name("coupon").context("coupon column")?.as_string::<i32>();
+        for r in 0..b.num_rows() {
+            coupons.push((ids.value(r), c.is_valid(r).then(|| c.value(r).to_owned())));
+        }
+    }
+    coupons.sort();
+    let want_coupons: Vec<(i64, Option<String>)> =
+        (1..=14).map(|i| (i, (6..=11).contains(&i).then(|| format!("C{i}")))).collect();
+    assert_eq!(coupons, want_coupons, "iceberg-rust");
     let read = |label: &str| -> anyhow::Result<()> {
         let got = python(&[
             "columns",
