@@ -25,6 +25,8 @@ pub const INGEST_BYTES: &str = "zombi_node_ingest_bytes_total";
 pub const REJECTIONS: &str = "zombi_node_rejections_total";
 pub const EVENTS_WRITTEN: &str = "zombi_node_events_written_total";
 pub const DUPLICATES: &str = "zombi_node_duplicates_total";
+pub const DEAD_LETTERED: &str = "zombi_node_dead_lettered_total";
+pub const REPLAYED: &str = "zombi_node_replayed_total";
 pub const COMBINER_INFLIGHT_BYTES: &str = "zombi_node_combiner_inflight_bytes";
 pub const COMBINER_BATCH_EVENTS: &str = "zombi_node_combiner_batch_events";
 pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
@@ -44,6 +46,16 @@ pub fn describe() {
     describe_counter!(REJECTIONS, "Batches or groups refused, by reason.");
     describe_counter!(EVENTS_WRITTEN, Unit::Count, "Events durably written to the hot store.");
     describe_counter!(DUPLICATES, Unit::Count, "Events answered from an idempotency record.");
+    describe_counter!(
+        DEAD_LETTERED,
+        Unit::Count,
+        "Events of typed tables written to their dead-letter table (at ingest and again at replay)."
+    );
+    describe_counter!(
+        REPLAYED,
+        Unit::Count,
+        "Dead-letter rows replayed into their table (`POST /tables/{t}/replay`)."
+    );
     describe_gauge!(COMBINER_INFLIGHT_BYTES, Unit::Bytes, "Bytes admitted, not yet answered.");
     describe_histogram!(COMBINER_BATCH_EVENTS, Unit::Count, "Events per micro-batch.");
     describe_histogram!(HOT_WRITE_SECONDS, Unit::Seconds, "Micro-batch write time.");

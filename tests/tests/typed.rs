@@ -713,6 +713,14 @@ async fn dead_letters_are_kept_and_replayed_exactly_once_after_a_schema_fix() ->
     assert_eq!((r.status, &r.body["dead_lettered"]), (200, &json!(true)), "{r:?}");
     let flushed = node.flush(t).await?;
     assert_eq!(flushed["watermarks"]["0"], r.body["sequence"].as_u64().unwrap() + 1, "{flushed}");
+    // Since the last restart: two rows replayed, one event dead-lettered.
+    let metrics = node.metrics().await?;
+    assert_eq!(zombi_tests::metric_sum(&metrics, "zombi_node_replayed_total"), 2.0, "{metrics}");
+    assert_eq!(
+        zombi_tests::metric_sum(&metrics, "zombi_node_dead_lettered_total"),
+        1.0,
+        "{metrics}"
+    );
     // A producer's retry of key-9 now names the replayed row.
     let retry = send_ready(&edge, t, &records[8]).await?;
     assert_eq!(retry.body["duplicate"], true, "{retry:?}");

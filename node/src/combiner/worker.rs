@@ -79,6 +79,8 @@ fn write_micro_batch(
     crate::failpoints::panic_point("combiner-write");
     let result = stage(store, typing, tables, &jobs).and_then(|staged| {
         staged.batch.commit()?;
+        metrics::counter!(m::DEAD_LETTERED).increment(staged.dead_lettered);
+        metrics::counter!(m::REPLAYED).increment(staged.rows_replayed);
         Ok((staged.acks, staged.tables, staged.written, staged.duplicates))
     });
     metrics::histogram!(m::HOT_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
@@ -116,6 +118,9 @@ struct Staged<'a> {
     replayed: HashMap<(TableId, u32), u64>,
     written: u64,
     duplicates: u64,
+    /// Events written to a dead-letter table, and rows replayed out of one.
+    dead_lettered: u64,
+    rows_replayed: u64,
 }
 
 /// How a group's events are written to a typed table.
@@ -188,6 +193,8 @@ fn stage<'a>(
         replayed: HashMap::new(),
         written: 0,
         duplicates: 0,
+        dead_lettered: 0,
+        rows_replayed: 0,
     };
     // Idempotency keys first written by this very batch.
     let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
@@ -242,6 +249,7 @@ fn stage<'a>(
                 staged.written += 1;
                 staged.touched.entry(name.clone()).or_default().insert(ack.partition);
                 if let (true, Some((dlq, _))) = (ack.dead_lettered, &dead) {
+                    staged.dead_lettered += 1;
                     staged.touched.entry(dlq.clone()).or_default().insert(ack.partition);
                 }
             }
@@ -417,11 +425,13 @@ fn stage_replay(
                     fresh_keys.insert((state.id, key.clone()), r);
                 }
                 staged.touched.entry(name.clone()).or_default().insert(event.partition);
+                staged.rows_replayed += 1;
                 Ack { partition: event.partition, sequence, duplicate: false, dead_lettered: false }
             }
             Some(error) => {
                 let role = Role::DeadLetter { source_sequence, error };
                 put_row(&mut staged.batch, &mut dlq, event, role, now);
+                staged.dead_lettered += 1;
                 staged
                     .touched
                     .entry(replay.dead_letter.clone())
