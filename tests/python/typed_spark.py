@@ -5,7 +5,8 @@ Spark session:
    honour (PARTITIONED BY) is refused. Prints {"created": [[name, type], ...], "refused": …}.
 2. Waits for a line on stdin (the test writes events and flushes).
 3. Prints, per --read table, its columns, its rows in typed_engines.canon form sorted by
-   order_id, and the committed data files read without and with `order_id >= --min-order`.
+   order_id, and the committed data files read without and with `order_id >= --min-order`;
+   per --dead-letters table, its (source_sequence, error, payload) rows.
 """
 
 import argparse
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--uri", required=True)
     ap.add_argument("--create", required=True)
     ap.add_argument("--read", action="append", default=[])
+    ap.add_argument("--dead-letters", action="append", default=[])
     ap.add_argument("--min-order", type=int, required=True)
     args = ap.parse_args()
     spark = session({"zombi": args.uri})
@@ -65,6 +67,11 @@ def main():
             "files": cold_files(spark, t, ""),
             "filtered_files": cold_files(spark, t, f"WHERE order_id >= {args.min_order}"),
         }
+    for table in args.dead_letters:
+        rows = spark.sql(
+            f"SELECT source_sequence, error, payload FROM zombi.zombi.{table} ORDER BY sequence"
+        ).collect()
+        out[table] = {"rows": [list(r) for r in rows]}
     print(json.dumps(out), flush=True)
     spark.stop()
 

@@ -148,6 +148,8 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
             "orders_sql".into(),
             "--read".into(),
             "additive".into(),
+            "--dead-letters".into(),
+            "additive__dlq".into(),
             "--min-order".into(),
             "61".into(),
         ],
@@ -161,6 +163,8 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
         "additive",
         "--prop",
         "zombi.evolve=additive",
+        "--prop",
+        "zombi.on-error=dead_letter",
     ])?;
     let fields = &created["fields"];
     for (name, id) in
@@ -286,7 +290,25 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
             node.flush("additive").await?;
         }
     }
+    // A coupon that is not a string goes to the dead-letter table.
+    let bad = json!({"payload": {"order_id": 7, "coupon": 7}, "timestamp_ms": BASE + 7});
+    let r = send_one(&client(), &edge.url(), "additive", &bad).await?;
+    assert_eq!((r.status, &r.body["dead_lettered"]), (200, &json!(true)), "{r:?}");
     node.flush("additive").await?;
+    node.flush("additive__dlq").await?;
+    let dead = zombi_tests::engines::iceberg_rust_rows(&node.url(), "additive__dlq", None).await?;
+    let errors: Vec<String> = dead
+        .iter()
+        .flat_map(|b| {
+            let e = b.column_by_name("error").unwrap().as_string::<i32>();
+            (0..b.num_rows()).map(|i| e.value(i).to_owned()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        ["field coupon: expected a string (string), got a number 7"],
+        "iceberg-rust"
+    );
     spark.say("read").await?;
     let read = spark.next_json().await?;
     spark.finish().await?;
@@ -300,6 +322,15 @@ async fn typed_tables_read_back_with_their_types_in_every_engine() -> anyhow::Re
                    "coupon": (i >= 4).then(|| format!("C{i}"))})
         })
         .collect();
+    assert_eq!(
+        read["additive__dlq"]["rows"],
+        json!([[
+            6,
+            "field coupon: expected a string (string), got a number 7",
+            bad["payload"].to_string()
+        ]]),
+        "spark reads the dead-letter table"
+    );
     assert_rows("spark additive", &rows(&read["additive"]), &additive);
     let columns = read["additive"]["columns"].as_array().context("columns")?;
     assert!(columns.iter().any(|c| c == "coupon"), "spark reads the inferred column: {columns:?}");
