@@ -19,6 +19,7 @@ use crate::combiner::{Combiner, CombinerError};
 use crate::flush::{Flusher, NotReady};
 use crate::hot::{HotError, HotStore};
 use crate::metrics as m;
+use crate::typed::{Registry, Typing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -42,6 +43,8 @@ pub struct IngestService {
     limits: EventLimits,
     max_tables: usize,
     ready_timeout: Duration,
+    /// Which tables are typed: a `dead_letter` table's dead-letter table is opened with it.
+    typing: Arc<Registry>,
 }
 
 impl IngestService {
@@ -49,6 +52,7 @@ impl IngestService {
         combiner: Arc<Combiner>,
         store: Arc<HotStore>,
         flusher: Flusher,
+        typing: Arc<Registry>,
         config: &NodeConfig,
     ) -> Self {
         IngestService {
@@ -58,6 +62,7 @@ impl IngestService {
             limits: config.limits.event_limits(),
             max_tables: usize::try_from(config.limits.max_tables).unwrap_or(usize::MAX),
             ready_timeout: Duration::from_millis(config.limits.table_ready_timeout_ms),
+            typing,
         }
     }
 
@@ -122,13 +127,25 @@ impl IngestService {
             names.dedup();
             names
         };
-        let opened: BTreeMap<String, Result<(), GroupError>> =
+        let mut opened: BTreeMap<String, Result<(), GroupError>> =
             join_all(names.iter().map(|t| self.open_table(t)))
                 .await
                 .into_iter()
                 .zip(names)
                 .map(|(r, t)| (t, r))
                 .collect();
+        // A typed table that dead-letters needs its dead-letter table ready too: its
+        // sequences continue what Iceberg holds (after an adoption, say) only once its
+        // flusher reconciled them.
+        for (table, result) in opened.iter_mut() {
+            let dead_letters = matches!(
+                self.typing.get(table),
+                Some(Typing::Typed(t)) if t.settings().dead_letter
+            );
+            if result.is_ok() && dead_letters {
+                *result = self.open_table(&crate::deadletter::table_of(table)).await;
+            }
+        }
         // All groups of the batch are admitted together, so a batch is refused whole.
         let admission = Arc::new(self.combiner.admit(weight).map_err(|_| {
             metrics::counter!(m::REJECTIONS, "reason" => "overloaded").increment(1);

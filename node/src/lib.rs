@@ -123,6 +123,7 @@ pub async fn run(
             combiner.clone(),
             store.clone(),
             flusher.clone(),
+            catalog.typing(),
             &config,
         )),
         draining: draining.clone(),

@@ -648,8 +648,8 @@ async fn dead_letters_are_kept_and_replayed_exactly_once_after_a_schema_fix() ->
     assert_eq!((&r.body["accepted"], &r.body["dead_lettered"]), (&json!(10), &json!(3)), "{r:?}");
     let retry = send_one(&client(), &edge.url(), t, &records[8]).await?;
     assert_eq!(
-        (&retry.body["sequence"], &retry.body["duplicate"]),
-        (&json!(8), &json!(true)),
+        (&retry.body["sequence"], &retry.body["duplicate"], &retry.body["dead_lettered"]),
+        (&json!(8), &json!(true), &json!(true)),
         "{retry:?}"
     );
     // Producers cannot write a dead-letter table.

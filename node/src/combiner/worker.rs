@@ -106,6 +106,10 @@ fn write_micro_batch(
     }
 }
 
+/// Idempotency keys first written by the micro-batch being staged, with whether their
+/// event went to the dead-letter table.
+type FreshKeys = HashMap<(TableId, String), (IdemRecord, bool)>;
+
 struct Staged<'a> {
     batch: hot::HotBatch<'a>,
     /// One ack list (or refusal) per job, in job order.
@@ -197,7 +201,7 @@ fn stage<'a>(
         rows_replayed: 0,
     };
     // Idempotency keys first written by this very batch.
-    let mut fresh_keys: HashMap<(TableId, String), IdemRecord> = HashMap::new();
+    let mut fresh_keys: FreshKeys = HashMap::new();
     for job in jobs {
         if let Some(replay) = &job.replay {
             let acks = stage_replay(
@@ -214,8 +218,23 @@ fn stage<'a>(
             continue;
         }
         let name = &job.group.table;
+        let dlq = deadletter::table_of(name);
+        let dlq_known = tables.contains_key(&dlq)
+            || staged.tables.contains_key(&dlq)
+            || store.table_id(&dlq).is_some();
         let state = staged_state(store, tables, &mut staged.tables, name)?;
         let checked = match check(typing, state, &job.group, false) {
+            Ok(checked) if checked.diverted.iter().any(Option::is_some) && !dlq_known => {
+                // The ingest service opens the dead-letter table (and waits until it is
+                // reconciled with its Iceberg table) before such a group comes here; it
+                // did not, so the table turned `dead_letter` just now: the producer retries.
+                Err(CombinerError::Unusable(format!(
+                    "the dead-letter table {dlq} is not ready yet; retry"
+                )))
+            }
+            checked => checked,
+        };
+        let checked = match checked {
             Ok(checked) => checked,
             Err(e) => {
                 staged.acks.push(Err(e));
@@ -228,7 +247,6 @@ fn stage<'a>(
         let mut state = staged.tables.remove(name).expect("loaded above");
         let mut dead = match checked.diverted.iter().any(Option::is_some) {
             true => {
-                let dlq = deadletter::table_of(name);
                 staged_state(store, tables, &mut staged.tables, &dlq)?;
                 let dlq_state = staged.tables.remove(&dlq).expect("loaded above");
                 Some((dlq, dlq_state))
@@ -317,22 +335,30 @@ fn assign(
     store: &HotStore,
     state: &mut TableState,
     divert: Option<(&mut TableState, String)>,
-    fresh_keys: &mut HashMap<(TableId, String), IdemRecord>,
+    fresh_keys: &mut FreshKeys,
     batch: &mut hot::HotBatch<'_>,
     event: &WireEvent,
     now: i64,
 ) -> Result<Ack, hot::HotError> {
     if let Some(key) = &event.idempotency_key {
         let seen = match fresh_keys.get(&(state.id, key.clone())) {
-            Some(r) => Some(*r),
-            None => store.idempotency_lookup(state.id, key, now)?,
+            Some(&(r, diverted)) => Some((r, diverted)),
+            None => match store.idempotency_lookup(state.id, key, now)? {
+                // A retry of an event that went to the dead-letter table is told so again.
+                Some(r) => {
+                    let stored =
+                        store.scan(state.id, r.partition, r.sequence, r.sequence + 1).next();
+                    Some((r, matches!(stored, Some(Ok((_, e))) if e.role == Role::Diverted)))
+                }
+                None => None,
+            },
         };
-        if let Some(r) = seen {
+        if let Some((r, diverted)) = seen {
             return Ok(Ack {
                 partition: r.partition,
                 sequence: r.sequence,
                 duplicate: true,
-                dead_lettered: false,
+                dead_lettered: diverted,
             });
         }
     }
@@ -350,7 +376,7 @@ fn assign(
     if let Some(key) = &event.idempotency_key {
         let r = IdemRecord { partition: event.partition, sequence, accepted_ms: now };
         batch.put_idempotency(state.id, key, r);
-        fresh_keys.insert((state.id, key.clone()), r);
+        fresh_keys.insert((state.id, key.clone()), (r, dead_lettered));
     }
     Ok(Ack { partition: event.partition, sequence, duplicate: false, dead_lettered })
 }
@@ -388,7 +414,7 @@ fn stage_replay(
     typing: &Registry,
     tables: &HashMap<String, TableState>,
     staged: &mut Staged<'_>,
-    fresh_keys: &mut HashMap<(TableId, String), IdemRecord>,
+    fresh_keys: &mut FreshKeys,
     job: &Job,
     replay: &super::Replay,
     now: i64,
@@ -422,7 +448,7 @@ fn stage_replay(
                 if let Some(key) = &event.idempotency_key {
                     let r = IdemRecord { partition: event.partition, sequence, accepted_ms: now };
                     staged.batch.put_idempotency(state.id, key, r);
-                    fresh_keys.insert((state.id, key.clone()), r);
+                    fresh_keys.insert((state.id, key.clone()), (r, false));
                 }
                 staged.touched.entry(name.clone()).or_default().insert(event.partition);
                 staged.rows_replayed += 1;

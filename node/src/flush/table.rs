@@ -310,8 +310,9 @@ impl TableFlusher {
             .read_to
             .iter()
             .any(|(p, w)| self.committed.get(p).copied().unwrap_or(0) < *w);
-        let policy = self.policy_says_commit() || self.pending.files.is_empty();
-        if (!self.pending.files.is_empty() || advanced) && (force || settle || policy) {
+        if (!self.pending.files.is_empty() || advanced)
+            && (force || settle || self.policy_says_commit())
+        {
             self.commit(&high_water_marks).await?;
         }
         self.delete_expired().await?;
@@ -329,9 +330,8 @@ impl TableFlusher {
         else {
             return Ok(table);
         };
-        if !typed.settings().additive {
-            return Ok(table);
-        }
+        // Whatever `zombi.evolve` says now: events acknowledged while it was `additive` carry
+        // these columns.
         let (store, id) = (self.ctx.store.clone(), self.id);
         let records = tokio::task::spawn_blocking(move || store.pending_columns(id)).await??;
         if records.is_empty() {

@@ -329,8 +329,10 @@ impl Column {
                 for v in values {
                     if let Some(Node { value: Json::Object(entries), .. }) = v {
                         // A repeated key keeps its last value, as everywhere else.
+                        let last: std::collections::HashMap<&str, usize> =
+                            entries.iter().enumerate().map(|(i, (k, _))| (k.as_ref(), i)).collect();
                         for (i, (key, item)) in entries.iter().enumerate() {
-                            if !entries[i + 1..].iter().any(|(k, _)| k == key) {
+                            if last[key.as_ref()] == i {
                                 keys.push(key);
                                 items.push(Some(item));
                             }
@@ -364,9 +366,7 @@ fn key_text<'n>(entries: &'n [(Cow<'n, str>, Node<'n>)], key: &str) -> &'n str {
 
 impl FieldError {
     fn within(mut self, parent: &str) -> Self {
-        if !self.path.starts_with(parent) {
-            self.path = format!("{parent}.{}", self.path);
-        }
+        self.path = format!("{parent}.{}", self.path);
         self
     }
 }
@@ -555,15 +555,30 @@ fn decimal(text: &str, precision: u32, scale: u32) -> Result<i128, String> {
         None => (false, text),
     };
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().map_err(|_| bad())?),
-        None => (rest, 0),
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty()
-        || !(int_part.bytes().chain(frac_part.bytes())).all(|b| b.is_ascii_digit())
-    {
+    let digits_only = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int_part.is_empty() || !digits_only(int_part) || !digits_only(frac_part) {
         return Err(bad());
     }
+    let exponent = match exponent {
+        None => 0,
+        Some(e) => {
+            let unsigned = e.strip_prefix(['-', '+']).unwrap_or(e);
+            if unsigned.is_empty() || !digits_only(unsigned) {
+                return Err(bad());
+            }
+            if int_part.bytes().chain(frac_part.bytes()).all(|b| b == b'0') {
+                return Ok(0);
+            }
+            match e.parse::<i64>() {
+                Ok(e) if e.abs() <= 1000 => e as i32,
+                _ => return Err(format!("{text} does not fit decimal({precision}, {scale})")),
+            }
+        }
+    };
     // value = digits × 10^(exponent − frac_len); unscaled = value × 10^scale.
     let mut digits: String = format!("{int_part}{frac_part}");
     let shift = exponent as i64 - frac_part.len() as i64 + scale as i64;
@@ -690,6 +705,11 @@ mod tests {
             Ok(12345678901234567890123456789012345678)
         );
         assert!(decimal("1.2.3", 5, 2).is_err());
+        assert_eq!(decimal("0e100", 5, 2), Ok(0));
+        assert_eq!(decimal("-0.000e-99999999999", 5, 2), Ok(0));
+        assert!(decimal("1e99999999999", 5, 2).unwrap_err().contains("does not fit"));
+        assert!(decimal("1e-99999999999", 5, 2).unwrap_err().contains("does not fit"));
+        assert!(decimal("1ex", 5, 2).unwrap_err().contains("is not a number"));
         assert!(decimal(".5", 5, 2).is_err());
     }
 

@@ -231,11 +231,16 @@ pub async fn create_configured(
                 }
             }
             Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => {
-                catalog
-                    .create_table(ident.namespace(), creation)
-                    .await
-                    .map_err(|e| format!("tables.{name}: {}", e.message()))?;
-                tracing::info!(table = %name, "created the typed table the config declares");
+                match catalog.create_table(ident.namespace(), creation).await {
+                    Ok(_) => {
+                        tracing::info!(table = %name, "created the typed table the config declares")
+                    }
+                    // The warehouse holds it and adoption, still running, will bring it.
+                    Err(e) if e.kind() == iceberg::ErrorKind::TableAlreadyExists => {
+                        tracing::warn!(table = %name, error = %e.message(), "the config declares a table the warehouse already holds; it is adopted as it is")
+                    }
+                    Err(e) => return Err(format!("tables.{name}: {}", e.message())),
+                }
             }
             Err(e) => return Err(format!("tables.{name}: cannot load the table: {e}")),
         }

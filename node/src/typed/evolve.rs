@@ -125,6 +125,9 @@ pub fn check_fields(schema: &Schema) -> Result<(), String> {
         if field.name.is_empty() {
             return Err("every column and field needs a name".into());
         }
+        if matches!(field.field_type.as_ref(), Type::Struct(s) if s.fields().is_empty()) {
+            return Err(format!("struct column {} needs at least one field", field.name));
+        }
         if field.initial_default.is_some() || field.write_default.is_some() {
             return Err(format!(
                 "column {} has a default value: defaults need Iceberg format v3",

@@ -75,7 +75,7 @@ impl Settings {
 pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
     for (key, value) in props {
         let Some(name) = key.strip_prefix("zombi.") else { continue };
-        if [MODE, "zombi.layout-version"].contains(&key.as_str()) {
+        if [MODE, "zombi.layout-version", crate::deadletter::SOURCE_TABLE].contains(&key.as_str()) {
             continue;
         }
         let Some((_, values)) = USER_PROPERTIES.iter().find(|(k, _)| *k == key) else {
@@ -175,8 +175,8 @@ impl TypedTable {
         let mut next = self.schema.highest_field_id() + 1;
         let mut added: Vec<iceberg::spec::NestedFieldRef> = Vec::new();
         for column in inferred {
-            if self.schema.field_by_name(&column.name).is_some()
-                || added.iter().any(|f| f.name == column.name)
+            if self.schema.field_by_name_case_insensitive(&column.name).is_some()
+                || added.iter().any(|f| f.name.eq_ignore_ascii_case(&column.name))
             {
                 continue;
             }
@@ -239,17 +239,27 @@ impl TypedTable {
         if !self.settings.additive {
             return Ok(Vec::new());
         }
+        // A field becomes a column only under a name no column has, in any case (engines
+        // resolve names case-insensitively), and without dots (they name nested fields).
         let system = layout::schema();
-        Ok(entries
-            .iter()
-            .filter(|(key, _)| {
-                !self.columns.iter().any(|(_, c)| c.name == *key)
-                    && system.as_struct().fields().iter().all(|f| !f.name.eq_ignore_ascii_case(key))
-            })
-            .filter_map(|(key, value)| {
-                Some(Inferred { name: key.to_string(), field_type: evolve::infer(value)? })
-            })
-            .collect())
+        let taken = |name: &str| {
+            self.schema.field_by_name_case_insensitive(name).is_some()
+                || system.as_struct().fields().iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        };
+        let mut out: Vec<Inferred> = Vec::new();
+        for (key, value) in entries {
+            if key.is_empty()
+                || key.contains('.')
+                || taken(key)
+                || out.iter().any(|c| c.name.eq_ignore_ascii_case(key))
+            {
+                continue;
+            }
+            if let Some(field_type) = evolve::infer(value) {
+                out.push(Inferred { name: key.to_string(), field_type });
+            }
+        }
+        Ok(out)
     }
 
     /// The event's value of each user column, and the JSON text of what no column holds
@@ -268,7 +278,10 @@ impl TypedTable {
                 convert::describe(node)
             )));
         };
-        let c = self.settings.coercions;
+        // At flush, numbers in strings always convert: an event accepted while the table
+        // allowed them must still be written after the setting was turned off.
+        let c =
+            Coercions { numbers_in_strings: self.settings.coercions.numbers_in_strings || !strict };
         let mut values = Vec::with_capacity(self.columns.len());
         let mut rest: Vec<(&str, Rest)> = Vec::new();
         let mut path = Path::default();
@@ -338,8 +351,8 @@ impl TypedTable {
             }
         }
         for ((i, column), values) in self.columns.iter().zip(&per_column) {
-            columns[*i] =
-                Some(column.build(values, self.settings.coercions).map_err(|e| e.to_string())?);
+            let lenient = Coercions { numbers_in_strings: true };
+            columns[*i] = Some(column.build(values, lenient).map_err(|e| e.to_string())?);
         }
         let columns = columns.into_iter().map(|c| c.expect("every field has a column")).collect();
         RecordBatch::try_new(self.arrow.clone(), columns).map_err(|e| e.to_string())

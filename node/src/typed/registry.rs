@@ -19,14 +19,18 @@ pub enum Typing {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// Keyed by table name, with the metadata location the typing comes from.
-    tables: RwLock<HashMap<String, (String, Typing)>>,
+    /// Keyed by table name, with the metadata location and last-updated time the typing
+    /// comes from.
+    tables: RwLock<HashMap<String, (String, i64, Typing)>>,
 }
 
 impl Registry {
     /// Records the typing of `table` from its current metadata at `location`.
     pub fn observe(&self, table: &str, location: &str, metadata: &TableMetadata) {
-        if self.tables.read().unwrap().get(table).is_some_and(|(l, _)| l == location) {
+        let updated = metadata.last_updated_ms();
+        // A read of an older metadata file can finish after a newer one was committed.
+        let known = self.tables.read().unwrap().get(table).map(|(l, at, _)| (l == location, *at));
+        if known.is_some_and(|(same, at)| same || at > updated) {
             return;
         }
         let typing = match TypedTable::of(metadata) {
@@ -37,11 +41,15 @@ impl Registry {
                 Typing::Unusable(e)
             }
         };
-        self.tables.write().unwrap().insert(table.to_owned(), (location.to_owned(), typing));
+        let mut tables = self.tables.write().unwrap();
+        if tables.get(table).is_some_and(|(_, at, _)| *at > updated) {
+            return;
+        }
+        tables.insert(table.to_owned(), (location.to_owned(), updated, typing));
     }
 
     /// The typing of `table`; `None` before its metadata was read.
     pub fn get(&self, table: &str) -> Option<Typing> {
-        self.tables.read().unwrap().get(table).map(|(_, t)| t.clone())
+        self.tables.read().unwrap().get(table).map(|(_, _, t)| t.clone())
     }
 }
