@@ -117,6 +117,11 @@ mod tests {
     use super::*;
     use figment::Jail;
 
+    /// The node config from the file `path` (inside a `Jail`), over the defaults.
+    fn load_node(path: &str) -> Result<NodeConfig, ConfigError> {
+        load(NodeConfig::default(), Some(Path::new(path)), "ZOMBI_NODE__", NoFlags {})
+    }
+
     #[derive(Serialize)]
     struct NoFlags {}
 
@@ -210,13 +215,7 @@ mod tests {
                 evolve = "additive"
                 "#,
             )?;
-            let cfg: NodeConfig = load(
-                NodeConfig::default(),
-                Some(Path::new("node.toml")),
-                "ZOMBI_NODE__",
-                NoFlags {},
-            )
-            .map_err(|e| e.to_string())?;
+            let cfg: NodeConfig = load_node("node.toml").map_err(|e| e.to_string())?;
             let orders = &cfg.tables["orders"];
             assert_eq!(orders.mode, TableMode::Typed);
             let props = orders.typed_properties();
@@ -232,14 +231,7 @@ mod tests {
                 ),
             ] {
                 jail.create_file("bad.toml", toml)?;
-                let err = load(
-                    NodeConfig::default(),
-                    Some(Path::new("bad.toml")),
-                    "ZOMBI_NODE__",
-                    NoFlags {},
-                )
-                .unwrap_err()
-                .to_string();
+                let err = load_node("bad.toml").unwrap_err().to_string();
                 assert!(err.contains(want), "{toml}: {err}");
             }
             Ok(())
@@ -261,13 +253,7 @@ mod tests {
                 enabled = false
                 "#,
             )?;
-            let cfg: NodeConfig = load(
-                NodeConfig::default(),
-                Some(Path::new("node.toml")),
-                "ZOMBI_NODE__",
-                NoFlags {},
-            )
-            .map_err(|e| e.to_string())?;
+            let cfg: NodeConfig = load_node("node.toml").map_err(|e| e.to_string())?;
             let clicks = cfg.table_maintenance("clicks");
             assert_eq!((clicks.interval_secs, clicks.max_snapshots), (30, 500));
             assert!(clicks.enabled);
@@ -282,14 +268,7 @@ mod tests {
 max_manifests = 1
 ",
             )?;
-            let err = load(
-                NodeConfig::default(),
-                Some(Path::new("bad.toml")),
-                "ZOMBI_NODE__",
-                NoFlags {},
-            )
-            .unwrap_err()
-            .to_string();
+            let err = load_node("bad.toml").unwrap_err().to_string();
             assert!(err.contains("tables.<name>.maintenance.max_manifests"), "{err}");
             jail.create_file(
                 "typo.toml",
@@ -297,14 +276,7 @@ max_manifests = 1
 max_snapshot = 3
 ",
             )?;
-            let err = load(
-                NodeConfig::default(),
-                Some(Path::new("typo.toml")),
-                "ZOMBI_NODE__",
-                NoFlags {},
-            )
-            .unwrap_err()
-            .to_string();
+            let err = load_node("typo.toml").unwrap_err().to_string();
             assert!(err.contains("max_snapshot"), "{err}");
             Ok(())
         });
