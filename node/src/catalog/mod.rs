@@ -99,6 +99,21 @@ impl ZombiCatalog {
         }
     }
 
+    /// How a loaded table's events become rows: from the typing compiled when its metadata
+    /// was read, so a flush or a hot read does not compile the schema again.
+    pub fn layout(&self, table: &Table) -> std::result::Result<crate::layout::Layout, String> {
+        use crate::layout::Layout;
+        let cached =
+            table.metadata_location().and_then(|l| self.typing.at(table.identifier().name(), l));
+        match cached {
+            Some(typed::Typing::Typed(t)) => Ok(Layout::Typed(t)),
+            Some(typed::Typing::Unusable(e)) => Err(e),
+            // Raw and dead-letter tables compile nothing; metadata not recorded (older than
+            // the registry's) is compiled here.
+            Some(typed::Typing::Raw) | None => Layout::of(table.metadata()),
+        }
+    }
+
     /// The typing of tables, kept current with every metadata file read or committed.
     pub fn typing(&self) -> Arc<typed::Registry> {
         self.typing.clone()

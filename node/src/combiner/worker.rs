@@ -153,18 +153,16 @@ fn check(
         Some(Typing::Typed(t)) => t,
     };
     let dead_letter = divert || table.settings().dead_letter;
-    let mut known = state.columns.clone();
     let mut checked =
         Checked { columns: Vec::new(), diverted: Vec::with_capacity(group.events.len()) };
-    let mut current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
+    let mut current = table.with_columns(&state.columns).map_err(|e| unusable(&group.table, &e))?;
     for (i, event) in group.events.iter().enumerate() {
         match current.check(&event.payload) {
             Ok(new) => {
                 checked.diverted.push(None);
                 if !new.is_empty() {
-                    known.extend(new.iter().cloned());
+                    current = current.with_columns(&new).map_err(|e| unusable(&group.table, &e))?;
                     checked.columns.extend(new);
-                    current = table.with_columns(&known).map_err(|e| unusable(&group.table, &e))?;
                 }
             }
             Err(e) if dead_letter => checked.diverted.push(Some(e.to_string())),

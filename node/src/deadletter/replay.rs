@@ -89,7 +89,6 @@ impl Drop for Running<'_> {
 
 /// One dead-letter row as read back from Iceberg.
 struct Row {
-    sequence: u64,
     event: WireEvent,
     source_sequence: u64,
 }
@@ -288,10 +287,11 @@ async fn read_rows(
                 idempotency_key: key.is_valid(i).then(|| key.value(i).to_owned()),
                 payload,
             };
-            rows.insert(sequence, Row { sequence, event, source_sequence: source.value(i) as u64 });
+            rows.insert(sequence, Row { event, source_sequence: source.value(i) as u64 });
         }
     }
-    let mut out: Vec<Row> = (from..to).filter_map(|s| rows.remove(&s)).collect::<Vec<_>>();
+    // In sequence order.
+    let out: Vec<Row> = (from..to).filter_map(|s| rows.remove(&s)).collect();
     if out.len() as u64 != to - from {
         return Err(ReplayError::Internal(format!(
             "dead-letter rows {from}..{to} of partition {partition}: {} of {} found in the table",
@@ -299,6 +299,5 @@ async fn read_rows(
             to - from
         )));
     }
-    out.sort_by_key(|r| r.sequence);
     Ok(out)
 }

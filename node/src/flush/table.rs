@@ -282,7 +282,7 @@ impl TableFlusher {
             // it, since schemas only evolve compatibly.
             let table = self.ctx.catalog.load_table(&self.ident).await?;
             let table = self.commit_inferred_columns(table).await?;
-            let layout = layout::Layout::of(table.metadata()).map_err(FlushError::Schema)?;
+            let layout = self.ctx.catalog.layout(&table).map_err(FlushError::Schema)?;
             let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows, &layout))
                 .await?
                 .map_err(FlushError::Schema)?;
@@ -325,8 +325,8 @@ impl TableFlusher {
     /// engines see them from this commit on. Inferred columns the schema holds by now (an
     /// engine may have added one itself) are forgotten.
     async fn commit_inferred_columns(&self, table: Table) -> Result<Table, FlushError> {
-        let Some(typed) =
-            crate::typed::TypedTable::of(table.metadata()).map_err(FlushError::Schema)?
+        let layout::Layout::Typed(typed) =
+            self.ctx.catalog.layout(&table).map_err(FlushError::Schema)?
         else {
             return Ok(table);
         };
@@ -357,15 +357,13 @@ impl TableFlusher {
                     .ctx
                     .catalog
                     .commit_rebuilt(&self.ident, async |current: &Table| {
-                        let Some(now) = crate::typed::TypedTable::of(current.metadata())
-                            .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e))?
+                        let invalid = |e| iceberg::Error::new(ErrorKind::DataInvalid, e);
+                        let layout::Layout::Typed(now) =
+                            self.ctx.catalog.layout(current).map_err(invalid)?
                         else {
                             return Ok(None);
                         };
-                        let Some(schema) = now
-                            .schema_with(&inferred)
-                            .map_err(|e| iceberg::Error::new(ErrorKind::DataInvalid, e))?
-                        else {
+                        let Some(schema) = now.schema_with(&inferred).map_err(invalid)? else {
                             return Ok(None);
                         };
                         let metadata = iceberg::spec::TableMetadataBuilder::new_from_metadata(

@@ -269,7 +269,7 @@ impl ReadService {
     /// created in Iceberg).
     async fn layout(&self, table: &str) -> Result<layout::Layout, ReadError> {
         match self.catalog.load_table(&self.catalog.ident(table)).await {
-            Ok(t) => layout::Layout::of(t.metadata()).map_err(ReadError::Internal),
+            Ok(t) => self.catalog.layout(&t).map_err(ReadError::Internal),
             Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(layout::Layout::Raw),
             Err(e) => Err(e.into()),
         }

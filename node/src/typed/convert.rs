@@ -221,16 +221,18 @@ impl Column {
                 };
                 let mut rest = Vec::new();
                 for child in children {
+                    // The last entry of a repeated key, as `Node::get` reads it.
+                    let entry = entries.iter().rev().find(|(k, _)| *k == child.name);
                     path.push_field(&child.name);
-                    let r = child.check(node.get(&child.name), path, c);
+                    let r = child.check(entry.map(|(_, v)| v), path, c);
                     path.pop();
-                    if let Some(r) = r? {
-                        rest.push((child.name_in(entries), r));
+                    if let (Some(r), Some((key, _))) = (r?, entry) {
+                        rest.push((key.as_ref(), r));
                     }
                 }
                 for (key, value) in entries {
                     if !children.iter().any(|c| c.name == *key) {
-                        rest.push((key_text(entries, key), Rest::Whole(value.raw)));
+                        rest.push((key.as_ref(), Rest::Whole(value.raw)));
                     }
                 }
                 Ok((!rest.is_empty()).then_some(Rest::Fields(rest)))
@@ -352,16 +354,6 @@ impl Column {
             }
         }
     }
-
-    /// The key text under which an object holds this column (it may be escaped).
-    fn name_in<'n>(&self, entries: &'n [(Cow<'n, str>, Node<'n>)]) -> &'n str {
-        key_text(entries, &self.name)
-    }
-}
-
-/// The key as the object spells it, borrowed from the object.
-fn key_text<'n>(entries: &'n [(Cow<'n, str>, Node<'n>)], key: &str) -> &'n str {
-    entries.iter().find(|(k, _)| k == key).map(|(k, _)| k.as_ref()).unwrap_or_default()
 }
 
 impl FieldError {

@@ -125,16 +125,6 @@ pub fn is_typed(metadata: &TableMetadata) -> bool {
     metadata.properties().get(MODE).map(String::as_str) == Some("typed")
 }
 
-/// Why an event does not fit a typed table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventError(pub FieldError);
-
-impl std::fmt::Display for EventError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 impl TypedTable {
     /// The typed form of a table, or `None` for a raw table.
     pub fn of(metadata: &TableMetadata) -> Result<Option<Arc<Self>>, String> {
@@ -227,7 +217,7 @@ impl TypedTable {
 
     /// Checks one event before it is acknowledged. With `zombi.evolve = additive`, returns
     /// the columns its new top-level fields call for (type inferred from their values).
-    pub fn check(&self, payload: &Payload) -> Result<Vec<Inferred>, EventError> {
+    pub fn check(&self, payload: &Payload) -> Result<Vec<Inferred>, FieldError> {
         let Payload::Json(text) = payload else {
             return Err(whole(
                 "a typed table takes JSON payloads (\"payload\"), not \"payload_base64\"",
@@ -271,7 +261,7 @@ impl TypedTable {
         &self,
         node: &'n json::Node<'n>,
         strict: bool,
-    ) -> Result<(Vec<Option<&'n json::Node<'n>>>, Option<String>), EventError> {
+    ) -> Result<(Vec<Option<&'n json::Node<'n>>>, Option<String>), FieldError> {
         let json::Json::Object(entries) = &node.value else {
             return Err(whole(&format!(
                 "a typed table takes a JSON object as payload, got {}",
@@ -297,7 +287,7 @@ impl TypedTable {
                         rest.push((column.name.as_str(), r));
                     }
                 }
-                Err(e) if strict || column.required => return Err(EventError(e)),
+                Err(e) if strict || column.required => return Err(e),
                 Err(_) => {
                     values.push(None);
                     rest.push((column.name.as_str(), Rest::Whole(value.map_or("null", |v| v.raw))));
@@ -367,8 +357,8 @@ pub struct Inferred {
     pub field_type: iceberg::spec::Type,
 }
 
-fn whole(reason: &str) -> EventError {
-    EventError(FieldError { path: String::new(), reason: reason.to_owned() })
+fn whole(reason: &str) -> FieldError {
+    FieldError { path: String::new(), reason: reason.to_owned() }
 }
 
 #[cfg(test)]

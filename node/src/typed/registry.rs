@@ -48,6 +48,13 @@ impl Registry {
         tables.insert(table.to_owned(), (location.to_owned(), updated, typing));
     }
 
+    /// The typing of `table` compiled from the metadata file at `location`, if that is the
+    /// one recorded.
+    pub fn at(&self, table: &str, location: &str) -> Option<Typing> {
+        let tables = self.tables.read().unwrap();
+        tables.get(table).filter(|(l, _, _)| l == location).map(|(_, _, t)| t.clone())
+    }
+
     /// The typing of `table`; `None` before its metadata was read.
     pub fn get(&self, table: &str) -> Option<Typing> {
         self.tables.read().unwrap().get(table).map(|(_, _, t)| t.clone())
