@@ -97,6 +97,16 @@ impl HotStore {
         events.set_compression_type(DBCompressionType::None);
         events.set_bottommost_compression_type(DBCompressionType::Zstd);
         events.set_write_buffer_size(32 << 20);
+        // Events are deleted (by range) soon after their flush: `flush.retention_secs`, 60 s
+        // by default. RocksDB's default of compacting L0 once it holds 4 files rewrote and
+        // compressed every event once more before its deletion, which cost the node about a
+        // fifth of its CPU under bulk load (docs/benchmarks.md). Letting L0 hold 80 memtables
+        // (2.5 GiB, a minute of ingest at ~40 MiB/s) before compacting means a compaction
+        // mostly drops deleted events instead of rewriting live ones. Reads stay cheap: the
+        // flusher and hot reads seek each L0 file once per scan.
+        events.set_level_zero_file_num_compaction_trigger(80);
+        events.set_level_zero_slowdown_writes_trigger(120);
+        events.set_level_zero_stop_writes_trigger(160);
 
         let mut idem = Options::default();
         let mut block = BlockBasedOptions::default();

@@ -46,7 +46,7 @@ impl Plan {
         let only = std::env::var("ZOMBI_BENCH_ONLY")
             .ok()
             .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
-        if std::env::var_os("ZOMBI_BENCH_QUICK").is_some() {
+        let mut plan = if std::env::var_os("ZOMBI_BENCH_QUICK").is_some() {
             Plan {
                 short: Duration::from_secs(1),
                 bulk: Duration::from_secs(3),
@@ -64,7 +64,14 @@ impl Plan {
                 realtime_samples: 20,
                 only,
             }
+        };
+        // A longer bulk load shows the hot store's steady state (RocksDB compactions that
+        // start only after a minute or more of ingest).
+        if let Some(secs) = std::env::var("ZOMBI_BENCH_BULK_SECS").ok().and_then(|s| s.parse().ok())
+        {
+            plan.bulk = Duration::from_secs(secs);
         }
+        plan
     }
 }
 
@@ -352,8 +359,8 @@ async fn bench() -> Result<()> {
     if plan.runs("bulk") {
         let bulk_load = bulk_target(edge_addr, "bulk");
         let (node_pid, edge_pid) = (node.pid(), edge.pid());
-        let cpu_before =
-            sys::cpu_secs(node_pid).unwrap_or(0.0) + sys::cpu_secs(edge_pid).unwrap_or(0.0);
+        let node_cpu_before = sys::cpu_secs(node_pid).unwrap_or(0.0);
+        let edge_cpu_before = sys::cpu_secs(edge_pid).unwrap_or(0.0);
         let sampling = Arc::new(AtomicBool::new(true));
         let backlog_max = Arc::new(AtomicU64::new(0));
         let disk_max = Arc::new(AtomicU64::new(0));
@@ -387,8 +394,9 @@ async fn bench() -> Result<()> {
         let mut loaded = loaded?;
         sampling.store(false, Ordering::Relaxed);
         sampler.await?;
-        let cpu = sys::cpu_secs(node_pid).unwrap_or(0.0) + sys::cpu_secs(edge_pid).unwrap_or(0.0)
-            - cpu_before;
+        let node_cpu = sys::cpu_secs(node_pid).unwrap_or(0.0) - node_cpu_before;
+        let edge_cpu = sys::cpu_secs(edge_pid).unwrap_or(0.0) - edge_cpu_before;
+        let cpu = node_cpu + edge_cpu;
         let bulk_mib_s = bulk.request_bytes as f64 / (1024.0 * 1024.0) / bulk.secs;
         let bulk_eps = bulk.ok_per_sec() * BULK_EVENTS as f64;
         let gib = bulk.request_bytes as f64 / (1024.0 * 1024.0 * 1024.0);
@@ -408,6 +416,8 @@ async fn bench() -> Result<()> {
         let disk_mib = disk_max.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
         report.set("bulk_hot_store_disk_max_mib", disk_mib);
         report.set("cpu_seconds_per_gib", cpu / gib);
+        report.set("edge_cpu_seconds_per_gib", edge_cpu / gib);
+        report.set("node_cpu_seconds_per_gib", node_cpu / gib);
         report.set("freshness_under_load_p50_ms", loaded.percentile(0.5));
         report.set("freshness_under_load_p99_ms", loaded.percentile(0.99));
         edge_rss = sys::peak_rss_mib(edge_pid).unwrap_or(f64::NAN);
@@ -453,7 +463,7 @@ async fn bench() -> Result<()> {
         report.row(
             "edge + node CPU s per GiB of request body",
             fmt(cpu / gib),
-            "—".into(),
+            format!("edge {} + node {}", fmt(edge_cpu / gib), fmt(node_cpu / gib)),
             "—".into(),
             "—",
         );
