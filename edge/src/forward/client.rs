@@ -59,13 +59,17 @@ impl NodeClient {
     }
 
     /// Sends one batch and returns the node's per-group results.
-    pub async fn send(&self, batch: &IngestBatch) -> Result<BatchResponse, ForwardError> {
+    /// Sends `batch`, which it takes so that the events are freed once encoded: while the
+    /// node works, the edge holds the encoded batch only.
+    pub async fn send(&self, batch: IngestBatch) -> Result<BatchResponse, ForwardError> {
+        let body = wire::encode(&batch);
+        drop(batch);
         let mut request = self
             .http
             .post(&self.url)
             .header(CONTENT_TYPE, MSGPACK_CONTENT_TYPE)
             .header(ACCEPT, MSGPACK_CONTENT_TYPE)
-            .body(wire::encode(batch));
+            .body(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -244,7 +244,7 @@ impl PendingBatch {
             holds.push(hold);
         }
         let started = Instant::now();
-        let result = client.send(&IngestBatch { groups }).await;
+        let result = client.send(IngestBatch { groups }).await;
         metrics::batch_sent(self.events, group_count, started.elapsed(), result.is_ok());
 
         let results: Vec<Result<Vec<Ack>, ForwardError>> = match result {

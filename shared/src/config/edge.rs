@@ -119,7 +119,7 @@ impl Default for EdgeLimits {
 impl Default for ForwardConfig {
     fn default() -> Self {
         ForwardConfig {
-            max_batch_bytes: 8 * MIB,
+            max_batch_bytes: 2 * MIB,
             max_batch_events: 20_000,
             linger_us: 0,
             max_inflight_batches: 4,
