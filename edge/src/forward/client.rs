@@ -58,9 +58,9 @@ impl NodeClient {
         Ok(NodeClient { http, url, token: config.auth.internal_token.clone() })
     }
 
-    /// Sends one batch and returns the node's per-group results.
-    /// Sends `batch`, which it takes so that the events are freed once encoded: while the
-    /// node works, the edge holds the encoded batch only.
+    /// Sends one batch and returns the node's per-group results. It takes the batch so that
+    /// its events are freed once encoded: while the node works, the edge holds the encoded
+    /// body only.
     pub async fn send(&self, batch: IngestBatch) -> Result<BatchResponse, ForwardError> {
         let body = wire::encode(&batch);
         drop(batch);
