@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod combiner;
 pub mod compact;
+pub mod cpu;
 pub mod deadletter;
 pub mod dump;
 pub mod failpoints;

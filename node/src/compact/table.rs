@@ -225,7 +225,14 @@ impl TableMaintenance {
                 let prefix = format!("compact-{run_id}-{group_no}");
                 group_no += 1;
                 let target = ctx.config.iceberg.target_file_size_bytes as usize;
-                let written = rewrite::rewrite(table, &inputs, target, &prefix).await?;
+                // Merging and encoding files takes seconds of CPU: off the workers that
+                // answer ingest requests.
+                let written = crate::cpu::off_workers({
+                    let (table, inputs) = (table.clone(), inputs.clone());
+                    async move { rewrite::rewrite(&table, &inputs, target, &prefix).await }
+                })
+                .await
+                .map_err(|e| MaintenanceError::Failed(format!("the file rewrite failed: {e}")))??;
                 report.files_rewritten += inputs.len() as u64;
                 report.bytes_rewritten += bytes;
                 report.files_written += written.len() as u64;

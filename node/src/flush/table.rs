@@ -289,8 +289,16 @@ impl TableFlusher {
             let flush_id = uuid::Uuid::now_v7().to_string();
             self.pending._inflight.push(self.ctx.catalog.protect(&self.name, flush_id.clone()));
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
+            // Encoding the Parquet files is the CPU-heavy part of a flush: off the workers
+            // that answer ingest requests.
             let files =
-                layout::writer::write_data_files(&table, batches, target, &flush_id).await?;
+                crate::cpu::off_workers({
+                    let (table, flush_id) = (table.clone(), flush_id.clone());
+                    async move {
+                        layout::writer::write_data_files(&table, batches, target, &flush_id).await
+                    }
+                })
+                .await??;
             crash_point("flush-after-write");
             self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
             self.pending.files.extend(files);
