@@ -30,12 +30,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn the_only_worker_stays_free_while_work_blocks() {
-        // The work blocks its thread until a task on the runtime's only worker has run:
-        // were it run on that worker, the task could not run until the wait timed out.
+        // Once started, the work blocks its thread until a task on the runtime's only worker
+        // has run: were it run on that worker, the task could not run until the wait timed
+        // out. The task is spawned only after the work started, so it cannot run first.
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let work = tokio::spawn(off_workers(async move {
+            let _ = started.send(());
             released.recv_timeout(std::time::Duration::from_secs(10)).is_ok()
         }));
+        has_started.await.unwrap();
         tokio::spawn(async move {
             let _ = release.send(());
         })

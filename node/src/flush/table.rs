@@ -291,14 +291,10 @@ impl TableFlusher {
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
             // Encoding the Parquet files is the CPU-heavy part of a flush: off the workers
             // that answer ingest requests.
-            let files =
-                crate::cpu::off_workers({
-                    let (table, flush_id) = (table.clone(), flush_id.clone());
-                    async move {
-                        layout::writer::write_data_files(&table, batches, target, &flush_id).await
-                    }
-                })
-                .await??;
+            let files = crate::cpu::off_workers(async move {
+                layout::writer::write_data_files(&table, batches, target, &flush_id).await
+            })
+            .await??;
             crash_point("flush-after-write");
             self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
             self.pending.files.extend(files);
