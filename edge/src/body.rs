@@ -28,7 +28,7 @@ pub enum BodyError {
     Overloaded,
     #[error("the request body did not arrive within {limit_ms} ms (limits.body_read_timeout_ms)")]
     Timeout { limit_ms: u128 },
-    #[error("unsupported Content-Encoding {0:?}; use gzip, zstd or none")]
+    #[error("unsupported Content-Encoding '{0}'; use gzip, zstd or none")]
     UnsupportedEncoding(String),
     #[error("could not read the request body: {0}")]
     Read(String),

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod error;
 pub mod forward;
 pub mod http;
 pub mod ingest;

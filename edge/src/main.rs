@@ -58,15 +58,8 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // Handlers are installed before the address is announced, so a signal sent right after
     // readiness is a graceful shutdown rather than a kill.
-    let signals = shutdown_signals().context("cannot install signal handlers")?;
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            signals.await;
-            tracing::info!("shutdown signal received; draining");
-            shutdown.cancel();
-        }
-    });
+    zombi_shared::serve::cancel_on_signal(shutdown.clone())
+        .context("cannot install signal handlers")?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -80,17 +73,4 @@ async fn main() -> anyhow::Result<()> {
     zombi_edge::run(config, listener, shutdown).await?;
     tracing::info!("edge stopped");
     Ok(())
-}
-
-/// Resolves on the first SIGTERM or SIGINT.
-fn shutdown_signals() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

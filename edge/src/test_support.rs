@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,18 +29,38 @@ impl Seen {
     }
 }
 
-/// Serves the node's ingest endpoint on 127.0.0.1:0 and returns its base URL. Each event
-/// gets the next sequence; every batch takes `delay`. Table names steer failures: a group
-/// for "overloaded" or "failing" gets that group error, "dup" acks are duplicates, and a
-/// batch holding "reject" or "busy" is answered with HTTP 400 or 503.
-pub async fn fake_node(delay: Duration) -> (String, Seen) {
+/// Holds the fake node's answers until the test lets them go: each batch waits for one
+/// permit after it was recorded as seen.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<Semaphore>);
+
+impl Gate {
+    /// Answers every batch from now on.
+    pub fn open(&self) {
+        self.0.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+/// Serves the node's ingest endpoint on 127.0.0.1:0 and returns its base URL; it answers
+/// every batch at once. Each event gets the next sequence. Table names steer failures: a
+/// group for "overloaded" or "failing" gets that group error, "dup" acks are duplicates,
+/// and a batch holding "reject" or "busy" is answered with HTTP 400 or 503.
+pub async fn fake_node() -> (String, Seen) {
+    let (url, seen, gate) = gated_node().await;
+    gate.open();
+    (url, seen)
+}
+
+/// Like [`fake_node`], but a batch is answered only once the [`Gate`] lets it go (it is
+/// in [`Seen`] as soon as it arrived).
+pub async fn gated_node() -> (String, Seen, Gate) {
     async fn ingest(
-        State((seen, delay)): State<(Seen, Duration)>,
+        State((seen, gate)): State<(Seen, Gate)>,
         body: Bytes,
     ) -> (StatusCode, Vec<u8>) {
         let batch: IngestBatch = wire::decode(&body).unwrap();
         seen.0.lock().unwrap().push(batch.clone());
-        tokio::time::sleep(delay).await;
+        gate.0.acquire().await.unwrap().forget();
         let has = |table: &str| batch.groups.iter().any(|g| g.table == table);
         if has("reject") {
             let body = br#"{"error":{"code":"invalid","message":"no such thing"}}"#;
@@ -73,13 +95,14 @@ pub async fn fake_node(delay: Duration) -> (String, Seen) {
         (StatusCode::OK, wire::encode(&BatchResponse { groups }))
     }
     let seen = Seen::default();
+    let gate = Gate(Arc::new(Semaphore::new(0)));
     let app = axum::Router::new()
         .route(wire::INGEST_PATH, post(ingest))
-        .with_state((seen.clone(), delay));
+        .with_state((seen.clone(), gate.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
+    (url, seen, gate)
 }
 
 /// Polls `check` every 10 ms until it holds, panicking after 10 s.

@@ -16,11 +16,14 @@ use zombi_shared::wire::{
 };
 
 use crate::combiner::{Combiner, CombinerError};
+use crate::error::{Chain, CodedError, ErrorCode};
 use crate::flush::{Flusher, NotReady};
 use crate::hot::{HotError, HotStore};
 use crate::metrics as m;
 use crate::typed::{Registry, Typing};
 
+/// Why a whole batch is refused. A refused group is answered in the batch's response
+/// instead ([`GroupError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("malformed batch: {0}")]
@@ -31,6 +34,30 @@ pub enum IngestError {
     InvalidEvent { group: usize, event: usize, message: String, too_large: bool },
     #[error("node is over its in-flight byte budget")]
     Overloaded,
+}
+
+impl CodedError for IngestError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            IngestError::Overloaded => ErrorCode::Overloaded,
+            IngestError::InvalidEvent { too_large: true, .. } => ErrorCode::PayloadTooLarge,
+            IngestError::Malformed(_)
+            | IngestError::Invalid { .. }
+            | IngestError::InvalidEvent { .. } => ErrorCode::BadRequest,
+        }
+    }
+}
+
+/// The `reason` label of `zombi_node_rejections_total` for a refused group.
+pub fn group_rejection(e: &GroupError) -> &'static str {
+    match e.code {
+        GroupErrorCode::Invalid => "invalid",
+        GroupErrorCode::NotReady => "not_ready",
+        GroupErrorCode::TableLimit => "table_limit",
+        GroupErrorCode::Overloaded => "overloaded",
+        GroupErrorCode::Unavailable => "shutting_down",
+        GroupErrorCode::Internal => "store",
+    }
 }
 
 pub struct IngestService {
@@ -77,19 +104,21 @@ impl IngestService {
             match registered {
                 Ok(Ok(_)) => {}
                 Err(e) => {
-                    tracing::error!(%table, error = %e, "table registration task failed");
-                    return Err(CombinerError::Store(e.to_string()).to_wire());
+                    tracing::error!(%table, error = %Chain(&e), "table registration task failed");
+                    return Err(GroupError {
+                        code: GroupErrorCode::Internal,
+                        message: "cannot register the table".to_owned(),
+                    });
                 }
                 Ok(Err(e @ HotError::TableLimit { .. })) => {
-                    metrics::counter!(m::REJECTIONS, "reason" => "table_limit").increment(1);
                     return Err(GroupError {
                         code: GroupErrorCode::TableLimit,
                         message: e.to_string(),
                     });
                 }
                 Ok(Err(e)) => {
-                    tracing::error!(%table, error = %e, "cannot register a table");
-                    return Err(CombinerError::Store(e.to_string()).to_wire());
+                    tracing::error!(%table, error = %Chain(&e), "cannot register a table");
+                    return Err(CombinerError::from(e).to_wire());
                 }
             }
         }
@@ -98,7 +127,6 @@ impl IngestService {
                 NotReady::ShuttingDown => GroupErrorCode::Unavailable,
                 _ => GroupErrorCode::NotReady,
             };
-            metrics::counter!(m::REJECTIONS, "reason" => "not_ready").increment(1);
             GroupError { code, message: e.to_string() }
         })
     }
@@ -143,14 +171,11 @@ impl IngestService {
                 Some(Typing::Typed(t)) if t.settings().dead_letter
             );
             if result.is_ok() && dead_letters {
-                *result = self.open_table(&crate::deadletter::table_of(table)).await;
+                *result = self.open_table(&crate::schema::dead_letter::table_of(table)).await;
             }
         }
         // All groups of the batch are admitted together, so a batch is refused whole.
-        let admission = Arc::new(self.combiner.admit(weight).map_err(|_| {
-            metrics::counter!(m::REJECTIONS, "reason" => "overloaded").increment(1);
-            IngestError::Overloaded
-        })?);
+        let admission = Arc::new(self.combiner.admit(weight).map_err(|_| IngestError::Overloaded)?);
         let results = join_all(batch.groups.into_iter().zip(refused).map(|(g, refused)| {
             let admission = admission.clone();
             let open = match refused {
@@ -159,16 +184,7 @@ impl IngestService {
             };
             async move {
                 match open {
-                    Ok(()) => self.combiner.submit(g, admission).await.map_err(|e| {
-                        let reason = match e {
-                            CombinerError::Overloaded => "overloaded",
-                            CombinerError::ShuttingDown => "shutting_down",
-                            CombinerError::Store(_) => "store",
-                            CombinerError::Invalid(_) | CombinerError::Unusable(_) => "schema",
-                        };
-                        metrics::counter!(m::REJECTIONS, "reason" => reason).increment(1);
-                        e.to_wire()
-                    }),
+                    Ok(()) => self.combiner.submit(g, admission).await.map_err(|e| e.to_wire()),
                     Err(e) => Err(e),
                 }
             }
@@ -187,9 +203,9 @@ impl IngestService {
     /// The refusal of `group` if one of its events lies outside the event-time bounds.
     fn outside_time_bounds(&self, group: &Group) -> Option<GroupError> {
         group.events.iter().enumerate().find_map(|(i, event)| {
-            check_event_time(event, &self.limits).err().map(|e| {
-                metrics::counter!(m::REJECTIONS, "reason" => "event_time").increment(1);
-                GroupError { code: GroupErrorCode::Invalid, message: format!("record {i}: {e}") }
+            check_event_time(event, &self.limits).err().map(|e| GroupError {
+                code: GroupErrorCode::Invalid,
+                message: format!("record {i}: {e}"),
             })
         })
     }

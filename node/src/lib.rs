@@ -6,8 +6,8 @@ pub mod catalog;
 pub mod combiner;
 pub mod compact;
 pub mod cpu;
-pub mod deadletter;
 pub mod dump;
+pub mod error;
 pub mod failpoints;
 pub mod flush;
 pub mod hot;
@@ -16,6 +16,10 @@ pub mod ingest;
 pub mod layout;
 pub mod metrics;
 pub mod read;
+pub mod replay;
+pub mod schema;
+pub mod tasks;
+pub mod telemetry;
 pub mod typed;
 
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::NodeConfig;
 
@@ -35,38 +40,15 @@ use crate::flush::Flusher;
 use crate::hot::HotStore;
 use crate::ingest::IngestService;
 use crate::read::ReadService;
+use crate::tasks::Supervisor;
 
-/// Adopts the tables the warehouse holds and the catalog does not know (see
-/// `catalog::adopt`), retrying with backoff until one pass succeeds, then repairs the
-/// tables' `version-hint.text` pointers.
-async fn adopt_tables(catalog: Arc<ZombiCatalog>, shutdown: CancellationToken) {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match catalog.adopt_all().await {
-            Ok(adopted) => {
-                if !adopted.is_empty() {
-                    tracing::warn!(tables = ?adopted, "adopted tables from the warehouse; events acknowledged but not yet committed before the data directory was lost are gone");
-                }
-                if let Err(e) = catalog.repair_version_hints().await {
-                    tracing::warn!(error = %e, "cannot check the tables' version-hint.text files");
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "cannot look for tables to adopt in the warehouse");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
+/// How long start-up waits for adoption before serving with adoption going on behind.
+const ADOPTION_WAIT: Duration = Duration::from_secs(10);
 
-/// Runs the node until `shutdown` is cancelled, then drains: new requests get 503, requests
-/// in flight finish (bounded by `shutdown_timeout_ms`), the combiner writes what it holds,
-/// the WAL is synced, and the flusher makes a final, bounded flush.
+/// Runs the node until `shutdown` is cancelled (or one of its services stops, which is
+/// fatal), then shuts down within one budget, `shutdown_timeout_ms`: new requests get 503
+/// and requests in flight finish, the combiner writes what it holds, the WAL is synced,
+/// maintenance stops, the flusher makes a final flush, and whatever is left is aborted.
 pub async fn run(
     config: NodeConfig,
     listener: TcpListener,
@@ -75,7 +57,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     metrics::describe();
-    let upkeep = prometheus.clone().map(|h| tokio::spawn(metrics::run_upkeep(h)));
+    tasks::describe();
+    // Every long-running service, by name; `stopping` ends those that only wait for it.
+    let mut services = Supervisor::new();
+    let stopping = CancellationToken::new();
+    if let Some(handle) = prometheus.clone() {
+        let stop = stopping.clone();
+        services.spawn_service("metrics upkeep", async move {
+            stop.run_until_cancelled(telemetry::run_upkeep(handle)).await;
+            Ok(())
+        });
+    }
     let hot_dir = config.hot_dir();
     std::fs::create_dir_all(&hot_dir)
         .with_context(|| format!("cannot create {}", hot_dir.display()))?;
@@ -103,18 +95,40 @@ pub async fn run(
     // Tables found in the warehouse are in the catalog before the node serves, unless the
     // warehouse is slow or unreachable: then adoption goes on in the background (writes
     // to a table wait until its flusher has loaded it either way).
-    let mut adoption = tokio::spawn(adopt_tables(catalog.clone(), shutdown.clone()));
-    if tokio::time::timeout(Duration::from_secs(10), &mut adoption).await.is_err() {
+    let (adopted_tx, adopted) = tokio::sync::oneshot::channel::<()>();
+    services.spawn_task("adoption", {
+        let (catalog, cancel) = (catalog.clone(), stopping.clone());
+        async move {
+            catalog.adopt_and_repair(cancel).await;
+            let _ = adopted_tx.send(());
+            Ok(())
+        }
+    });
+    if tokio::time::timeout(ADOPTION_WAIT, adopted).await.is_err() {
         tracing::warn!("adopting tables from the warehouse takes long; going on in the background");
     }
     // Typed tables the config declares exist before the first event arrives.
-    typed::declare::create_configured(&catalog, &config)
+    catalog
+        .create_configured(&config)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create a typed table the config declares: {e}"))?;
-    let maintainer = Maintainer::start(store.clone(), catalog.clone(), config.clone());
+        .context("cannot create a typed table the config declares")?;
+    let stop_maintenance = CancellationToken::new();
+    let (maintainer, maintenance) =
+        Maintainer::new(store.clone(), catalog.clone(), config.clone(), stop_maintenance.clone());
+    services.spawn_service("maintenance", async move {
+        maintenance.await;
+        Ok(())
+    });
     let combiner = Arc::new(Combiner::start(store.clone(), catalog.typing(), &config)?);
-    let leases = Arc::new(read::lease::Leases::default());
-    let flusher = Flusher::start(store.clone(), catalog.clone(), config.clone(), leases.clone());
+    let leases = Arc::new(hot::lease::Leases::default());
+    let flusher = Flusher::new(store.clone(), catalog.clone(), config.clone(), leases.clone());
+    services.spawn_service("flusher", {
+        let flusher = flusher.clone();
+        async move {
+            flusher.run().await;
+            Ok(())
+        }
+    });
     let draining = Arc::new(AtomicBool::new(false));
     let state = http::AppState {
         config: config.clone(),
@@ -130,7 +144,7 @@ pub async fn run(
         draining: draining.clone(),
         prometheus,
         flusher: flusher.clone(),
-        maintainer: maintainer.clone(),
+        maintainer,
         reads: Arc::new(ReadService::new(
             store.clone(),
             catalog.clone(),
@@ -138,11 +152,12 @@ pub async fn run(
             leases,
             Duration::from_secs(config.flush.hot_lease_secs),
         )),
-        replayer: Arc::new(deadletter::replay::Replayer::new(
+        replayer: Arc::new(replay::Replayer::new(
             store.clone(),
             catalog.clone(),
             flusher.clone(),
             combiner.clone(),
+            stopping.clone(),
         )),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
@@ -152,51 +167,72 @@ pub async fn run(
         warehouse_location: warehouse,
     }));
 
-    let stop_serving = CancellationToken::new();
-    let serve_stop = stop_serving.clone();
+    // The server stops accepting when `stop_serving` fires, then finishes the requests in
+    // flight; `drained` fires when it is done.
+    let (stop_serving, drained) = (CancellationToken::new(), CancellationToken::new());
     let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
-    let mut server = tokio::spawn(async move {
-        zombi_shared::serve::serve(listener, app, header_timeout, serve_stop).await
+    services.spawn_service("http server", {
+        let (stop, drained) = (stop_serving.clone(), drained.clone());
+        async move {
+            let _drained = drained.drop_guard();
+            zombi_shared::serve::serve(listener, app, header_timeout, stop).await?;
+            Ok(())
+        }
     });
 
-    tokio::select! {
-        result = &mut server => {
-            // The server only ends by itself on an error: that is fatal.
-            result?.context("http server failed")?;
-            anyhow::bail!("http server stopped unexpectedly");
-        }
-        () = shutdown.cancelled() => {}
+    let fatal = tokio::select! {
+        Some(exit) = services.next_fatal() => Some(exit),
+        () = shutdown.cancelled() => None,
+    };
+    if let Some(exit) = &fatal {
+        tracing::error!(service = exit.name, "a service of the node stopped; shutting down");
     }
+    let budget = Duration::from_millis(config.shutdown_timeout_ms);
+    let deadline = Instant::now() + budget;
+    let left = || deadline.saturating_duration_since(Instant::now());
     // Requests on open connections get 503 from here on; then the listener closes and
     // requests in flight finish.
     draining.store(true, Ordering::Release);
     stop_serving.cancel();
     tracing::info!("shutting down: draining requests");
-    let grace = Duration::from_millis(config.shutdown_timeout_ms);
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => result?.context("http server failed while draining")?,
-        Err(_) => {
-            tracing::warn!(timeout_ms = config.shutdown_timeout_ms, "drain timed out; aborting");
-            server.abort();
-            let _ = server.await;
-        }
+    if tokio::time::timeout(left(), drained.cancelled()).await.is_err() {
+        tracing::warn!(
+            budget_ms = config.shutdown_timeout_ms,
+            "requests did not drain in time; abandoning them"
+        );
     }
     // Requests are done (or abandoned); the combiner writes what is queued, then the WAL
     // is synced so everything acknowledged is on disk.
-    let sync_store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        combiner.shutdown();
+    let (sync_store, sync_combiner) = (store.clone(), combiner.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        sync_combiner.shutdown();
         sync_store.sync()
-    })
-    .await?
-    .context("cannot sync the hot store")?;
-    // Maintenance stops first: a run cut short only leaves files a later run deletes.
-    maintainer.shutdown(grace).await;
-    // A bounded final flush; whatever it does not finish stays durable in the hot store.
-    flusher.shutdown(grace).await;
-    if let Some(upkeep) = upkeep {
-        upkeep.abort();
+    });
+    match tokio::time::timeout(left(), written).await {
+        Ok(synced) => synced?.context("cannot sync the hot store")?,
+        Err(_) => {
+            // A write still stuck in RocksDB is not acknowledged; what was is in the WAL.
+            tracing::error!("the combiner did not stop in time; syncing the WAL without it");
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.sync())
+                .await?
+                .context("cannot sync the hot store")?;
+        }
     }
-    tracing::info!("shutdown complete");
-    Ok(())
+    // Maintenance stops first: a run cut short only leaves files a later run deletes.
+    stop_maintenance.cancel();
+    stopping.cancel();
+    // A final flush; whatever it does not finish stays durable in the hot store.
+    flusher.shutdown(left()).await;
+    let aborted = services.stop(left()).await;
+    if !aborted.is_empty() {
+        tracing::warn!(services = %aborted.join(", "), "aborted at the end of the shutdown budget");
+    }
+    match fatal {
+        Some(exit) => Err(exit.into_error()),
+        None => {
+            tracing::info!("shutdown complete");
+            Ok(())
+        }
+    }
 }

@@ -80,29 +80,21 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if config.durability == config::Durability::None {
         tracing::warn!("durability = none: a crash loses every event not yet flushed");
     }
-    let prometheus = zombi_node::metrics::install_recorder()?;
+    let prometheus = zombi_node::telemetry::install_recorder()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        // Handlers are installed before the address is announced, so a signal sent right
+        // after the announcement is never missed.
+        let shutdown = CancellationToken::new();
+        zombi_shared::serve::cancel_on_signal(shutdown.clone())
+            .context("cannot install signal handlers")?;
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "zombi-node ready");
         println!("zombi-node listening on http://{addr}");
         std::io::stdout().flush()?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
         zombi_node::run(config, listener, shutdown, Some(prometheus)).await
     })
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("cannot install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("signal received");
-    shutdown.cancel();
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod envelope;
 pub mod parse;
+pub mod properties;
 #[cfg(feature = "server")]
 pub mod serve;
 pub mod table_name;

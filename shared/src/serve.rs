@@ -80,3 +80,21 @@ fn is_per_connection(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
+
+/// Cancels `shutdown` at the first SIGTERM or SIGINT. The handlers are installed when this
+/// returns: a process that announces its address after calling it treats a signal sent right
+/// after the announcement as a graceful shutdown, never as a kill.
+pub fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("shutdown signal received");
+        shutdown.cancel();
+    });
+    Ok(())
+}

@@ -16,7 +16,7 @@ const MAX_NODE_MESSAGE: usize = 512;
 pub enum ClientError {
     #[error("cannot build the HTTP client: {0}")]
     Build(#[from] reqwest::Error),
-    #[error("node_url {0:?} uses https, but this build speaks plain HTTP to the node only")]
+    #[error("node_url {0} uses https, but this build speaks plain HTTP to the node only")]
     HttpsUnsupported(String),
 }
 

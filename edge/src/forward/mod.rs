@@ -138,6 +138,12 @@ impl Forwarder {
         })?;
         result.await.map_err(|_| ForwardError::Stopped)?
     }
+
+    /// Submissions waiting in the queue for the dispatcher.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
 }
 
 /// Forms batches from queued submissions and sends them, at most `max_inflight` at a time.
@@ -284,7 +290,7 @@ mod tests {
     use zombi_shared::wire::{Payload, WireEvent};
 
     use super::*;
-    use crate::test_support::fake_node;
+    use crate::test_support::{Seen, fake_node, gated_node, wait_until};
 
     fn group(table: &str, events: usize) -> Group {
         let event = WireEvent {
@@ -311,22 +317,42 @@ mod tests {
         max_inflight: 1,
     };
 
+    /// Waits until `n` submissions wait in the forwarder's queue.
+    async fn queued(forwarder: &Forwarder, n: usize) {
+        wait_until(&format!("{n} queued submissions"), || {
+            let queued = forwarder.queued();
+            async move { queued == n }
+        })
+        .await;
+    }
+
+    /// Waits until the node has seen `n` batches.
+    async fn seen_batches(seen: &Seen, n: usize) {
+        wait_until(&format!("{n} batches at the node"), || {
+            let count = seen.batches().len();
+            async move { count == n }
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn concurrent_submissions_share_one_batch() {
-        let (url, seen) = fake_node(Duration::from_millis(200)).await;
+        let (url, seen, gate) = gated_node().await;
         let forwarder = forwarder(&url, LIMITS);
         // The first batch occupies the only slot; the next five queue and coalesce.
         let first = tokio::spawn({
             let f = forwarder.clone();
             async move { f.submit(group("t", 1)).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen_batches(&seen, 1).await;
         let rest: Vec<_> = (0..5)
             .map(|i| {
                 let f = forwarder.clone();
                 tokio::spawn(async move { f.submit(group("t", i + 1)).await })
             })
             .collect();
+        queued(&forwarder, 5).await;
+        gate.open();
         assert_eq!(first.await.unwrap().unwrap().len(), 1);
         let mut sequences = Vec::new();
         for (i, handle) in rest.into_iter().enumerate() {
@@ -341,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn linger_coalesces_without_load() {
-        let (url, seen) = fake_node(Duration::ZERO).await;
+        let (url, seen) = fake_node().await;
         let limits = BatchLimits { linger: Duration::from_millis(200), max_inflight: 4, ..LIMITS };
         let forwarder = forwarder(&url, limits);
         let submissions = (0..3).map(|_| forwarder.submit(group("t", 2)));
@@ -353,23 +379,24 @@ mod tests {
 
     #[tokio::test]
     async fn batches_respect_limits_without_splitting_groups() {
-        let (url, seen) = fake_node(Duration::from_millis(200)).await;
+        let (url, seen, gate) = gated_node().await;
         let limits = BatchLimits { max_events: 10, ..LIMITS };
         let forwarder = forwarder(&url, limits);
         let blocker = tokio::spawn({
             let f = forwarder.clone();
             async move { f.submit(group("t", 1)).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // Queued behind the blocker: 6 + 4 fill one batch, 7 opens the next, and 25 is
-        // larger than any batch and goes alone.
+        seen_batches(&seen, 1).await;
+        // Queued behind the blocker, in this order: 6 + 4 fill one batch, 7 opens the next,
+        // and 25 is larger than any batch and goes alone.
         let sizes = [6, 4, 7, 25];
         let mut handles = Vec::new();
-        for size in sizes {
+        for (queued_before, size) in sizes.into_iter().enumerate() {
             let f = forwarder.clone();
             handles.push(tokio::spawn(async move { f.submit(group("t", size)).await }));
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            queued(&forwarder, queued_before + 1).await;
         }
+        gate.open();
         blocker.await.unwrap().unwrap();
         for (handle, size) in handles.into_iter().zip(sizes) {
             assert_eq!(handle.await.unwrap().unwrap().len(), size);
@@ -379,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn group_errors_reach_only_their_group() {
-        let (url, _) = fake_node(Duration::ZERO).await;
+        let (url, _) = fake_node().await;
         let limits = BatchLimits { linger: Duration::from_millis(100), ..LIMITS };
         let forwarder = forwarder(&url, limits);
         let (ok, busy) =
@@ -389,13 +416,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_node_is_unavailable_quickly() {
-        // Bind and drop to find a port nothing listens on.
+    async fn unreachable_node_is_unavailable_not_a_hang() {
+        // Bind and drop to find a port nothing listens on: the connection is refused, and
+        // the producer hears so instead of waiting for a timeout.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let forwarder = forwarder(&format!("http://127.0.0.1:{port}"), LIMITS);
-        let started = Instant::now();
-        let err = forwarder.submit(group("t", 1)).await.unwrap_err();
-        assert!(matches!(err, ForwardError::Unavailable(_)), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        let config = EdgeConfig {
+            node_url: format!("http://127.0.0.1:{port}"),
+            // A hang would wait for this; a refused connection must not.
+            forward: zombi_shared::config::ForwardConfig {
+                request_timeout_ms: 600_000,
+                ..Default::default()
+            },
+            ..EdgeConfig::default()
+        };
+        let (forwarder, dispatcher) =
+            Forwarder::new(LIMITS, 100, NodeClient::new(&config).unwrap());
+        tokio::spawn(dispatcher.run());
+        let submitted =
+            tokio::time::timeout(Duration::from_secs(60), forwarder.submit(group("t", 1)));
+        let err = submitted.await.expect("no answer before the request timeout").unwrap_err();
+        assert!(matches!(&err, ForwardError::Unavailable(m) if m.contains("onnect")), "{err}");
     }
 }

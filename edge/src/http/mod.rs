@@ -1,7 +1,5 @@
 //! Routes of the producer API. Handlers only extract request parts and call the service.
 
-pub mod error;
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,9 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{MethodRouter, get, post};
 
+use crate::error::ApiError;
 use crate::ingest::{IngestService, Target};
 use crate::metrics;
-use error::ApiError;
 
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -14,8 +14,8 @@ use zombi_shared::wire::Group;
 
 use crate::auth::ProducerAuth;
 use crate::body::{ByteBudget, Encoding, read_body};
+use crate::error::ApiError;
 use crate::forward::Forwarder;
-use crate::http::error::ApiError;
 use crate::metrics::{self, Endpoint};
 
 use parse::ParseLimits;
@@ -53,16 +53,21 @@ impl BodyFormat {
         let value = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not ascii>"));
         // Parameters such as `charset=utf-8` are allowed; only the media type decides.
         let essence = value.and_then(|v| v.split(';').next()).map(str::trim).unwrap_or("");
+        // What the producer sent, as they would write it.
+        let sent = match value {
+            Some(v) => format!("not {v}"),
+            None => "and the request has none".to_owned(),
+        };
         match endpoint {
             _ if essence.eq_ignore_ascii_case("application/json") => Ok(BodyFormat::Json),
             Endpoint::Bulk if essence.eq_ignore_ascii_case("application/x-ndjson") => {
                 Ok(BodyFormat::Ndjson)
             }
             Endpoint::Single => Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Type must be application/json, not {value:?}"
+                "Content-Type must be application/json, {sent}"
             ))),
             Endpoint::Bulk => Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Type must be application/json or application/x-ndjson, not {value:?}"
+                "Content-Type must be application/json or application/x-ndjson, {sent}"
             ))),
         }
     }

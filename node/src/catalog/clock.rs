@@ -90,7 +90,7 @@ mod tests {
         let creation = TableCreation::builder()
             .name("t".into())
             .location("file:///w/t".into())
-            .schema(crate::layout::schema().as_ref().clone())
+            .schema(crate::schema::schema().as_ref().clone())
             .build();
         let previous =
             TableMetadataBuilder::from_table_creation(creation).unwrap().build().unwrap();

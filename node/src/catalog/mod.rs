@@ -10,6 +10,7 @@ mod adopt;
 pub(crate) mod clock;
 pub mod hint;
 pub mod inflight;
+mod lifecycle;
 pub mod rest;
 pub mod snapshot;
 pub mod storage;
@@ -30,6 +31,7 @@ use iceberg::{
 use crate::hot::HotStore;
 use crate::typed;
 use inflight::{InFlight, InFlightGuard};
+pub use lifecycle::DeclareError;
 
 pub struct ZombiCatalog {
     store: Arc<HotStore>,
@@ -321,8 +323,8 @@ impl ZombiCatalog {
         }
     }
 
-    /// Creates a table of Zombi's layout (the flusher's, at a table's first write).
-    pub async fn create_raw(&self, creation: TableCreation) -> Result<Table> {
+    /// Creates a table of Zombi's layout (at a table's first write, see `lifecycle`).
+    async fn create_raw(&self, creation: TableCreation) -> Result<Table> {
         zombi_shared::validate_table_name(&creation.name)
             .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
         self.create(creation).await

@@ -32,6 +32,7 @@ use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics as m;
+use crate::tasks::Backoff;
 
 /// How warehouse calls are bounded and retried.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -46,8 +47,7 @@ pub struct Policy {
 
 impl Policy {
     fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.backoff.saturating_mul(factor).min(Duration::from_secs(5))
+        Backoff::new(self.backoff, Duration::from_secs(5)).delay(attempt)
     }
 }
 

@@ -1,5 +1,8 @@
+use std::sync::Arc;
+
 use zombi_shared::wire::{GroupError, GroupErrorCode};
 
+use crate::error::{CodedError, ErrorCode};
 use crate::hot::HotError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -15,18 +18,32 @@ pub enum CombinerError {
     /// The table's schema cannot take events (see [`crate::typed::Typing::Unusable`]).
     #[error("{0}")]
     Unusable(String),
-    /// The micro-batch holding this group could not be written; the text is for the log.
-    #[error("hot store write failed: {0}")]
-    Store(String),
+    /// The micro-batch holding this group could not be written (shared by its groups).
+    #[error("write to the hot store failed")]
+    Store(#[source] Arc<HotError>),
 }
 
 impl From<HotError> for CombinerError {
     fn from(e: HotError) -> Self {
-        CombinerError::Store(e.to_string())
+        CombinerError::Store(Arc::new(e))
+    }
+}
+
+impl CodedError for CombinerError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            CombinerError::Overloaded => ErrorCode::Overloaded,
+            CombinerError::ShuttingDown => ErrorCode::ShuttingDown,
+            CombinerError::Invalid(_) => ErrorCode::BadRequest,
+            CombinerError::Unusable(_) => ErrorCode::Unavailable,
+            CombinerError::Store(_) => ErrorCode::Internal,
+        }
     }
 }
 
 impl CombinerError {
+    /// The group's answer to the edge. A store failure's cause stays in the node's log (the
+    /// worker logged it); the edge only needs the class.
     pub fn to_wire(&self) -> GroupError {
         let code = match self {
             CombinerError::Overloaded => GroupErrorCode::Overloaded,
@@ -35,11 +52,6 @@ impl CombinerError {
             CombinerError::Invalid(_) => GroupErrorCode::Invalid,
             CombinerError::Unusable(_) => GroupErrorCode::NotReady,
         };
-        // Store details stay in the node's log; the edge only needs the class.
-        let message = match self {
-            CombinerError::Store(_) => "write to the hot store failed".to_owned(),
-            other => other.to_string(),
-        };
-        GroupError { code, message }
+        GroupError { code, message: self.to_string() }
     }
 }

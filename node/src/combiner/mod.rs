@@ -37,7 +37,7 @@ struct Job {
 }
 
 /// Rows `[from, to)` of one partition of a dead-letter table being re-ingested into their
-/// table (see [`crate::deadletter::replay`]): the group's events in that order, `sources`
+/// table (see `crate::replay`): the group's events in that order, `sources`
 /// their sequences in the table. The worker writes the events that fit now, the others as
 /// new dead-letter rows, and the replay cursor `to`, all in one write; a chunk whose
 /// `from` is not where the cursor stands is refused, so no row is replayed twice.

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use zombi_shared::wire::{Ack, Group, Payload, WireEvent};
 
 use super::{CombinerError, Job};
-use crate::deadletter;
 use crate::hot::{self, HotStore, IdemRecord, Role, TableId, record};
 use crate::metrics as m;
+use crate::schema::dead_letter;
 use crate::typed::{Inferred, Registry, Typing};
 
 #[derive(Debug, Clone, Copy)]
@@ -97,10 +97,11 @@ fn write_micro_batch(
         Err(e) => {
             // Nothing of the micro-batch is stored and the in-memory state is unchanged,
             // so producers may retry every group.
-            tracing::error!(error = %e, events, "hot store write failed");
+            tracing::error!(error = %crate::error::Chain(&e), events, "hot store write failed");
             metrics::counter!(m::HOT_WRITE_ERRORS).increment(1);
+            let e = CombinerError::from(e);
             for job in jobs {
-                let _ = job.reply.send(Err(CombinerError::Store(e.to_string())));
+                let _ = job.reply.send(Err(e.clone()));
             }
         }
     }
@@ -216,7 +217,7 @@ fn stage<'a>(
             continue;
         }
         let name = &job.group.table;
-        let dlq = deadletter::table_of(name);
+        let dlq = dead_letter::table_of(name);
         let dlq_known = tables.contains_key(&dlq)
             || staged.tables.contains_key(&dlq)
             || store.table_id(&dlq).is_some();

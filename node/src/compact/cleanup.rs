@@ -89,9 +89,7 @@ impl Cleanup {
             .chain(before.metadata().current_snapshot().map(|s| s.manifest_list()));
         for path in current_files {
             if !listed_set.contains(path) {
-                return Err(MaintenanceError::Failed(format!(
-                    "the warehouse listing does not show {path}, which the table references; deleting nothing"
-                )));
+                return Err(MaintenanceError::IncompleteListing(path.to_owned()));
             }
         }
         let now = Instant::now();

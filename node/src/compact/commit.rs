@@ -17,7 +17,7 @@ use iceberg::{Error, ErrorKind, Result};
 use super::plan::{self, SnapshotInfo};
 use crate::catalog::snapshot::{self, Staged, snapshot_on};
 use crate::failpoints::crash_point;
-use crate::layout;
+use crate::schema::summary;
 
 /// Expiry settings and the clock, as a commit applies them.
 #[derive(Clone, Copy)]
@@ -113,10 +113,10 @@ pub fn rebuild_with_expiry(current: &Table, expiry: Expiry) -> Result<Option<Tab
 fn replace_summary(parent: &HashMap<String, String>, staged: &Staged) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = parent
         .iter()
-        .filter(|(k, _)| k.starts_with(layout::WATERMARK_PREFIX))
+        .filter(|(k, _)| k.starts_with(summary::WATERMARK_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    out.insert(layout::COMMIT_ID_KEY.to_owned(), uuid::Uuid::now_v7().to_string());
+    out.insert(summary::COMMIT_ID.to_owned(), uuid::Uuid::now_v7().to_string());
     out.extend(snapshot::counts(Some(parent), staged));
     out
 }

@@ -1,13 +1,46 @@
+use crate::error::{CodedError, ErrorCode};
+
 #[derive(Debug, thiserror::Error)]
 pub enum MaintenanceError {
-    #[error("iceberg: {0}")]
+    #[error("the catalog or the warehouse failed")]
     Iceberg(#[from] iceberg::Error),
-    #[error("warehouse listing: {0}")]
-    Listing(iceberg::Error),
-    #[error("table {0} is unknown")]
+    #[error("cannot list the warehouse")]
+    Listing(#[source] iceberg::Error),
+    /// A listing that misses files the table references cannot be trusted to find what
+    /// is unreferenced.
+    #[error(
+        "the warehouse listing does not show {0}, which the table references; deleting nothing"
+    )]
+    IncompleteListing(String),
+    #[error("the file rewrite failed")]
+    Rewrite(#[source] tokio::task::JoinError),
+    #[error("maintenance panicked")]
+    Panicked,
+    #[error("table {0} does not exist")]
     UnknownTable(String),
     #[error("maintenance is shutting down")]
     ShuttingDown,
-    #[error("{0}")]
-    Failed(String),
+    /// A run requested through `POST /compact` failed in the worker.
+    #[error("maintenance of {table} failed")]
+    Failed {
+        table: String,
+        #[source]
+        source: std::sync::Arc<MaintenanceError>,
+    },
+}
+
+impl CodedError for MaintenanceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            MaintenanceError::UnknownTable(_) => ErrorCode::NotFound,
+            MaintenanceError::ShuttingDown => ErrorCode::ShuttingDown,
+            MaintenanceError::Failed { source, .. } => source.code(),
+            // A later run may succeed: the worker retries with backoff.
+            MaintenanceError::Iceberg(_)
+            | MaintenanceError::Listing(_)
+            | MaintenanceError::IncompleteListing(_)
+            | MaintenanceError::Rewrite(_)
+            | MaintenanceError::Panicked => ErrorCode::Unavailable,
+        }
+    }
 }

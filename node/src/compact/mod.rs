@@ -13,8 +13,11 @@
 //!
 //! One worker maintains the tables one at a time (bounding the CPU, memory and I/O that
 //! maintenance takes beside ingest), every `interval_secs` per table and on demand
-//! (`POST /tables/{t}/compact`). It never holds the table's commit lock except for the
-//! moment of its own commit, so flusher commits are never blocked for long.
+//! (`POST /tables/{t}/compact`). Each table's runs follow the node's background-loop shape
+//! (`crate::tasks::BackgroundLoop`): after a failed run the next one waits twice as long
+//! each time, up to eight intervals, and a run longer than the interval is counted and
+//! logged. It never holds the table's commit lock except for the moment of its own commit,
+//! so flusher commits are never blocked for long.
 
 mod cleanup;
 mod commit;
@@ -32,14 +35,15 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use zombi_shared::config::NodeConfig;
 
 pub use error::MaintenanceError;
 pub use table::{MaintenanceStatus, Report};
 
 use crate::catalog::ZombiCatalog;
+use crate::error::Chain;
 use crate::hot::HotStore;
+use crate::tasks::{BackgroundLoop, Backoff, Wake};
 use table::TableMaintenance;
 
 /// What maintenance runs share.
@@ -51,7 +55,7 @@ pub struct Ctx {
 
 struct Request {
     table: String,
-    reply: oneshot::Sender<Result<Report, String>>,
+    reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>>,
 }
 
 #[derive(Clone)]
@@ -59,34 +63,29 @@ pub struct Maintainer {
     requests: mpsc::Sender<Request>,
     statuses: Arc<Mutex<HashMap<String, MaintenanceStatus>>>,
     store: Arc<HotStore>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
 }
 
 impl Maintainer {
-    pub fn start(
+    /// The maintainer and its worker, which runs until `cancel` (a run in progress is
+    /// abandoned: what it wrote and did not commit is deleted by a later run's cleanup).
+    pub fn new(
         store: Arc<HotStore>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
-    ) -> Self {
+        cancel: CancellationToken,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         metrics::describe();
         let ctx = Arc::new(Ctx { store: store.clone(), catalog, config });
         let (requests, rx) = mpsc::channel(64);
-        let maintainer = Maintainer {
-            requests,
-            statuses: Arc::default(),
-            store,
-            tracker: TaskTracker::new(),
-            cancel: CancellationToken::new(),
-        };
+        let maintainer = Maintainer { requests, statuses: Arc::default(), store };
         let worker = Worker {
             ctx,
             statuses: maintainer.statuses.clone(),
             tables: HashMap::new(),
+            loops: HashMap::new(),
             due: HashMap::new(),
         };
-        maintainer.tracker.spawn(worker.run(rx, maintainer.cancel.clone()));
-        maintainer
+        (maintainer, worker.run(rx, cancel))
     }
 
     /// Runs maintenance of `table` now, with every hour treated as quiet, and answers what
@@ -98,21 +97,13 @@ impl Maintainer {
         let (reply, rx) = oneshot::channel();
         let request = Request { table: table.to_owned(), reply };
         self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
-        rx.await.map_err(|_| MaintenanceError::ShuttingDown)?.map_err(MaintenanceError::Failed)
+        rx.await
+            .map_err(|_| MaintenanceError::ShuttingDown)?
+            .map_err(|source| MaintenanceError::Failed { table: table.to_owned(), source })
     }
 
     pub fn status(&self, table: &str) -> Option<MaintenanceStatus> {
         self.statuses.lock().unwrap().get(table).cloned()
-    }
-
-    /// Stops the worker; a run in progress is abandoned (what it wrote and did not commit
-    /// is deleted by a later run's cleanup).
-    pub async fn shutdown(&self, grace: Duration) {
-        self.cancel.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(?grace, "maintenance did not stop in time");
-        }
     }
 }
 
@@ -120,58 +111,62 @@ struct Worker {
     ctx: Arc<Ctx>,
     statuses: Arc<Mutex<HashMap<String, MaintenanceStatus>>>,
     tables: HashMap<String, TableMaintenance>,
+    /// Each table's runs: its interval, and its backoff after failures.
+    loops: HashMap<String, BackgroundLoop>,
     due: HashMap<String, Instant>,
 }
 
+/// How often the worker looks for new tables when none is due sooner.
+const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
+
 impl Worker {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, cancel: CancellationToken) {
+        // The worker's own loop: wake for the next due table or a request, and at least
+        // every second to find new tables.
+        let schedule = BackgroundLoop::new(
+            "maintenance_schedule",
+            DISCOVERY_EVERY,
+            Backoff::new(DISCOVERY_EVERY, DISCOVERY_EVERY),
+            cancel.clone(),
+        );
         loop {
             let now = Instant::now();
             for name in self.ctx.store.tables().into_keys() {
-                let every = self.interval(&name);
-                self.due.entry(name).or_insert(now + every);
+                if !self.loops.contains_key(&name) {
+                    let lp = table_loop(&self.ctx, &name, cancel.clone());
+                    self.due.insert(name.clone(), now + lp.period());
+                    self.loops.insert(name, lp);
+                }
             }
-            // Wake for the next due table, and at least every second to find new tables.
-            let wake = self
-                .due
-                .values()
-                .min()
-                .copied()
-                .unwrap_or(now)
-                .min(now + Duration::from_secs(1))
-                .max(now);
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => return,
-                Some(request) = requests.recv() => {
+            let next_due = self.due.values().min().copied().unwrap_or(now + DISCOVERY_EVERY);
+            let wait = next_due.saturating_duration_since(now).min(DISCOVERY_EVERY);
+            match schedule.wait(wait, requests.recv()).await {
+                Wake::Cancelled => return,
+                Wake::Event(request) => {
                     let result = tokio::select! {
                         () = cancel.cancelled() => return,
                         r = self.maintain(&request.table, true) => r,
                     };
-                    let _ = request.reply.send(result.map_err(|e| e.to_string()));
+                    let _ = request.reply.send(result.map_err(Arc::new));
                     continue;
                 }
-                () = tokio::time::sleep_until(wake.into()) => {}
+                Wake::Due => {}
             }
             let now = Instant::now();
             let due: Vec<String> =
                 self.due.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
             for name in due {
-                let every = self.interval(&name);
-                self.due.insert(name.clone(), Instant::now() + every);
-                if !self.ctx.config.table_maintenance(&name).enabled {
-                    continue;
+                if self.ctx.config.table_maintenance(&name).enabled {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        _ = self.maintain(&name, false) => {}
+                    }
                 }
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    _ = self.maintain(&name, false) => {}
-                }
+                // The interval, or the backoff after failed runs.
+                let wait = self.loops.get(&name).map_or(DISCOVERY_EVERY, |lp| lp.next_wait(false));
+                self.due.insert(name, Instant::now() + wait);
             }
         }
-    }
-
-    fn interval(&self, table: &str) -> Duration {
-        Duration::from_secs(self.ctx.config.table_maintenance(table).interval_secs)
     }
 
     /// One run of `table`, recorded in its status and metrics; a panic is contained to the
@@ -179,6 +174,11 @@ impl Worker {
     async fn maintain(&mut self, name: &str, forced: bool) -> Result<Report, MaintenanceError> {
         let settings = self.ctx.config.table_maintenance(name);
         let started = Instant::now();
+        let lp = self
+            .loops
+            .entry(name.to_owned())
+            .or_insert_with(|| table_loop(&self.ctx, name, CancellationToken::new()));
+        let iteration = lp.begin();
         let state = self.tables.entry(name.to_owned()).or_default();
         let ctx = self.ctx.clone();
         let outcome = std::panic::AssertUnwindSafe(state.run(&ctx, name, &settings, forced))
@@ -188,7 +188,7 @@ impl Worker {
             Ok(r) => r,
             Err(_) => {
                 self.tables.remove(name);
-                Err(MaintenanceError::Failed("maintenance panicked".into()))
+                Err(MaintenanceError::Panicked)
             }
         };
         let result = match result {
@@ -205,6 +205,12 @@ impl Worker {
         status.runs += 1;
         status.last_run_ms = Some(crate::hot::now_ms());
         status.last_run_seconds = took.as_secs_f64();
+        match &result {
+            Ok(_) => lp.succeeded(iteration),
+            Err(e) => {
+                lp.failed(iteration, &Chain(e));
+            }
+        }
         match &result {
             Ok(report) => {
                 ::metrics::counter!(metrics::RUNS, "result" => "ok").increment(1);
@@ -236,9 +242,8 @@ impl Worker {
             Err(e) => {
                 ::metrics::counter!(metrics::RUNS, "result" => "error").increment(1);
                 ::metrics::gauge!(metrics::LAST_RUN_FAILED, &table).set(1.0);
-                tracing::warn!(table = %name, error = %e, "maintenance failed; retrying next interval");
                 status.last_outcome = Some("error".into());
-                status.last_error = Some(e.to_string());
+                status.last_error = Some(Chain(e).to_string());
             }
         }
         if let Err(e) = table::measure(&self.ctx, name, &mut status).await {
@@ -247,4 +252,12 @@ impl Worker {
         self.statuses.lock().unwrap().insert(name.to_owned(), status);
         result
     }
+}
+
+/// The loop of one table's runs: its interval, and after failed runs a wait that doubles
+/// each time, up to eight intervals.
+fn table_loop(ctx: &Ctx, table: &str, cancel: CancellationToken) -> BackgroundLoop {
+    let every = Duration::from_secs(ctx.config.table_maintenance(table).interval_secs);
+    BackgroundLoop::new("maintenance", every, Backoff::new(every, every * 8), cancel)
+        .for_table(table)
 }

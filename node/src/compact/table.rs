@@ -232,7 +232,7 @@ impl TableMaintenance {
                     async move { rewrite::rewrite(&table, &inputs, target, &prefix).await }
                 })
                 .await
-                .map_err(|e| MaintenanceError::Failed(format!("the file rewrite failed: {e}")))??;
+                .map_err(MaintenanceError::Rewrite)??;
                 report.files_rewritten += inputs.len() as u64;
                 report.bytes_rewritten += bytes;
                 report.files_written += written.len() as u64;

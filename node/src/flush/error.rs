@@ -1,25 +1,50 @@
+use std::sync::Arc;
+
+use crate::error::{CodedError, ErrorCode};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
-    #[error("iceberg: {0}")]
+    #[error("the catalog or the warehouse failed")]
     Iceberg(#[from] iceberg::Error),
-    #[error("hot store: {0}")]
+    #[error("the hot store failed")]
     Hot(#[from] crate::hot::HotError),
-    #[error("arrow: {0}")]
+    #[error("cannot build the table's record batches")]
     Arrow(#[from] arrow_schema::ArrowError),
     /// The table's schema does not take its stored events (a typed table whose schema
     /// changed incompatibly, or that Zombi cannot convert to).
-    #[error("schema: {0}")]
+    #[error("the table's schema does not take its stored events: {0}")]
     Schema(String),
-    #[error("table {0} is unknown")]
+    #[error("table {0} does not exist")]
     UnknownTable(String),
     #[error("the flusher is shutting down")]
     ShuttingDown,
-    #[error("background task failed: {0}")]
-    Task(String),
+    #[error("a blocking task of the flush failed")]
+    Blocking(#[from] tokio::task::JoinError),
+    /// An explicit flush of `table` failed in the table's task.
+    #[error("flushing {table} failed")]
+    Failed {
+        table: String,
+        #[source]
+        source: Arc<FlushError>,
+    },
+    /// A failure a test injected (`failpoints` builds).
+    #[error("failpoint {0} injected a failure")]
+    Injected(&'static str),
 }
 
-impl From<tokio::task::JoinError> for FlushError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        FlushError::Task(e.to_string())
+impl CodedError for FlushError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            FlushError::UnknownTable(_) => ErrorCode::NotFound,
+            FlushError::ShuttingDown => ErrorCode::ShuttingDown,
+            FlushError::Failed { source, .. } => source.code(),
+            // The node retries a failed flush with backoff: a later one may succeed.
+            FlushError::Iceberg(_)
+            | FlushError::Hot(_)
+            | FlushError::Arrow(_)
+            | FlushError::Schema(_)
+            | FlushError::Blocking(_)
+            | FlushError::Injected(_) => ErrorCode::Unavailable,
+        }
     }
 }

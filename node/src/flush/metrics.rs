@@ -10,7 +10,6 @@
 //! | `zombi_node_commit_seconds` | histogram | time of one Iceberg commit |
 //! | `zombi_node_commit_rows` | histogram | rows per commit |
 //! | `zombi_node_commit_files` | histogram | data files per commit |
-//! | `zombi_node_flush_overruns_total` | counter | cycles that took longer than the interval |
 //! | `zombi_node_flush_panics_total` | counter | table flusher panics (the table's loop is restarted) |
 //! | `zombi_node_hot_deleted_rows_total` | counter | flushed events deleted after retention |
 //! | `zombi_node_hot_gap_rows_total` | counter | sequences missing from the hot store when flushed (only after a crash with durability `none`) |
@@ -26,7 +25,6 @@ pub const COMMITS: &str = "zombi_node_commit_total";
 pub const COMMIT_SECONDS: &str = "zombi_node_commit_seconds";
 pub const COMMIT_ROWS: &str = "zombi_node_commit_rows";
 pub const COMMIT_FILES: &str = "zombi_node_commit_files";
-pub const OVERRUNS: &str = "zombi_node_flush_overruns_total";
 pub const PANICS: &str = "zombi_node_flush_panics_total";
 pub const HOT_DELETED: &str = "zombi_node_hot_deleted_rows_total";
 pub const HOT_GAPS: &str = "zombi_node_hot_gap_rows_total";
@@ -44,7 +42,6 @@ pub fn describe() {
     describe_histogram!(COMMIT_SECONDS, Unit::Seconds, "Time of one Iceberg commit.");
     describe_histogram!(COMMIT_ROWS, Unit::Count, "Rows per commit.");
     describe_histogram!(COMMIT_FILES, Unit::Count, "Data files per commit.");
-    describe_counter!(OVERRUNS, "Flush cycles longer than the flush interval.");
     describe_counter!(PANICS, "Table flusher panics; the table's loop was restarted.");
     describe_counter!(HOT_DELETED, Unit::Count, "Flushed events deleted after retention.");
     describe_counter!(HOT_GAPS, Unit::Count, "Sequences missing from the hot store at flush.");

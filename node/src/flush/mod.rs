@@ -1,9 +1,10 @@
 //! The flusher: the bridge from the hot store to Iceberg (SPEC §5).
 //!
 //! One task per table (so a failing or slow table never stalls the others), discovered
-//! from the hot store's table registry. Each task runs the shared background-loop shape:
-//! wait for the interval, a flush request or cancellation; run a cycle; back off
-//! exponentially after failures. A semaphore bounds how many tables flush at once.
+//! from the hot store's table registry. Each task runs the node's background-loop shape
+//! (`crate::tasks::BackgroundLoop`): wait for the interval, a flush request or
+//! cancellation; run a cycle; back off exponentially after failures. A semaphore bounds how
+//! many tables flush at once.
 
 mod error;
 pub mod metrics;
@@ -11,20 +12,23 @@ mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use zombi_shared::config::NodeConfig;
 
 pub use error::FlushError;
 pub use table::TableStatus;
 
 use crate::catalog::ZombiCatalog;
+use crate::error::Chain;
 use crate::hot::HotStore;
-use crate::read::lease::Leases;
+use crate::hot::lease::Leases;
+use crate::tasks::{BackgroundLoop, Backoff, Wake};
 use table::TableFlusher;
 
 /// What everything in the flusher shares.
@@ -45,7 +49,7 @@ pub struct FlushOutcome {
     pub watermarks: BTreeMap<u32, u64>,
 }
 
-type FlushReply = oneshot::Sender<Result<FlushOutcome, String>>;
+type FlushReply = oneshot::Sender<Result<FlushOutcome, Arc<FlushError>>>;
 
 /// Whether a table takes writes. A table becomes ready once its flusher has loaded (or
 /// created, or adopted) the Iceberg table and reconciled the hot store's watermarks with
@@ -83,12 +87,14 @@ struct Handle {
 pub struct Flusher {
     ctx: Arc<Ctx>,
     tables: Arc<Mutex<HashMap<String, Handle>>>,
-    tracker: TaskTracker,
+    /// The tables' tasks.
+    tasks: Arc<Mutex<JoinSet<()>>>,
     cancel: CancellationToken,
 }
 
 impl Flusher {
-    pub fn start(
+    /// A flusher with no tables yet: [`Flusher::run`] finds them.
+    pub fn new(
         store: Arc<HotStore>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
@@ -96,29 +102,30 @@ impl Flusher {
     ) -> Self {
         metrics::describe();
         let permits = Semaphore::new(config.flush.max_concurrent as usize);
-        let flusher = Flusher {
+        Flusher {
             ctx: Arc::new(Ctx { store, catalog, config, leases, permits }),
             tables: Arc::default(),
-            tracker: TaskTracker::new(),
+            tasks: Arc::default(),
             cancel: CancellationToken::new(),
-        };
-        let discovery = flusher.clone();
-        flusher.tracker.spawn(async move { discovery.discover().await });
-        flusher
+        }
     }
 
     /// Starts a task for every table in the hot store: at once when a table is registered,
-    /// and every interval as a backstop.
-    async fn discover(self) {
+    /// and every interval as a backstop. Runs until [`Flusher::shutdown`].
+    pub async fn run(self) {
         let every = Duration::from_millis(self.ctx.config.flush.interval_ms.min(1_000));
+        let lp =
+            BackgroundLoop::new("flush_discovery", every, backoff(&self.ctx), self.cancel.clone());
         loop {
             for name in self.ctx.store.tables().into_keys() {
                 self.ensure(&name);
             }
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                () = self.ctx.store.table_registered() => {}
-                () = tokio::time::sleep(every) => {}
+            let registered = async {
+                self.ctx.store.table_registered().await;
+                Some(())
+            };
+            if lp.wait(lp.next_wait(false), registered).await == Wake::Cancelled {
+                return;
             }
         }
     }
@@ -133,11 +140,14 @@ impl Flusher {
         if let Some(h) = tables.get(table) {
             return Some((h.requests.clone(), h.ready.clone()));
         }
+        if self.cancel.is_cancelled() {
+            return None;
+        }
         let id = self.ctx.store.table_id(table)?;
         let (tx, rx) = mpsc::channel(64);
         let status = Arc::new(Mutex::new(TableStatus::default()));
         let (ready_tx, ready) = watch::channel(Readiness::Starting);
-        self.tracker.spawn(supervise(
+        self.tasks.lock().unwrap().spawn(supervise(
             self.ctx.clone(),
             Task { table: table.to_owned(), id, status: status.clone(), ready: ready_tx },
             rx,
@@ -177,19 +187,30 @@ impl Flusher {
             self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
         let (reply, rx) = oneshot::channel();
         requests.send(reply).await.map_err(|_| FlushError::ShuttingDown)?;
-        rx.await.map_err(|_| FlushError::ShuttingDown)?.map_err(FlushError::Task)
+        rx.await
+            .map_err(|_| FlushError::ShuttingDown)?
+            .map_err(|source| FlushError::Failed { table: table.to_owned(), source })
     }
 
     pub fn status(&self, table: &str) -> Option<TableStatus> {
         self.tables.lock().unwrap().get(table).map(|h| h.status.lock().unwrap().clone())
     }
 
-    /// Stops every task after a final flush bounded by `grace`.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// Stops every table's task after a final flush, aborting what is not done within
+    /// `budget` (whatever it did not commit stays durable in the hot store).
+    pub async fn shutdown(&self, budget: Duration) {
         self.cancel.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(?grace, "flusher did not stop in time");
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+        let finished =
+            tokio::time::timeout(budget, async { while tasks.join_next().await.is_some() {} })
+                .await;
+        if finished.is_err() {
+            tracing::warn!(
+                budget_ms = budget.as_millis() as u64,
+                tables = tasks.len(),
+                "the final flush did not finish in time; aborting it"
+            );
+            tasks.shutdown().await;
         }
     }
 }
@@ -211,18 +232,13 @@ async fn supervise(
     cancel: CancellationToken,
 ) {
     let Task { table, id, status, ready } = task;
-    let ready = Arc::new(ready);
-    let requests = Arc::new(tokio::sync::Mutex::new(requests));
-    let backoff = Backoff::new(&ctx.config.flush);
+    let mut requests = requests;
+    let backoff = backoff(&ctx);
     for restarts in 1u32.. {
         let flusher = TableFlusher::new(ctx.clone(), table.clone(), id, status.clone());
-        let (requests, task_cancel, ready) = (requests.clone(), cancel.clone(), ready.clone());
-        let task = tokio::spawn(async move {
-            let mut requests = requests.lock().await;
-            run_table(flusher, &mut requests, &ready, task_cancel).await
-        });
-        match task.await {
-            Err(e) if e.is_panic() => {
+        let run = run_table(flusher, &mut requests, &ready, cancel.clone());
+        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Err(_) => {
                 tracing::error!(%table, restarts, "table flusher panicked; restarting it");
                 ::metrics::counter!(metrics::PANICS).increment(1);
                 status.lock().unwrap().last_error = Some("flusher panicked; restarted".into());
@@ -231,7 +247,7 @@ async fn supervise(
                     () = tokio::time::sleep(backoff.delay(restarts)) => {}
                 }
             }
-            _ => return,
+            Ok(()) => return,
         }
     }
 }
@@ -245,40 +261,32 @@ async fn run_table(
 ) {
     let ctx = flusher.ctx();
     let interval = Duration::from_millis(flusher.settings().interval_ms);
-    let backoff = Backoff::new(&ctx.config.flush);
-    let mut failures = 0u32;
+    let mut lp =
+        BackgroundLoop::new("flush", interval, backoff(&ctx), cancel).for_table(flusher.name());
     let mut initialised = false;
     let mut waiting: Vec<FlushReply> = Vec::new();
     let mut more = false;
     loop {
         // Start at once (creating the Iceberg table), then every interval; back off on failures.
-        let wait = if failures > 0 {
-            backoff.delay(failures)
-        } else if more || !initialised {
-            Duration::ZERO
-        } else {
-            interval
-        };
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            Some(reply) = requests.recv() => waiting.push(reply),
-            () = tokio::time::sleep(wait) => {}
+        match lp.wait(lp.next_wait(more || !initialised), requests.recv()).await {
+            Wake::Cancelled => break,
+            Wake::Event(reply) => waiting.push(reply),
+            Wake::Due => {}
         }
         // Answer every request queued so far with one forced flush.
         while let Ok(reply) = requests.try_recv() {
             waiting.push(reply);
         }
         let force = !waiting.is_empty();
-        if initialised && !force && !more && failures == 0 && !flusher.has_work() {
+        if initialised && !force && !more && lp.failures() == 0 && !flusher.has_work() {
             ::metrics::counter!(metrics::IDLE_SKIPS).increment(1);
             continue;
         }
-        let started = Instant::now();
+        let iteration = lp.begin();
         let result = async {
             if !initialised {
                 if let Err(e) = flusher.init().await {
-                    ready.send_replace(Readiness::Failing(e.to_string()));
+                    ready.send_replace(Readiness::Failing(Chain(&e).to_string()));
                     return Err(e);
                 }
                 initialised = true;
@@ -297,13 +305,10 @@ async fn run_table(
             Ok::<_, FlushError>(cycle.more)
         }
         .await;
-        if started.elapsed() > interval {
-            ::metrics::counter!(metrics::OVERRUNS).increment(1);
-        }
         match result {
             Ok(m) => {
                 more = m;
-                failures = 0;
+                lp.succeeded(iteration);
                 flusher.record_success();
                 let outcome = flusher.outcome();
                 for reply in waiting.drain(..) {
@@ -311,14 +316,11 @@ async fn run_table(
                 }
             }
             Err(e) => {
-                failures = failures.saturating_add(1);
-                // Log the first failure and then every tenth, not every retry.
-                if failures == 1 || failures.is_multiple_of(10) {
-                    tracing::warn!(table = %flusher.name(), failures, error = %e, "flush failed; retrying with backoff");
-                }
+                let failures = lp.failed(iteration, &Chain(&e));
                 flusher.record_failure(failures, &e);
+                let e = Arc::new(e);
                 for reply in waiting.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -327,39 +329,16 @@ async fn run_table(
     if initialised {
         let _permit = ctx.permits.acquire().await;
         if let Err(e) = flusher.cycle(true).await {
-            tracing::warn!(table = %flusher.name(), error = %e, "final flush failed");
+            tracing::warn!(table = %flusher.name(), error = %Chain(&e), "final flush failed");
         }
     }
 }
 
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    fn new(c: &zombi_shared::config::FlushConfig) -> Self {
-        Backoff {
-            initial: Duration::from_millis(c.backoff_initial_ms),
-            max: Duration::from_millis(c.backoff_max_ms),
-        }
-    }
-
-    fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
-        let d: Vec<u64> = (1..=6).map(|f| b.delay(f).as_millis() as u64).collect();
-        assert_eq!(d, vec![100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(b.delay(200), Duration::from_secs(1));
-    }
+/// The flusher's backoff after failures (`flush.backoff_initial_ms`, `flush.backoff_max_ms`).
+fn backoff(ctx: &Ctx) -> Backoff {
+    let c = &ctx.config.flush;
+    Backoff::new(
+        Duration::from_millis(c.backoff_initial_ms),
+        Duration::from_millis(c.backoff_max_ms),
+    )
 }

@@ -17,15 +17,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use zombi_shared::auth::check_bearer;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::wire::{INGEST_PATH, MSGPACK_CONTENT_TYPE};
+use zombi_shared::wire::{BatchResponse, GroupResult, INGEST_PATH, MSGPACK_CONTENT_TYPE};
 
 pub use error::ApiError;
 
 use crate::combiner::Combiner;
-use crate::compact::{Maintainer, MaintenanceError, MaintenanceStatus};
-use crate::flush::{FlushError, Flusher, TableStatus};
+use crate::compact::{Maintainer, MaintenanceStatus};
+use crate::error::ErrorCode;
+use crate::flush::{Flusher, TableStatus};
 use crate::hot::HotStore;
-use crate::ingest::{IngestError, IngestService};
+use crate::ingest::IngestService;
 use crate::metrics as m;
 use crate::read::{ReadError, ReadService};
 
@@ -40,7 +41,7 @@ pub struct AppState {
     pub flusher: Flusher,
     pub maintainer: Maintainer,
     pub reads: Arc<ReadService>,
-    pub replayer: Arc<crate::deadletter::replay::Replayer>,
+    pub replayer: Arc<crate::replay::Replayer>,
 }
 
 /// The node's own routes; the Iceberg REST catalog (`/v1/…`) is merged in by the caller.
@@ -77,44 +78,7 @@ fn check_hot_token(
 }
 
 fn valid_table(table: &str) -> Result<(), ApiError> {
-    zombi_shared::validate_table_name(table).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-impl From<FlushError> for ApiError {
-    fn from(e: FlushError) -> Self {
-        match e {
-            FlushError::UnknownTable(t) => ApiError::NotFound(format!("table {t} does not exist")),
-            FlushError::ShuttingDown => ApiError::ShuttingDown,
-            e => ApiError::Unavailable(format!("flush failed: {e}")),
-        }
-    }
-}
-
-impl From<MaintenanceError> for ApiError {
-    fn from(e: MaintenanceError) -> Self {
-        match e {
-            MaintenanceError::UnknownTable(t) => {
-                ApiError::NotFound(format!("table {t} does not exist"))
-            }
-            MaintenanceError::ShuttingDown => ApiError::ShuttingDown,
-            e => ApiError::Unavailable(format!("maintenance failed: {e}")),
-        }
-    }
-}
-
-impl From<ReadError> for ApiError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::UnknownTable(_) => ApiError::NotFound(e.to_string()),
-            ReadError::Gone { .. } | ReadError::WatermarkTooOld { .. } => {
-                ApiError::Gone(e.to_string())
-            }
-            ReadError::BadRequest(_) => ApiError::BadRequest(e.to_string()),
-            ReadError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            ReadError::Busy { .. } => ApiError::Busy(e.to_string()),
-            ReadError::Internal(detail) => ApiError::Internal(detail),
-        }
-    }
+    zombi_shared::validate_table_name(table).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 async fn watermark(
@@ -156,19 +120,19 @@ async fn hot(
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.catalog_token)?;
     valid_table(&table)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_HOT_LIMIT);
     let read = state.reads.hot(&table, q.partition, q.from_sequence, limit).await?;
     let (content_type, body) = match q.format {
         HotFormat::Arrow => (
             "application/vnd.apache.arrow.stream",
             crate::read::to_arrow_ipc(&read.schema, &read.batches)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+                .map_err(|e| ReadError::Encode(Box::new(e)))?,
         ),
         HotFormat::Parquet => (
             "application/vnd.apache.parquet",
             crate::read::to_parquet(&read.schema, &read.batches)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+                .map_err(|e| ReadError::Encode(Box::new(e)))?,
         ),
     };
     let truncated = if read.truncated { "true" } else { "false" };
@@ -197,14 +161,14 @@ async fn hot_segments(
 ) -> Result<Response, ApiError> {
     check_hot_token(&headers, &state.config.auth)?;
     valid_table(&table)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Some(watermarks) = q.watermarks else {
-        return Err(ApiError::BadRequest(
-            "watermarks is required: the scanned snapshot's watermark map, e.g. watermarks=0:180,1:200 (empty for a table without a snapshot)".into(),
+        return Err(ApiError::bad_request(
+            "watermarks is required: the scanned snapshot's watermark map, e.g. watermarks=0:180,1:200 (empty for a table without a snapshot)",
         ));
     };
     let watermarks =
-        crate::read::segments::parse_watermarks(&watermarks).map_err(ApiError::BadRequest)?;
+        crate::read::segments::parse_watermarks(&watermarks).map_err(ApiError::bad_request)?;
     Ok(Json(state.reads.segments(&table, watermarks).await?).into_response())
 }
 
@@ -217,7 +181,7 @@ async fn hot_segment(
     check_hot_token(&headers, &state.config.auth)?;
     valid_table(&table)?;
     let id = crate::read::segments::SegmentId::parse(&partition, &range, &file)
-        .map_err(ApiError::BadRequest)?;
+        .map_err(ApiError::bad_request)?;
     let body = state.reads.segment(&table, id).await?;
     Ok(([(header::CONTENT_TYPE, "application/vnd.apache.parquet")], body).into_response())
 }
@@ -257,33 +221,28 @@ async fn replay(
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let chunk = query.chunk.unwrap_or(crate::deadletter::replay::DEFAULT_CHUNK);
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let chunk = query.chunk.unwrap_or(crate::replay::DEFAULT_CHUNK);
     Ok(Json(state.replayer.replay(&table, chunk).await?).into_response())
 }
 
-impl From<crate::deadletter::replay::ReplayError> for ApiError {
-    fn from(e: crate::deadletter::replay::ReplayError) -> Self {
-        use crate::deadletter::replay::ReplayError as E;
-        match e {
-            E::UnknownTable(_) => ApiError::NotFound(e.to_string()),
-            E::BadRequest(m) => ApiError::BadRequest(m),
-            E::Running(_) => ApiError::Busy(e.to_string()),
-            E::ShuttingDown => ApiError::ShuttingDown,
-            E::Unavailable(m) => ApiError::Unavailable(m),
-            E::Internal(m) => ApiError::Internal(m),
-        }
-    }
-}
-
+/// Internal ingest. Every refusal is counted here, once: a whole batch by its error code,
+/// each refused group of an answered batch by its group error.
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = ingest_inner(&state, &headers, body).await;
     let response = match result {
-        Ok(bytes) => ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], bytes).into_response(),
-        Err(e) => {
-            if !matches!(e, ApiError::Overloaded) {
-                metrics::counter!(m::REJECTIONS, "reason" => e.code()).increment(1);
+        Ok(response) => {
+            for group in &response.groups {
+                if let GroupResult::Err(e) = group {
+                    let reason = crate::ingest::group_rejection(e);
+                    metrics::counter!(m::REJECTIONS, "reason" => reason).increment(1);
+                }
             }
+            let bytes = zombi_shared::wire::encode(&response);
+            ([(header::CONTENT_TYPE, MSGPACK_CONTENT_TYPE)], bytes).into_response()
+        }
+        Err(e) => {
+            metrics::counter!(m::REJECTIONS, "reason" => e.code().as_str()).increment(1);
             e.into_response()
         }
     };
@@ -296,9 +255,9 @@ async fn ingest_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<BatchResponse, ApiError> {
     if state.draining.load(Ordering::Acquire) {
-        return Err(ApiError::ShuttingDown);
+        return Err(ApiError::new(ErrorCode::ShuttingDown, "node is shutting down"));
     }
     check_bearer(
         headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
@@ -307,21 +266,15 @@ async fn ingest_inner(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(MSGPACK_CONTENT_TYPE)
     {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "content type must be {MSGPACK_CONTENT_TYPE}"
-        )));
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("content type must be {MSGPACK_CONTENT_TYPE}"),
+        ));
     }
     let limit = state.config.limits.max_batch_bytes as usize;
     let body = read_limited(headers, body, limit).await?;
     metrics::counter!(m::INGEST_BYTES).increment(body.len() as u64);
-    let response = state.ingest.ingest(&body).await.map_err(|e| match e {
-        IngestError::Overloaded => ApiError::Overloaded,
-        IngestError::InvalidEvent { too_large: true, .. } => {
-            ApiError::PayloadTooLarge(e.to_string())
-        }
-        other => ApiError::BadRequest(other.to_string()),
-    })?;
-    Ok(zombi_shared::wire::encode(&response))
+    Ok(state.ingest.ingest(&body).await?)
 }
 
 /// Bodies refused for their declared size are still read (and dropped) up to this excess.
@@ -330,7 +283,8 @@ const DISCARD_LIMIT: u64 = 4 << 20;
 /// Reads a body of at most `limit` bytes: `Content-Length` is checked before reading, and
 /// a chunked body is cut off as soon as it passes the limit.
 async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("request body exceeds {limit} bytes"));
+    let too_large =
+        || ApiError::new(ErrorCode::PayloadTooLarge, format!("request body exceeds {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -347,7 +301,7 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::BadRequest(format!("cannot read request body: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!("cannot read request body: {e}"))),
     }
 }
 
@@ -392,7 +346,7 @@ struct CombinerStats {
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Stats>, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     let store = state.store.clone();
-    let tables = tokio::task::spawn_blocking(move || -> Result<_, crate::hot::HotError> {
+    let tables = tokio::task::spawn_blocking(move || -> Result<_, ReadError> {
         let mut out = BTreeMap::new();
         for (name, id) in store.tables() {
             let c = store.table_counters(id)?;
@@ -414,8 +368,7 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
         Ok(out)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(ReadError::from)??;
     let mut tables = tables;
     for (name, t) in tables.iter_mut() {
         t.flush = state.flusher.status(name);

@@ -6,7 +6,6 @@
 //! with `from_sequence = W[p]`: every acknowledged event appears exactly once, as long as
 //! S is recent enough that its watermarks are at or above the deletion floors.
 
-pub mod lease;
 pub mod segments;
 
 use std::collections::BTreeMap;
@@ -18,9 +17,10 @@ use iceberg::{Catalog, ErrorKind};
 use serde::Serialize;
 
 use crate::catalog::ZombiCatalog;
+use crate::error::{CodedError, ErrorCode};
+use crate::hot::lease::Leases;
 use crate::hot::{self, HotStore};
 use crate::layout;
-use lease::Leases;
 use segments::{Segment, SegmentId, Segmenter};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +41,32 @@ pub enum ReadError {
     NotFound(String),
     #[error("{limit} hot reads are running (limits.max_concurrent_hot_reads); retry shortly")]
     Busy { limit: usize },
-    #[error("{0}")]
-    Internal(String),
+    #[error("the hot store failed")]
+    Hot(#[from] hot::HotError),
+    #[error("the catalog or the warehouse failed")]
+    Iceberg(#[from] iceberg::Error),
+    /// The table's current schema cannot take its stored events.
+    #[error("cannot convert the table's events to its schema: {0}")]
+    Schema(String),
+    #[error("cannot encode the rows")]
+    Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("a blocking task of the read failed")]
+    Blocking(#[from] tokio::task::JoinError),
 }
 
-impl From<hot::HotError> for ReadError {
-    fn from(e: hot::HotError) -> Self {
-        ReadError::Internal(e.to_string())
-    }
-}
-
-impl From<iceberg::Error> for ReadError {
-    fn from(e: iceberg::Error) -> Self {
-        ReadError::Internal(e.to_string())
+impl CodedError for ReadError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ReadError::UnknownTable(_) | ReadError::NotFound(_) => ErrorCode::NotFound,
+            ReadError::Gone { .. } | ReadError::WatermarkTooOld { .. } => ErrorCode::Gone,
+            ReadError::BadRequest(_) => ErrorCode::BadRequest,
+            ReadError::Busy { .. } => ErrorCode::Busy,
+            ReadError::Hot(_)
+            | ReadError::Iceberg(_)
+            | ReadError::Schema(_)
+            | ReadError::Encode(_)
+            | ReadError::Blocking(_) => ErrorCode::Internal,
+        }
     }
 }
 
@@ -214,7 +227,7 @@ impl ReadService {
             })
         })
         .await
-        .map_err(|e| ReadError::Internal(e.to_string()))?
+        ?
     }
 
     /// Reads one segment as a Parquet file: the same rows every time, or `Gone` once
@@ -259,17 +272,16 @@ impl ReadService {
             // Retention may have deleted part of the range while it was read.
             gone(&store)?;
             segments::to_parquet(&layout, &segments::segment_rows(&seg, events.into_iter()))
-                .map_err(ReadError::Internal)
         })
         .await
-        .map_err(|e| ReadError::Internal(e.to_string()))?
+        ?
     }
 
     /// How the table's events become rows of its current schema (raw before the table is
     /// created in Iceberg).
     async fn layout(&self, table: &str) -> Result<layout::Layout, ReadError> {
         match self.catalog.load_table(&self.catalog.ident(table)).await {
-            Ok(t) => self.catalog.layout(&t).map_err(ReadError::Internal),
+            Ok(t) => self.catalog.layout(&t).map_err(ReadError::Schema),
             Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(layout::Layout::Raw),
             Err(e) => Err(e.into()),
         }
@@ -282,7 +294,7 @@ impl ReadService {
                 Ok(t) => match t.metadata().current_snapshot() {
                     Some(s) => (
                         Some(s.snapshot_id()),
-                        layout::watermarks_from_summary(&s.summary().additional_properties),
+                        crate::schema::summary::watermarks(&s.summary().additional_properties),
                     ),
                     None => (None, BTreeMap::new()),
                 },
@@ -291,10 +303,8 @@ impl ReadService {
                 Err(e) => return Err(e.into()),
             };
         let store = self.store.clone();
-        let hwm = tokio::task::spawn_blocking(move || store.table_counters(id))
-            .await
-            .map_err(|e| ReadError::Internal(e.to_string()))??
-            .high_water_marks;
+        let hwm =
+            tokio::task::spawn_blocking(move || store.table_counters(id)).await??.high_water_marks;
         // Complete map: partitions without a committed watermark start at 0.
         let watermarks =
             hwm.keys().map(|p| (*p, watermarks.get(p).copied().unwrap_or(0))).collect();
@@ -356,13 +366,12 @@ impl ReadService {
                     return Err(ReadError::Gone { partition: p, floor: floor_after });
                 }
                 if !rows.is_empty() {
-                    batches.push(layout.to_batch(&rows).map_err(ReadError::Internal)?);
+                    batches.push(layout.to_batch(&rows).map_err(ReadError::Schema)?);
                 }
             }
             Ok(HotRead { schema: layout.arrow_schema(), batches, truncated, _slot: slot })
         })
-        .await
-        .map_err(|e| ReadError::Internal(e.to_string()))?
+        .await?
     }
 }
 

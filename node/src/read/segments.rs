@@ -16,7 +16,8 @@ use serde::Serialize;
 use zombi_shared::wire::Payload;
 
 use crate::hot::StoredEvent;
-use crate::layout::{self, Row};
+use crate::layout;
+use crate::schema::{self, Row};
 
 /// Most rows and payload bytes in one segment: one segment is read into memory at once.
 pub const MAX_SEGMENT_ROWS: u64 = 262_144;
@@ -49,7 +50,7 @@ impl SegmentId {
     pub fn holds(&self, sequence: u64, e: &StoredEvent) -> bool {
         e.is_row()
             && (self.from..self.to).contains(&sequence)
-            && layout::date_hour(e.timestamp_ms) == (self.event_date, self.event_hour)
+            && schema::date_hour(e.timestamp_ms) == (self.event_date, self.event_hour)
     }
 
     /// Parses the three path pieces after `/hot/segments/`.
@@ -167,7 +168,7 @@ impl Acc {
         (event_date, event_hour): (i32, i32),
         typed_leaves: Option<u64>,
     ) -> Segment {
-        use layout::*;
+        use schema::*;
         let id =
             SegmentId { partition, from: self.from, to: self.last + 1, event_date, event_hour };
         let n = self.rows;
@@ -247,7 +248,7 @@ impl<'a> Segmenter<'a> {
         if !e.is_row() {
             return;
         }
-        let hour = layout::date_hour(e.timestamp_ms);
+        let hour = schema::date_hour(e.timestamp_ms);
         let acc = self.open.entry(hour).or_insert_with(|| Acc::new(sequence));
         acc.add(sequence, e);
         if acc.full() {
@@ -286,10 +287,10 @@ fn segment_writer_properties() -> WriterProperties {
 }
 
 /// Encodes a segment's rows as one Parquet file in the table's schema, with field ids.
-pub fn to_parquet(layout: &layout::Layout, rows: &[Row]) -> Result<Vec<u8>, String> {
-    let batch = layout.to_batch(rows)?;
+pub fn to_parquet(layout: &layout::Layout, rows: &[Row]) -> Result<Vec<u8>, super::ReadError> {
+    let batch = layout.to_batch(rows).map_err(super::ReadError::Schema)?;
     super::write_parquet(&layout.arrow_schema(), &[batch], Some(segment_writer_properties()))
-        .map_err(|e| e.to_string())
+        .map_err(|e| super::ReadError::Encode(Box::new(e)))
 }
 
 /// An upper bound of the size of a segment file of `rows` rows whose keys and payloads
@@ -361,13 +362,13 @@ mod tests {
         assert_eq!((b.event_hour, b.from_sequence, b.to_sequence, b.record_count), (2, 11, 14, 2));
         assert_eq!(a.path, "/tables/t/hot/segments/3/10-13/20000-1.parquet");
         assert_eq!(a.event_date, "2024-10-04");
-        assert_eq!(a.null_value_counts[&layout::FIELD_IDEMPOTENCY_KEY], 1);
-        assert_eq!(a.null_value_counts[&layout::FIELD_PAYLOAD_BYTES], 2);
-        assert_eq!(b.null_value_counts[&layout::FIELD_PAYLOAD], 1);
-        assert_eq!(a.lower_bounds[&layout::FIELD_TIMESTAMP_MS], DAY0 + H + 1);
-        assert_eq!(a.upper_bounds[&layout::FIELD_SEQUENCE], 12);
-        assert_eq!(a.upper_bounds[&layout::FIELD_INGEST_TIME], (DAY0 + H + 12) * 1000);
-        assert_eq!(a.lower_bounds[&layout::FIELD_EVENT_DATE], 20_000);
+        assert_eq!(a.null_value_counts[&schema::FIELD_IDEMPOTENCY_KEY], 1);
+        assert_eq!(a.null_value_counts[&schema::FIELD_PAYLOAD_BYTES], 2);
+        assert_eq!(b.null_value_counts[&schema::FIELD_PAYLOAD], 1);
+        assert_eq!(a.lower_bounds[&schema::FIELD_TIMESTAMP_MS], DAY0 + H + 1);
+        assert_eq!(a.upper_bounds[&schema::FIELD_SEQUENCE], 12);
+        assert_eq!(a.upper_bounds[&schema::FIELD_INGEST_TIME], (DAY0 + H + 12) * 1000);
+        assert_eq!(a.lower_bounds[&schema::FIELD_EVENT_DATE], 20_000);
         assert_eq!(a.value_counts.len(), 10);
 
         // A full segment closes and the hour goes on in a new one.

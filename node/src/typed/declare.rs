@@ -12,9 +12,10 @@ use zombi_shared::DEAD_LETTER_SUFFIX;
 use zombi_shared::config::TableOverrides;
 use zombi_shared::config::columns::{ColumnDecl, ColumnType, parse_columns};
 
+use super::check_properties;
 use super::convert::Column;
-use super::{MODE, USER_PROPERTIES, check_properties};
-use crate::layout;
+use crate::schema;
+use crate::schema::properties::{LAYOUT_VERSION, TABLE_MODE as MODE, USER_PROPERTIES};
 
 /// Turns a user's table creation into a typed Zombi table creation.
 pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCreation, String> {
@@ -46,7 +47,7 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
     if user.is_empty() {
         return Err("a typed table needs at least one column".into());
     }
-    let system = layout::schema();
+    let system = schema::schema();
     for field in user {
         if system.as_struct().fields().iter().any(|s| s.name.eq_ignore_ascii_case(&field.name)) {
             return Err(format!(
@@ -68,18 +69,18 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
             _ => {}
         }
     }
-    if props.contains_key(MODE) || props.contains_key("zombi.layout-version") {
-        return Err(format!("table property {MODE} and zombi.layout-version are set by Zombi"));
+    if props.contains_key(MODE) || props.contains_key(LAYOUT_VERSION) {
+        return Err(format!("table properties {MODE} and {LAYOUT_VERSION} are set by Zombi"));
     }
     check_properties(&props)?;
     super::check_dead_letter_name(&name, &props)?;
     for (key, values) in USER_PROPERTIES {
         props.entry((*key).to_owned()).or_insert_with(|| values[0].to_owned());
     }
-    props.extend(layout::table_properties());
+    props.extend(schema::table_properties());
     props.insert(MODE.to_owned(), "typed".to_owned());
 
-    let mut next = layout::FIELD_EVENT_HOUR + 1;
+    let mut next = schema::FIELD_EVENT_HOUR + 1;
     let user: Vec<NestedFieldRef> = user.iter().map(|f| renumber(f, &mut next)).collect();
     let fields = system.as_struct().fields().iter().cloned().chain(user);
     let schema = Schema::builder()
@@ -91,7 +92,7 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
     let arrow = iceberg::arrow::schema_to_arrow_schema(&schema)
         .map_err(|e| format!("invalid schema: {}", e.message()))?;
     for (i, field) in schema.as_struct().fields().iter().enumerate() {
-        if !layout::is_system_field(field.id) {
+        if !schema::is_system_field(field.id) {
             Column::compile(field, &Arc::new(arrow.field(i).clone()))?;
         }
     }
@@ -99,14 +100,14 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
         .name(name)
         .location(table_location.to_owned())
         .schema(schema)
-        .partition_spec(layout::partition_spec())
-        .sort_order(layout::sort_order())
+        .partition_spec(schema::partition_spec())
+        .sort_order(schema::sort_order())
         .properties(props)
         .build())
 }
 
 fn system_names() -> Vec<String> {
-    layout::schema().as_struct().fields().iter().map(|f| f.name.clone()).collect()
+    schema::schema().as_struct().fields().iter().map(|f| f.name.clone()).collect()
 }
 
 /// A copy of `field` with fresh ids from `next` (the ids a client sent may clash with the
@@ -195,55 +196,4 @@ fn iceberg_type(t: &ColumnType, next: &mut i32) -> Type {
             ))
         }
     }
-}
-
-/// Creates the typed tables the config declares that the catalog does not hold yet; a
-/// declared table the catalog holds keeps its own schema (it evolves through the catalog),
-/// and what the config says beyond it is logged.
-pub async fn create_configured(
-    catalog: &crate::catalog::ZombiCatalog,
-    config: &zombi_shared::config::NodeConfig,
-) -> Result<(), String> {
-    use iceberg::Catalog as _;
-    for (name, table) in &config.tables {
-        if table.mode != zombi_shared::config::TableMode::Typed {
-            continue;
-        }
-        let creation = from_config(name, table)?;
-        let ident = catalog.ident(name);
-        match catalog.load_table(&ident).await {
-            Ok(existing) => {
-                let schema = existing.metadata().current_schema();
-                if !super::is_typed(existing.metadata()) {
-                    tracing::error!(table = %name, "the config declares a typed table, but the catalog holds a raw table of this name: it stays raw");
-                    continue;
-                }
-                let missing: Vec<&str> = creation
-                    .schema
-                    .as_struct()
-                    .fields()
-                    .iter()
-                    .filter(|f| schema.field_by_name(&f.name).is_none())
-                    .map(|f| f.name.as_str())
-                    .collect();
-                if !missing.is_empty() {
-                    tracing::warn!(table = %name, ?missing, "the config declares columns the table does not have; add them through the catalog (ALTER TABLE … ADD COLUMN)");
-                }
-            }
-            Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => {
-                match catalog.create_table(ident.namespace(), creation).await {
-                    Ok(_) => {
-                        tracing::info!(table = %name, "created the typed table the config declares")
-                    }
-                    // The warehouse holds it and adoption, still running, will bring it.
-                    Err(e) if e.kind() == iceberg::ErrorKind::TableAlreadyExists => {
-                        tracing::warn!(table = %name, error = %e.message(), "the config declares a table the warehouse already holds; it is adopted as it is")
-                    }
-                    Err(e) => return Err(format!("tables.{name}: {}", e.message())),
-                }
-            }
-            Err(e) => return Err(format!("tables.{name}: cannot load the table: {e}")),
-        }
-    }
-    Ok(())
 }

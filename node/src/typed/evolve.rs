@@ -14,8 +14,9 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadata, Type};
 
 use super::json::{Json, Node};
 
-use super::{MODE, check_properties, is_typed};
-use crate::layout;
+use super::{check_properties, is_typed};
+use crate::schema;
+use crate::schema::properties::{LAYOUT_VERSION, TABLE_MODE};
 
 /// Checks that `next` (a table's metadata after an engine's update) is a change Zombi can
 /// honour from `current`.
@@ -51,7 +52,7 @@ fn check_property_change(
     old: &HashMap<String, String>,
     new: &HashMap<String, String>,
 ) -> Result<(), String> {
-    for key in [MODE, "zombi.layout-version"] {
+    for key in [TABLE_MODE, LAYOUT_VERSION] {
         if old.get(key) != new.get(key) {
             return Err(format!("table property {key} is Zombi's and cannot change"));
         }
@@ -71,7 +72,7 @@ fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
             ));
         };
         let new_name = new.name_by_field_id(id).unwrap_or(&now.name);
-        if layout::is_system_field(id) && old.as_struct().field_by_id(id).is_some() {
+        if schema::is_system_field(id) && old.as_struct().field_by_id(id).is_some() {
             if was != now {
                 return Err(format!("system column {name} cannot change"));
             }
@@ -104,7 +105,7 @@ fn check_schema(old: &Schema, new: &Schema) -> Result<(), String> {
                     "new column {name} must be optional: events without it were accepted"
                 ));
             }
-            if layout::schema()
+            if schema::schema()
                 .as_struct()
                 .fields()
                 .iter()

@@ -26,24 +26,11 @@ use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::spec::{SchemaRef, TableMetadata};
 use zombi_shared::wire::Payload;
 
-use crate::layout::{self, Row};
+use crate::schema::{self, Row, dead_letter, properties};
 use convert::{Coercions, Column, FieldError, Path, Rest};
 pub use registry::{Registry, Typing};
 
-/// Table property naming the table's mode; `typed` for typed tables, absent for raw ones.
-pub const MODE: &str = "zombi.table-mode";
-pub const EVOLVE: &str = "zombi.evolve";
-pub const ON_ERROR: &str = "zombi.on-error";
-pub const UNKNOWN_FIELDS: &str = "zombi.unknown-fields";
-pub const NUMBERS_IN_STRINGS: &str = "zombi.numbers-in-strings";
-
-/// Every `zombi.*` property a user may set, with the values it takes (first: default).
-pub const USER_PROPERTIES: &[(&str, &[&str])] = &[
-    (EVOLVE, &["none", "additive"]),
-    (ON_ERROR, &["reject", "dead_letter"]),
-    (UNKNOWN_FIELDS, &["keep", "drop"]),
-    (NUMBERS_IN_STRINGS, &["false", "true"]),
-];
+use properties::{EVOLVE, NUMBERS_IN_STRINGS, ON_ERROR, UNKNOWN_FIELDS, USER_PROPERTIES};
 
 /// How a typed table treats its events, from its table properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +62,7 @@ impl Settings {
 pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
     for (key, value) in props {
         let Some(name) = key.strip_prefix("zombi.") else { continue };
-        if [MODE, "zombi.layout-version", crate::deadletter::SOURCE_TABLE].contains(&key.as_str()) {
+        if properties::ZOMBI_PROPERTIES.contains(&key.as_str()) {
             continue;
         }
         let Some((_, values)) = USER_PROPERTIES.iter().find(|(k, _)| *k == key) else {
@@ -98,7 +85,7 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
 /// Refuses `zombi.on-error = dead_letter` for a table whose dead-letter table's name
 /// would be too long.
 pub fn check_dead_letter_name(table: &str, props: &HashMap<String, String>) -> Result<(), String> {
-    let dlq = crate::deadletter::table_of(table);
+    let dlq = dead_letter::table_of(table);
     if props.get(ON_ERROR).map(String::as_str) == Some("dead_letter")
         && zombi_shared::validate_table_name(&dlq).is_err()
     {
@@ -122,7 +109,7 @@ pub struct TypedTable {
 
 /// Whether a table's metadata is that of a typed table.
 pub fn is_typed(metadata: &TableMetadata) -> bool {
-    metadata.properties().get(MODE).map(String::as_str) == Some("typed")
+    metadata.properties().get(properties::TABLE_MODE).map(String::as_str) == Some("typed")
 }
 
 impl TypedTable {
@@ -141,7 +128,7 @@ impl TypedTable {
         );
         let mut columns = Vec::new();
         for (i, field) in schema.as_struct().fields().iter().enumerate() {
-            if !layout::is_system_field(field.id) {
+            if !schema::is_system_field(field.id) {
                 columns.push((i, Column::compile(field, &Arc::new(arrow.field(i).clone()))?));
             }
         }
@@ -231,7 +218,7 @@ impl TypedTable {
         }
         // A field becomes a column only under a name no column has, in any case (engines
         // resolve names case-insensitively), and without dots (they name nested fields).
-        let system = layout::schema();
+        let system = schema::schema();
         let taken = |name: &str| {
             self.schema.field_by_name_case_insensitive(name).is_some()
                 || system.as_struct().fields().iter().any(|f| f.name.eq_ignore_ascii_case(name))
@@ -333,10 +320,10 @@ impl TypedTable {
             }
             rests.push(rest);
         }
-        let system = layout::system_columns(rows, Some(rests));
+        let system = schema::system_columns(rows, Some(rests));
         let mut columns: Vec<Option<ArrayRef>> = vec![None; self.arrow.fields().len()];
         for (i, field) in self.schema.as_struct().fields().iter().enumerate() {
-            if layout::is_system_field(field.id) {
+            if schema::is_system_field(field.id) {
                 columns[i] = Some(system[(field.id - 1) as usize].clone());
             }
         }

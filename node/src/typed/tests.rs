@@ -13,7 +13,7 @@ use zombi_shared::wire::Payload;
 use super::declare::declare;
 use super::{TypedTable, USER_PROPERTIES};
 use crate::hot::StoredEvent;
-use crate::layout;
+use crate::schema;
 
 const LOCATION: &str = "file:///w/zombi/orders";
 
@@ -74,7 +74,7 @@ fn typed(props: &[(&str, &str)]) -> Arc<TypedTable> {
     TypedTable::of(&metadata.metadata).unwrap().expect("a typed table")
 }
 
-fn row(seq: u64, payload: &str) -> layout::Row {
+fn row(seq: u64, payload: &str) -> schema::Row {
     let event = StoredEvent {
         timestamp_ms: 1_767_225_600_000,
         ingest_ms: 1_767_225_600_001,
@@ -95,7 +95,7 @@ fn a_declaration_gets_the_system_columns_their_ids_and_zombis_layout() {
     let metadata = TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap();
     let m = metadata.metadata;
     let schema = m.current_schema();
-    for f in layout::schema().as_struct().fields() {
+    for f in schema::schema().as_struct().fields() {
         let got = schema.field_by_name(&f.name).unwrap();
         assert_eq!((got.id, &got.field_type), (f.id, &f.field_type), "system column {}", f.name);
     }

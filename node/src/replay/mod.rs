@@ -1,4 +1,5 @@
-//! `POST /tables/{table}/replay`: re-ingests a typed table's dead-letter rows, typically
+//! `POST /tables/{table}/replay`: re-ingests a typed table's dead-letter rows (see
+//! `crate::schema::dead_letter`), typically
 //! after its schema was fixed, each exactly once.
 //!
 //! The dead-letter table is flushed first, so every row to replay is in Iceberg; then each
@@ -21,17 +22,25 @@ use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::{Catalog, ErrorKind};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use zombi_shared::wire::{Group, Payload, WireEvent};
 
 use crate::catalog::ZombiCatalog;
 use crate::combiner::{Combiner, CombinerError, Replay};
+use crate::error::{CodedError, ErrorCode};
 use crate::failpoints::crash_point;
-use crate::flush::Flusher;
+use crate::flush::{FlushError, Flusher};
 use crate::hot::HotStore;
+use crate::tasks::{BackgroundLoop, Backoff};
 
 /// Rows per chunk (one combiner write) by default, and at most.
 pub const DEFAULT_CHUNK: u64 = 1000;
 pub const MAX_CHUNK: u64 = 10_000;
+
+/// How long a chunk waits for room while the node is over its in-flight budget, and how it
+/// backs off meanwhile.
+const OVERLOAD_PATIENCE: Duration = Duration::from_secs(60);
+const OVERLOAD_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -43,15 +52,38 @@ pub enum ReplayError {
     Running(String),
     #[error("node is shutting down")]
     ShuttingDown,
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+    #[error("cannot flush the dead-letter table {table}")]
+    Flush {
+        table: String,
+        #[source]
+        source: Box<FlushError>,
+    },
+    #[error("the replay write failed")]
+    Write(#[source] CombinerError),
+    #[error("the catalog or the warehouse failed")]
+    Iceberg(#[from] iceberg::Error),
+    #[error("the hot store failed")]
+    Hot(#[from] crate::hot::HotError),
+    #[error("a blocking task of the replay failed")]
+    Blocking(#[from] tokio::task::JoinError),
+    /// The dead-letter table does not hold what its flushed watermarks promise.
+    #[error("dead-letter rows are missing: {0}")]
+    Missing(String),
 }
 
-impl From<iceberg::Error> for ReplayError {
-    fn from(e: iceberg::Error) -> Self {
-        ReplayError::Internal(e.to_string())
+impl CodedError for ReplayError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ReplayError::UnknownTable(_) => ErrorCode::NotFound,
+            ReplayError::BadRequest(_) => ErrorCode::BadRequest,
+            ReplayError::Running(_) => ErrorCode::Busy,
+            ReplayError::ShuttingDown => ErrorCode::ShuttingDown,
+            ReplayError::Flush { .. } | ReplayError::Write(_) => ErrorCode::Unavailable,
+            ReplayError::Iceberg(_)
+            | ReplayError::Hot(_)
+            | ReplayError::Blocking(_)
+            | ReplayError::Missing(_) => ErrorCode::Internal,
+        }
     }
 }
 
@@ -76,6 +108,8 @@ pub struct Replayer {
     flusher: Flusher,
     combiner: Arc<Combiner>,
     running: Mutex<HashSet<String>>,
+    /// The node is shutting down: a replay stops between chunks.
+    cancel: CancellationToken,
 }
 
 /// Unmarks a table's replay as running when dropped.
@@ -99,8 +133,10 @@ impl Replayer {
         catalog: Arc<ZombiCatalog>,
         flusher: Flusher,
         combiner: Arc<Combiner>,
+        cancel: CancellationToken,
     ) -> Self {
-        Replayer { store, catalog, flusher, combiner, running: Mutex::new(HashSet::new()) }
+        let running = Mutex::new(HashSet::new());
+        Replayer { store, catalog, flusher, combiner, running, cancel }
     }
 
     pub async fn replay(&self, table: &str, chunk: u64) -> Result<ReplayReport, ReplayError> {
@@ -120,7 +156,7 @@ impl Replayer {
             }
             Err(e) => return Err(e.into()),
         }
-        let dead_letter = super::table_of(table);
+        let dead_letter = crate::schema::dead_letter::table_of(table);
         if !self.running.lock().unwrap().insert(table.to_owned()) {
             return Err(ReplayError::Running(table.to_owned()));
         }
@@ -139,18 +175,19 @@ impl Replayer {
         };
         // Every row to replay is in Iceberg after this flush.
         let flushed = self.flusher.flush_now(&dead_letter).await.map_err(|e| match e {
-            crate::flush::FlushError::ShuttingDown => ReplayError::ShuttingDown,
-            e => ReplayError::Unavailable(format!("cannot flush {dead_letter}: {e}")),
+            FlushError::ShuttingDown => ReplayError::ShuttingDown,
+            source => ReplayError::Flush { table: dead_letter.clone(), source: Box::new(source) },
         })?;
         let dlq = self.catalog.load_table(&self.catalog.ident(&dead_letter)).await?;
         let store = self.store.clone();
-        let mut cursors = tokio::task::spawn_blocking(move || store.replay_cursors(dlq_id))
-            .await
-            .map_err(|e| ReplayError::Internal(e.to_string()))?
-            .map_err(|e| ReplayError::Internal(e.to_string()))?;
+        let mut cursors =
+            tokio::task::spawn_blocking(move || store.replay_cursors(dlq_id)).await??;
         for (&partition, &end) in &flushed.watermarks {
             let mut from = cursors.get(&partition).copied().unwrap_or(0);
             while from < end {
+                if self.cancel.is_cancelled() {
+                    return Err(ReplayError::ShuttingDown);
+                }
                 let to = end.min(from + chunk);
                 let rows = read_rows(&dlq, partition, from, to).await?;
                 let acks = self.write_chunk(table, &dead_letter, partition, from, to, rows).await?;
@@ -194,8 +231,12 @@ impl Replayer {
         };
         let group =
             Group { table: table.to_owned(), events: rows.into_iter().map(|r| r.event).collect() };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + OVERLOAD_PATIENCE;
+        let mut lp =
+            BackgroundLoop::new("replay", Duration::ZERO, OVERLOAD_BACKOFF, self.cancel.clone())
+                .for_table(table);
         loop {
+            let iteration = lp.begin();
             let attempt = match self.combiner.admit(weight) {
                 Ok(admission) => {
                     self.combiner.replay(group.clone(), replay.clone(), Arc::new(admission)).await
@@ -205,12 +246,13 @@ impl Replayer {
             match attempt {
                 Ok(acks) => return Ok(acks),
                 Err(CombinerError::Overloaded) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    lp.failed(iteration, &CombinerError::Overloaded);
+                    if !lp.sleep(lp.next_wait(false)).await {
+                        return Err(ReplayError::ShuttingDown);
+                    }
                 }
                 Err(CombinerError::ShuttingDown) => return Err(ReplayError::ShuttingDown),
-                Err(e) => {
-                    return Err(ReplayError::Unavailable(format!("replay write failed: {e}")));
-                }
+                Err(e) => return Err(ReplayError::Write(e)),
             }
         }
     }
@@ -250,7 +292,7 @@ async fn read_rows(
         let col = |name: &str| {
             b.column_by_name(name)
                 .cloned()
-                .ok_or_else(|| ReplayError::Internal(format!("dead-letter rows lack {name}")))
+                .ok_or_else(|| ReplayError::Missing(format!("the rows have no column {name}")))
         };
         let (seq, ts, key, payload, bytes, source, part) = (
             col("sequence")?,
@@ -293,7 +335,7 @@ async fn read_rows(
     // In sequence order.
     let out: Vec<Row> = (from..to).filter_map(|s| rows.remove(&s)).collect();
     if out.len() as u64 != to - from {
-        return Err(ReplayError::Internal(format!(
+        return Err(ReplayError::Missing(format!(
             "dead-letter rows {from}..{to} of partition {partition}: {} of {} found in the table",
             out.len(),
             to - from

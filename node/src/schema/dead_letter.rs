@@ -6,26 +6,21 @@
 //! becomes a row of `<table>__dlq` (same partition, the dead-letter table's own dense
 //! sequences) holding the raw payload, the error, and the source sequence. The dead-letter
 //! table is an Iceberg table like any other, flushed and compacted by the same machinery,
-//! that every engine reads. [`replay`] re-ingests its rows once the schema was fixed.
-
-pub mod replay;
+//! that every engine reads; `crate::replay` re-ingests its rows once the schema was fixed.
+//! This module holds its naming, its schema and its creation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::TableCreation;
 use iceberg::spec::{NestedField, PrimitiveType, Schema, SchemaRef, Type};
 use zombi_shared::DEAD_LETTER_SUFFIX;
 
-use crate::hot::Role;
-use crate::layout::{self, Row};
+use super::properties;
 
 pub const FIELD_ERROR: i32 = 11;
 pub const FIELD_SOURCE_SEQUENCE: i32 = 12;
-/// Table property naming the table a dead-letter table belongs to.
-pub const SOURCE_TABLE: &str = "zombi.source-table";
 
 /// The dead-letter table of `table`.
 pub fn table_of(table: &str) -> String {
@@ -38,7 +33,7 @@ pub fn source_of(name: &str) -> Option<&str> {
 }
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let system = layout::schema();
+    let system = super::schema();
     let fields = system.as_struct().fields().iter().cloned().chain([
         Arc::new(NestedField::required(
             FIELD_ERROR,
@@ -77,31 +72,32 @@ pub fn arrow_schema() -> ArrowSchemaRef {
 
 /// The creation of `source`'s dead-letter table.
 pub fn creation(source: &str) -> TableCreation {
-    let mut props: HashMap<String, String> = layout::table_properties();
-    props.insert(crate::typed::MODE.to_owned(), "dead_letter".to_owned());
-    props.insert(SOURCE_TABLE.to_owned(), source.to_owned());
+    let mut props: HashMap<String, String> = super::table_properties();
+    props.insert(properties::TABLE_MODE.to_owned(), "dead_letter".to_owned());
+    props.insert(properties::SOURCE_TABLE.to_owned(), source.to_owned());
     TableCreation::builder()
         .name(table_of(source))
         .schema(schema().as_ref().clone())
-        .partition_spec(layout::partition_spec())
-        .sort_order(layout::sort_order())
+        .partition_spec(super::partition_spec())
+        .sort_order(super::sort_order())
         .properties(props)
         .build()
 }
 
-/// One record batch of dead-letter rows, in the given order.
-pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, String> {
-    let mut errors = Vec::with_capacity(rows.len());
-    let mut sources = Vec::with_capacity(rows.len());
-    for (p, s, e) in rows {
-        let Role::DeadLetter { source_sequence, error } = &e.role else {
-            return Err(format!("partition {p} sequence {s} is not a dead-letter record"));
-        };
-        errors.push(error.as_str());
-        sources.push(*source_sequence as i64);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_table_names_its_source_and_keeps_the_system_columns() {
+        assert_eq!(table_of("orders"), "orders__dlq");
+        assert_eq!(source_of("orders__dlq"), Some("orders"));
+        assert_eq!(source_of("orders"), None);
+        let c = creation("orders");
+        assert_eq!(c.name, "orders__dlq");
+        assert_eq!(c.properties[properties::SOURCE_TABLE], "orders");
+        assert_eq!(c.properties[properties::TABLE_MODE], "dead_letter");
+        let ids: Vec<i32> = schema().as_struct().fields().iter().map(|f| f.id).collect();
+        assert_eq!(ids, (1..=12).collect::<Vec<_>>());
     }
-    let mut columns: Vec<ArrayRef> = layout::system_columns(rows, None).to_vec();
-    columns.push(Arc::new(StringArray::from(errors)));
-    columns.push(Arc::new(Int64Array::from(sources)));
-    RecordBatch::try_new(arrow_schema(), columns).map_err(|e| e.to_string())
 }

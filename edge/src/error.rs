@@ -12,8 +12,8 @@ use zombi_shared::TableNameError;
 use crate::auth::AuthError;
 use crate::body::BodyError;
 use crate::forward::ForwardError;
-use crate::ingest::parse::ParseError;
 use crate::metrics::{self, Reason};
+use zombi_shared::parse::ParseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

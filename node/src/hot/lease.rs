@@ -14,24 +14,37 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::hot::TableId;
+use super::TableId;
 
 /// Leased watermark → when its lease ends (the latest end wins), for one partition.
 type PartitionLeases = BTreeMap<u64, Instant>;
 
+/// The time leases are measured by: the monotonic clock, or a test's.
+pub type Clock = Box<dyn Fn() -> Instant + Send + Sync>;
+
 /// Per table and partition, the watermarks leased.
-#[derive(Default)]
 pub struct Leases {
     held: Mutex<HashMap<TableId, BTreeMap<u32, PartitionLeases>>>,
+    clock: Clock,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Leases::with_clock(Box::new(Instant::now))
+    }
 }
 
 impl Leases {
+    pub fn with_clock(clock: Clock) -> Self {
+        Leases { held: Mutex::default(), clock }
+    }
+
     /// Leases `watermarks` of `table` for `ttl`.
     pub fn lease(&self, table: TableId, watermarks: &BTreeMap<u32, u64>, ttl: Duration) {
         if ttl.is_zero() {
             return;
         }
-        let now = Instant::now();
+        let now = (self.clock)();
         let until = now + ttl;
         let mut held = self.held.lock().unwrap();
         let partitions = held.entry(table).or_default();
@@ -54,7 +67,7 @@ impl Leases {
         floors: &BTreeMap<u32, u64>,
     ) {
         let mut held = self.held.lock().unwrap();
-        clamp_held(&mut held, table, targets, floors);
+        clamp_held(&mut held, table, targets, floors, (self.clock)());
     }
 
     /// Runs `delete` with the targets clamped as by [`Leases::clamp`], holding the leases
@@ -68,7 +81,7 @@ impl Leases {
         delete: impl FnOnce(&BTreeMap<u32, u64>) -> R,
     ) -> R {
         let mut held = self.held.lock().unwrap();
-        clamp_held(&mut held, table, &mut targets, floors);
+        clamp_held(&mut held, table, &mut targets, floors, (self.clock)());
         delete(&targets)
     }
 }
@@ -78,8 +91,8 @@ fn clamp_held(
     table: TableId,
     targets: &mut BTreeMap<u32, u64>,
     floors: &BTreeMap<u32, u64>,
+    now: Instant,
 ) {
-    let now = Instant::now();
     let Some(partitions) = held.get_mut(&table) else { return };
     partitions.retain(|p, leases| {
         let floor = floors.get(p).copied().unwrap_or(0);
@@ -116,13 +129,23 @@ mod tests {
         let deleted =
             leases.delete_clamped(2, BTreeMap::from([(0, 9)]), &BTreeMap::new(), |t| t.clone());
         assert_eq!(deleted, BTreeMap::from([(0, 5)]));
+    }
 
-        let leases = Leases::default();
-        leases.lease(1, &BTreeMap::from([(0, 100)]), Duration::from_millis(1));
-        std::thread::sleep(Duration::from_millis(5));
-        let mut targets = BTreeMap::from([(0, 200)]);
-        leases.clamp(1, &mut targets, &BTreeMap::new());
-        assert_eq!(targets, BTreeMap::from([(0, 200)]));
+    #[test]
+    fn a_lease_ends_when_its_time_is_up() {
+        let now = std::sync::Arc::new(Mutex::new(Instant::now()));
+        let clock = now.clone();
+        let leases = Leases::with_clock(Box::new(move || *clock.lock().unwrap()));
+        leases.lease(1, &BTreeMap::from([(0, 100)]), Duration::from_secs(30));
+        let clamped = |leases: &Leases| {
+            let mut targets = BTreeMap::from([(0, 200)]);
+            leases.clamp(1, &mut targets, &BTreeMap::new());
+            targets[&0]
+        };
+        *now.lock().unwrap() += Duration::from_secs(29);
+        assert_eq!(clamped(&leases), 100);
+        *now.lock().unwrap() += Duration::from_secs(1);
+        assert_eq!(clamped(&leases), 200);
         assert!(leases.held.lock().unwrap().is_empty(), "expired leases are dropped");
     }
 

@@ -1,0 +1,112 @@
+//! Stored events as rows of a table, and the Arrow columns of the ten system columns.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{
+    Date32Builder, Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, StringArray};
+use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
+use zombi_shared::wire::Payload;
+
+use crate::hot::StoredEvent;
+
+const MS_PER_HOUR: i64 = 3_600_000;
+const MS_PER_DAY: i64 = 24 * MS_PER_HOUR;
+
+static ARROW_SCHEMA: LazyLock<ArrowSchemaRef> = LazyLock::new(|| {
+    Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&super::schema())
+            .expect("the Zombi schema converts to Arrow"),
+    )
+});
+
+pub fn arrow_schema() -> ArrowSchemaRef {
+    ARROW_SCHEMA.clone()
+}
+
+/// UTC (days since epoch, hour of day) of an event time.
+pub fn date_hour(timestamp_ms: i64) -> (i32, i32) {
+    let days = timestamp_ms.div_euclid(MS_PER_DAY);
+    let hour = timestamp_ms.rem_euclid(MS_PER_DAY) / MS_PER_HOUR;
+    (days as i32, hour as i32)
+}
+
+/// One row to be: (partition, sequence, event).
+pub type Row = (u32, u64, StoredEvent);
+
+/// The ten system columns of `rows`, in field id order. `payload` replaces the payload
+/// column's values (a typed table's: the JSON of the fields no column holds).
+pub fn system_columns(rows: &[Row], payload: Option<Vec<Option<String>>>) -> [ArrayRef; 10] {
+    let n = rows.len();
+    let mut partition = Int32Builder::with_capacity(n);
+    let mut sequence = Int64Builder::with_capacity(n);
+    let mut timestamp_ms = Int64Builder::with_capacity(n);
+    let mut event_time = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n);
+    let mut key = StringBuilder::new();
+    let mut payload_text = StringBuilder::new();
+    let mut payload_bytes = LargeBinaryBuilder::new();
+    let mut event_date = Date32Builder::with_capacity(n);
+    let mut event_hour = Int32Builder::with_capacity(n);
+    for (p, s, e) in rows {
+        // Partitions are u32 on the wire and int in Iceberg: values above i32::MAX wrap to
+        // negative numbers, which keeps them distinct.
+        partition.append_value(*p as i32);
+        sequence.append_value(*s as i64);
+        timestamp_ms.append_value(e.timestamp_ms);
+        event_time.append_value(e.timestamp_ms * 1000);
+        ingest_time.append_value(e.ingest_ms * 1000);
+        key.append_option(e.idempotency_key.as_deref());
+        if payload.is_none() {
+            match &e.payload {
+                Payload::Json(text) => {
+                    payload_text.append_value(text);
+                    payload_bytes.append_null();
+                }
+                Payload::Bytes(bytes) => {
+                    payload_text.append_null();
+                    payload_bytes.append_value(bytes);
+                }
+            }
+        } else {
+            payload_bytes.append_null();
+        }
+        let (d, h) = date_hour(e.timestamp_ms);
+        event_date.append_value(d);
+        event_hour.append_value(h);
+    }
+    let payload_text: ArrayRef = match payload {
+        Some(values) => Arc::new(StringArray::from(values)),
+        None => Arc::new(payload_text.finish()),
+    };
+    let tz = match arrow_schema().field(3).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    [
+        Arc::new(partition.finish()),
+        Arc::new(sequence.finish()),
+        Arc::new(timestamp_ms.finish()),
+        Arc::new(event_time.finish().with_timezone_opt(tz.clone())),
+        Arc::new(ingest_time.finish().with_timezone_opt(tz)),
+        Arc::new(key.finish()),
+        payload_text,
+        Arc::new(payload_bytes.finish()),
+        Arc::new(event_date.finish()),
+        Arc::new(event_hour.finish()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_hour_is_utc() {
+        assert_eq!(date_hour(0), (0, 0));
+        assert_eq!(date_hour(1_767_225_600_000), (20454, 0)); // 2026-01-01T00:00Z
+        assert_eq!(date_hour(1_767_225_600_000 - 1), (20453, 23));
+    }
+}
