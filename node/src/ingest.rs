@@ -15,9 +15,10 @@ use zombi_shared::wire::{
     BatchResponse, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch,
 };
 
+use crate::catalog::ZombiCatalog;
+use crate::catalog::readiness::NotReady;
 use crate::combiner::{Combiner, CombinerError};
 use crate::error::{Chain, CodedError, ErrorCode};
-use crate::flush::{Flusher, NotReady};
 use crate::hot::{HotError, HotStore};
 use crate::metrics as m;
 use crate::typed::{Registry, Typing};
@@ -63,7 +64,8 @@ pub fn group_rejection(e: &GroupError) -> &'static str {
 pub struct IngestService {
     combiner: Arc<Combiner>,
     store: Arc<HotStore>,
-    flusher: Flusher,
+    /// Where a table's readiness for writes is known.
+    catalog: Arc<ZombiCatalog>,
     /// A failure of `check_event_strict` refuses the whole batch (the edge checks the same);
     /// one of the event-time bounds, which depend on this node's clock, refuses only the
     /// request (group) holding the event.
@@ -78,14 +80,14 @@ impl IngestService {
     pub fn new(
         combiner: Arc<Combiner>,
         store: Arc<HotStore>,
-        flusher: Flusher,
+        catalog: Arc<ZombiCatalog>,
         typing: Arc<Registry>,
         config: &NodeConfig,
     ) -> Self {
         IngestService {
             combiner,
             store,
-            flusher,
+            catalog,
             limits: config.limits.event_limits(),
             max_tables: usize::try_from(config.limits.max_tables).unwrap_or(usize::MAX),
             ready_timeout: Duration::from_millis(config.limits.table_ready_timeout_ms),
@@ -122,7 +124,7 @@ impl IngestService {
                 }
             }
         }
-        self.flusher.wait_ready(table, self.ready_timeout).await.map_err(|e| {
+        self.catalog.readiness().wait(table, self.ready_timeout).await.map_err(|e| {
             let code = match e {
                 NotReady::ShuttingDown => GroupErrorCode::Unavailable,
                 _ => GroupErrorCode::NotReady,

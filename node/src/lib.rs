@@ -137,7 +137,7 @@ pub async fn run(
         ingest: Arc::new(IngestService::new(
             combiner.clone(),
             store.clone(),
-            flusher.clone(),
+            catalog.clone(),
             catalog.typing(),
             &config,
         )),

@@ -115,11 +115,7 @@ impl ZombiCatalog {
             ));
         }
         let (table, loc) = (name.to_owned(), location.clone());
-        self.blocking(move |s| {
-            s.set_catalog_pointer(&table, &loc)?;
-            s.ensure_table(&table).map(|_| ())
-        })
-        .await?;
+        self.blocking(move |s| s.adopt(&table, &loc)).await?;
         tracing::warn!(
             table = name,
             %location,

@@ -19,6 +19,8 @@ use crate::typed;
 /// Why a typed table the config declares could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum DeclareError {
+    #[error(transparent)]
+    Columns(#[from] typed::TypedError),
     #[error("tables.{table}: {message}")]
     Invalid { table: String, message: String },
     #[error("tables.{table}: cannot create the table")]
@@ -77,8 +79,8 @@ impl ZombiCatalog {
             if table.mode != TableMode::Typed {
                 continue;
             }
-            let creation = typed::declare::from_config(name, table)
-                .map_err(|message| DeclareError::Invalid { table: name.clone(), message })?;
+            // Its message names the key (`tables.<name>.columns: …`).
+            let creation = typed::declare::from_config(name, table)?;
             let ident = self.ident(name);
             match self.load_table(&ident).await {
                 Ok(existing) => {

@@ -1,7 +1,8 @@
 //! Zombi's own Iceberg catalog: table metadata files live in the warehouse, and the pointer
-//! to each table's current metadata file lives in the node's RocksDB. Swapping that pointer
-//! (one synced RocksDB write) is the commit point of every Iceberg commit, so transactions
-//! built with the `iceberg` crate commit through [`ZombiCatalog`] like through any catalog.
+//! to each table's current metadata file lives in a [`pointers::PointerStore`] (the node's
+//! RocksDB). Swapping that pointer (one synced write) is the commit point of every Iceberg
+//! commit, so transactions built with the `iceberg` crate commit through [`ZombiCatalog`]
+//! like through any catalog.
 //!
 //! Engines read it over the Iceberg REST protocol ([`rest`]); the catalog is read-only
 //! for them: only the flusher creates tables and commits snapshots.
@@ -11,6 +12,8 @@ pub(crate) mod clock;
 pub mod hint;
 pub mod inflight;
 mod lifecycle;
+pub mod pointers;
+pub mod readiness;
 pub mod rest;
 pub mod snapshot;
 pub mod storage;
@@ -28,13 +31,13 @@ use iceberg::{
     TableCommit, TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 
-use crate::hot::HotStore;
 use crate::typed;
 use inflight::{InFlight, InFlightGuard};
 pub use lifecycle::DeclareError;
+use pointers::PointerStore;
 
 pub struct ZombiCatalog {
-    store: Arc<HotStore>,
+    pointers: Arc<dyn PointerStore>,
     file_io: FileIO,
     namespace: NamespaceIdent,
     /// `{warehouse}/{namespace}`: parent of every table location.
@@ -49,6 +52,8 @@ pub struct ZombiCatalog {
     lister: Option<warehouse::Lister>,
     /// The typing of every table whose metadata this catalog read or committed.
     typing: Arc<typed::Registry>,
+    /// Which tables take writes.
+    readiness: readiness::TableReadiness,
 }
 
 /// The updates an engine may commit: schema and property changes.
@@ -82,14 +87,14 @@ impl std::fmt::Debug for ZombiCatalog {
 
 impl ZombiCatalog {
     pub fn new(
-        store: Arc<HotStore>,
+        pointers: Arc<dyn PointerStore>,
         file_io: FileIO,
         lister: Option<warehouse::Lister>,
         namespace: &str,
         warehouse: &str,
     ) -> Self {
         ZombiCatalog {
-            store,
+            pointers,
             file_io,
             namespace: NamespaceIdent::new(namespace.to_owned()),
             namespace_location: format!("{}/{namespace}", warehouse.trim_end_matches('/')),
@@ -98,12 +103,21 @@ impl ZombiCatalog {
             inflight: InFlight::default(),
             lister,
             typing: Arc::default(),
+            readiness: readiness::TableReadiness::default(),
         }
+    }
+
+    /// Which tables take writes: the flusher reports, ingest waits (see [`readiness`]).
+    pub fn readiness(&self) -> &readiness::TableReadiness {
+        &self.readiness
     }
 
     /// How a loaded table's events become rows: from the typing compiled when its metadata
     /// was read, so a flush or a hot read does not compile the schema again.
-    pub fn layout(&self, table: &Table) -> std::result::Result<crate::layout::Layout, String> {
+    pub fn layout(
+        &self,
+        table: &Table,
+    ) -> std::result::Result<crate::layout::Layout, typed::TypedError> {
         use crate::layout::Layout;
         let cached =
             table.metadata_location().and_then(|l| self.typing.at(table.identifier().name(), l));
@@ -175,23 +189,21 @@ impl ZombiCatalog {
         self.commit_locks.lock().unwrap().entry(table.to_owned()).or_default().clone()
     }
 
+    /// Runs `f` on the pointer store off the async workers (a pointer write syncs to disk).
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&HotStore) -> crate::hot::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn PointerStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Unexpected, "hot store task failed").with_source(e))?
-            .map_err(|e| {
-                Error::new(ErrorKind::Unexpected, "hot store access failed").with_source(e)
-            })
+        let pointers = self.pointers.clone();
+        tokio::task::spawn_blocking(move || f(pointers.as_ref())).await.map_err(|e| {
+            Error::new(ErrorKind::Unexpected, "the catalog pointer task failed").with_source(e)
+        })?
     }
 
     async fn pointer(&self, table: &TableIdent) -> Result<Option<String>> {
         self.check_namespace(table.namespace())?;
         let name = table.name().to_owned();
-        self.blocking(move |s| s.catalog_pointer(&name)).await
+        self.blocking(move |s| s.pointer(&name)).await
     }
 
     async fn read_metadata(&self, table: &str, location: &str) -> Result<Arc<TableMetadata>> {
@@ -235,7 +247,7 @@ impl ZombiCatalog {
         metadata.write_to(&self.file_io, location).await?;
         let name = table.to_owned();
         let pointer = loc.clone();
-        self.blocking(move |s| s.set_catalog_pointer(&name, &pointer)).await?;
+        self.blocking(move |s| s.set_pointer(&name, &pointer)).await?;
         self.typing.observe(table, &loc, metadata);
         self.point_warehouse(table, &loc, metadata).await;
         Ok(())
@@ -252,14 +264,14 @@ impl ZombiCatalog {
     /// Makes every table's `version-hint.text` name its current metadata (at start-up: a
     /// crash may have come between a commit and its hint).
     pub async fn repair_version_hints(&self) -> Result<()> {
-        let tables = self.blocking(|s| s.catalog_pointers()).await?;
+        let tables = self.blocking(|s| s.pointers()).await?;
         for table in tables.into_keys() {
             // Under the commit lock, from the pointer as it is now: a commit running beside
             // this writes its own hint, and this must not move the hint back.
             let lock = self.commit_lock(&table);
             let _guard = lock.lock().await;
             let name = table.clone();
-            let Some(location) = self.blocking(move |s| s.catalog_pointer(&name)).await? else {
+            let Some(location) = self.blocking(move |s| s.pointer(&name)).await? else {
                 continue;
             };
             match self.read_metadata(&table, &location).await {
@@ -313,7 +325,7 @@ impl ZombiCatalog {
                 let next = builder.build()?.metadata;
                 typed::evolve::check_update(current.metadata(), &next)
                     .and_then(|()| typed::check_dead_letter_name(ident.name(), next.properties()))
-                    .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
+                    .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
                 Ok(Some(next))
             })
             .await?;
@@ -425,7 +437,7 @@ impl Catalog for ZombiCatalog {
 
     async fn list_tables(&self, ns: &NamespaceIdent) -> Result<Vec<TableIdent>> {
         self.check_namespace(ns)?;
-        let pointers = self.blocking(|s| s.catalog_pointers()).await?;
+        let pointers = self.blocking(|s| s.pointers()).await?;
         Ok(pointers.into_keys().map(|name| TableIdent::new(ns.clone(), name)).collect())
     }
 
@@ -437,7 +449,7 @@ impl Catalog for ZombiCatalog {
             .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
         let location = format!("{}/{}", self.namespace_location, creation.name);
         let creation = typed::declare::declare(creation, &location)
-            .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
+            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
         self.create(creation).await
     }
 
@@ -491,3 +503,6 @@ impl Catalog for ZombiCatalog {
 }
 
 use std::str::FromStr as _;
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use zombi_shared::wire::{Ack, Group, Payload, WireEvent};
@@ -48,24 +48,35 @@ impl TableState {
 pub(super) fn run(store: Arc<HotStore>, typing: &Registry, rx: &Receiver<Job>, settings: Settings) {
     let mut tables: HashMap<String, TableState> = HashMap::new();
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut events = jobs[0].group.events.len();
-        let deadline = Instant::now() + settings.window;
-        while events < settings.max_events {
-            let next = match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => rx.recv_timeout(left),
-                _ => rx.try_recv().map_err(|_| RecvTimeoutError::Timeout),
-            };
-            match next {
-                Ok(job) => {
-                    events += job.group.events.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+        let next = |wait: Duration| {
+            if wait.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(wait).ok() }
+        };
+        let (jobs, events) = gather(first, |j: &Job| j.group.events.len(), settings, next);
         write_micro_batch(&store, typing, &mut tables, jobs, events);
     }
+}
+
+/// Gathers one micro-batch after its `first` job: more jobs while the batch holds fewer
+/// than `settings.max_events` events (a job is never split, so the last one may pass the
+/// bound), each waited for until `settings.window` after the start; with no window, only
+/// what is queued already. `next(wait)` answers one job, waiting at most `wait` (zero: only
+/// one already queued). Returns the jobs and their events.
+fn gather<J>(
+    first: J,
+    events_of: impl Fn(&J) -> usize,
+    settings: Settings,
+    mut next: impl FnMut(Duration) -> Option<J>,
+) -> (Vec<J>, usize) {
+    let mut events = events_of(&first);
+    let mut jobs = vec![first];
+    let deadline = Instant::now() + settings.window;
+    while events < settings.max_events {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(job) = next(left) else { break };
+        events += events_of(&job);
+        jobs.push(job);
+    }
+    (jobs, events)
 }
 
 fn write_micro_batch(
@@ -173,7 +184,7 @@ fn check(
     Ok(checked)
 }
 
-fn unusable(table: &str, e: &str) -> CombinerError {
+fn unusable(table: &str, e: &crate::typed::TypedError) -> CombinerError {
     CombinerError::Unusable(format!(
         "table {table} cannot take events: its schema is not one Zombi can write: {e}"
     ))
@@ -478,4 +489,52 @@ fn stage_replay(
     staged.tables.insert(name.clone(), state);
     staged.tables.insert(replay.dead_letter.clone(), dlq);
     Ok(Ok(acks))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// Jobs of these event counts are queued; `next` takes them in order.
+    fn gathered(queued: &[usize], settings: Settings) -> (Vec<usize>, usize, Vec<Duration>) {
+        let mut queue: VecDeque<usize> = queued.iter().copied().collect();
+        let mut waits = Vec::new();
+        let first = queue.pop_front().unwrap();
+        let (jobs, events) = gather(
+            first,
+            |j| *j,
+            settings,
+            |wait| {
+                waits.push(wait);
+                queue.pop_front()
+            },
+        );
+        (jobs, events, waits)
+    }
+
+    #[test]
+    fn a_micro_batch_takes_what_is_queued_up_to_its_event_bound() {
+        let settings = Settings { window: Duration::ZERO, max_events: 5 };
+        // 3 + 3 passes the bound: the batch ends there, the third job waits for the next.
+        let (jobs, events, waits) = gathered(&[3, 3, 3], settings);
+        assert_eq!((jobs, events), (vec![3, 3], 6));
+        // Without a window nothing is waited for: only what is queued counts.
+        assert!(waits.iter().all(Duration::is_zero));
+        // A job larger than the bound goes alone, never split.
+        assert_eq!(gathered(&[9, 1], settings).0, vec![9]);
+        // An empty queue: the first job alone.
+        assert_eq!(gathered(&[2], settings).0, vec![2]);
+    }
+
+    #[test]
+    fn a_window_waits_for_more_until_it_closes() {
+        let settings = Settings { window: Duration::from_secs(60), max_events: 100 };
+        let (jobs, events, waits) = gathered(&[1, 2, 3], settings);
+        assert_eq!((jobs, events), (vec![1, 2, 3], 6));
+        // Each wait is what is left of the window, which only shrinks.
+        assert!(waits.iter().all(|w| !w.is_zero() && *w <= settings.window), "{waits:?}");
+        assert!(waits.windows(2).all(|w| w[1] <= w[0]), "{waits:?}");
+    }
 }

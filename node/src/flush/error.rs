@@ -12,8 +12,8 @@ pub enum FlushError {
     Arrow(#[from] arrow_schema::ArrowError),
     /// The table's schema does not take its stored events (a typed table whose schema
     /// changed incompatibly, or that Zombi cannot convert to).
-    #[error("the table's schema does not take its stored events: {0}")]
-    Schema(String),
+    #[error("the table's schema does not take its stored events")]
+    Schema(#[from] crate::typed::TypedError),
     #[error("table {0} does not exist")]
     UnknownTable(String),
     #[error("the flusher is shutting down")]

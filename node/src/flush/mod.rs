@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::NodeConfig;
@@ -25,6 +25,7 @@ pub use error::FlushError;
 pub use table::TableStatus;
 
 use crate::catalog::ZombiCatalog;
+use crate::catalog::readiness::Readiness;
 use crate::error::Chain;
 use crate::hot::HotStore;
 use crate::hot::lease::Leases;
@@ -51,36 +52,9 @@ pub struct FlushOutcome {
 
 type FlushReply = oneshot::Sender<Result<FlushOutcome, Arc<FlushError>>>;
 
-/// Whether a table takes writes. A table becomes ready once its flusher has loaded (or
-/// created, or adopted) the Iceberg table and reconciled the hot store's watermarks with
-/// the current snapshot: only then do new sequences start above everything Iceberg holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Starting,
-    Ready,
-    /// Loading the table failed; retried with backoff. The text is for the log.
-    Failing(String),
-}
-
-/// Why a table does not take writes (yet).
-#[derive(Debug, thiserror::Error)]
-pub enum NotReady {
-    #[error(
-        "table {table} is not ready to take writes: its Iceberg table could not be loaded yet (the node's log and /stats say why); retry later"
-    )]
-    Failing { table: String },
-    #[error(
-        "table {table} is not ready to take writes: loading its Iceberg table takes longer than limits.table_ready_timeout_ms; retry later"
-    )]
-    Slow { table: String },
-    #[error("the node is shutting down")]
-    ShuttingDown,
-}
-
 struct Handle {
     requests: mpsc::Sender<FlushReply>,
     status: Arc<Mutex<TableStatus>>,
-    ready: watch::Receiver<Readiness>,
 }
 
 #[derive(Clone)]
@@ -130,15 +104,12 @@ impl Flusher {
         }
     }
 
-    /// The request channel and readiness of `table`'s task, starting the task if the
-    /// table exists and has none.
-    fn ensure(
-        &self,
-        table: &str,
-    ) -> Option<(mpsc::Sender<FlushReply>, watch::Receiver<Readiness>)> {
+    /// The request channel of `table`'s task, starting the task if the table exists and
+    /// has none.
+    fn ensure(&self, table: &str) -> Option<mpsc::Sender<FlushReply>> {
         let mut tables = self.tables.lock().unwrap();
         if let Some(h) = tables.get(table) {
-            return Some((h.requests.clone(), h.ready.clone()));
+            return Some(h.requests.clone());
         }
         if self.cancel.is_cancelled() {
             return None;
@@ -146,44 +117,19 @@ impl Flusher {
         let id = self.ctx.store.table_id(table)?;
         let (tx, rx) = mpsc::channel(64);
         let status = Arc::new(Mutex::new(TableStatus::default()));
-        let (ready_tx, ready) = watch::channel(Readiness::Starting);
         self.tasks.lock().unwrap().spawn(supervise(
             self.ctx.clone(),
-            Task { table: table.to_owned(), id, status: status.clone(), ready: ready_tx },
+            Task { table: table.to_owned(), id, status: status.clone() },
             rx,
             self.cancel.clone(),
         ));
-        tables.insert(
-            table.to_owned(),
-            Handle { requests: tx.clone(), status, ready: ready.clone() },
-        );
-        Some((tx, ready))
-    }
-
-    /// Waits up to `timeout` for `table` (registered in the hot store) to take writes.
-    pub async fn wait_ready(&self, table: &str, timeout: Duration) -> Result<(), NotReady> {
-        let Some((_, mut ready)) = self.ensure(table) else {
-            return Err(NotReady::Slow { table: table.to_owned() });
-        };
-        if *ready.borrow() == Readiness::Ready {
-            return Ok(());
-        }
-        let waited = tokio::time::timeout(timeout, ready.wait_for(|r| *r == Readiness::Ready))
-            .await
-            .map(|r| r.is_ok());
-        match waited {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(NotReady::ShuttingDown),
-            Err(_) => match &*ready.borrow() {
-                Readiness::Failing(_) => Err(NotReady::Failing { table: table.to_owned() }),
-                _ => Err(NotReady::Slow { table: table.to_owned() }),
-            },
-        }
+        tables.insert(table.to_owned(), Handle { requests: tx.clone(), status });
+        Some(tx)
     }
 
     /// Flushes and commits everything acknowledged in `table` so far.
     pub async fn flush_now(&self, table: &str) -> Result<FlushOutcome, FlushError> {
-        let (requests, _) =
+        let requests =
             self.ensure(table).ok_or_else(|| FlushError::UnknownTable(table.to_owned()))?;
         let (reply, rx) = oneshot::channel();
         requests.send(reply).await.map_err(|_| FlushError::ShuttingDown)?;
@@ -200,6 +146,7 @@ impl Flusher {
     /// `budget` (whatever it did not commit stays durable in the hot store).
     pub async fn shutdown(&self, budget: Duration) {
         self.cancel.cancel();
+        self.ctx.catalog.readiness().stop_all();
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         let finished =
             tokio::time::timeout(budget, async { while tasks.join_next().await.is_some() {} })
@@ -220,7 +167,6 @@ struct Task {
     table: String,
     id: crate::hot::TableId,
     status: Arc<Mutex<TableStatus>>,
-    ready: watch::Sender<Readiness>,
 }
 
 /// Runs one table's loop and restarts it (from the snapshot, like a process restart) if it
@@ -231,12 +177,12 @@ async fn supervise(
     requests: mpsc::Receiver<FlushReply>,
     cancel: CancellationToken,
 ) {
-    let Task { table, id, status, ready } = task;
+    let Task { table, id, status } = task;
     let mut requests = requests;
     let backoff = backoff(&ctx);
     for restarts in 1u32.. {
         let flusher = TableFlusher::new(ctx.clone(), table.clone(), id, status.clone());
-        let run = run_table(flusher, &mut requests, &ready, cancel.clone());
+        let run = run_table(flusher, &mut requests, cancel.clone());
         match std::panic::AssertUnwindSafe(run).catch_unwind().await {
             Err(_) => {
                 tracing::error!(%table, restarts, "table flusher panicked; restarting it");
@@ -256,7 +202,6 @@ async fn supervise(
 async fn run_table(
     mut flusher: TableFlusher,
     requests: &mut mpsc::Receiver<FlushReply>,
-    ready: &watch::Sender<Readiness>,
     cancel: CancellationToken,
 ) {
     let ctx = flusher.ctx();
@@ -286,11 +231,12 @@ async fn run_table(
         let result = async {
             if !initialised {
                 if let Err(e) = flusher.init().await {
-                    ready.send_replace(Readiness::Failing(Chain(&e).to_string()));
+                    let failing = Readiness::Failing(Chain(&e).to_string());
+                    ctx.catalog.readiness().set(flusher.name(), failing);
                     return Err(e);
                 }
                 initialised = true;
-                ready.send_replace(Readiness::Ready);
+                ctx.catalog.readiness().set(flusher.name(), Readiness::Ready);
             }
             let _permit = ctx.permits.acquire().await;
             // A flush request covers everything acknowledged before it, and no more: under

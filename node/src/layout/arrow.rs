@@ -7,6 +7,7 @@ use arrow_array::RecordBatch;
 
 use super::Layout;
 use crate::schema::{Row, arrow_schema, date_hour, system_columns};
+use crate::typed::TypedError;
 
 /// Events of one (event_date, event_hour), sorted by (timestamp_ms, sequence).
 pub struct HourBatch {
@@ -17,7 +18,7 @@ pub struct HourBatch {
 
 /// Splits rows at hour boundaries: every batch holds exactly one (event_date, event_hour),
 /// so a range spanning hours (or late events) never makes a flush fail.
-pub fn split_by_hour(rows: Vec<Row>, layout: &Layout) -> Result<Vec<HourBatch>, String> {
+pub fn split_by_hour(rows: Vec<Row>, layout: &Layout) -> Result<Vec<HourBatch>, TypedError> {
     let mut groups: BTreeMap<(i32, i32), Vec<Row>> = BTreeMap::new();
     for row in rows {
         groups.entry(date_hour(row.2.timestamp_ms)).or_default().push(row);

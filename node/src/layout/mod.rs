@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub use arrow::{HourBatch, events_to_batch, split_by_hour};
 
 use crate::schema::{self, Row, properties};
+use crate::typed::TypedError;
 
 /// How a table's stored events become rows of its Iceberg schema.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ pub enum Layout {
 
 impl Layout {
     /// The layout of a table's current metadata.
-    pub fn of(metadata: &iceberg::spec::TableMetadata) -> Result<Layout, String> {
+    pub fn of(metadata: &iceberg::spec::TableMetadata) -> Result<Layout, TypedError> {
         if metadata.properties().get(properties::TABLE_MODE).map(String::as_str)
             == Some("dead_letter")
         {
@@ -47,9 +48,9 @@ impl Layout {
     }
 
     /// One record batch in the table's schema, rows in the given order.
-    pub fn to_batch(&self, rows: &[Row]) -> Result<arrow_array::RecordBatch, String> {
+    pub fn to_batch(&self, rows: &[Row]) -> Result<arrow_array::RecordBatch, TypedError> {
         match self {
-            Layout::Raw => events_to_batch(rows).map_err(|e| e.to_string()),
+            Layout::Raw => Ok(events_to_batch(rows)?),
             Layout::Typed(t) => t.to_batch(rows),
             Layout::DeadLetter => dead_letter::to_batch(rows),
         }

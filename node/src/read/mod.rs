@@ -46,8 +46,8 @@ pub enum ReadError {
     #[error("the catalog or the warehouse failed")]
     Iceberg(#[from] iceberg::Error),
     /// The table's current schema cannot take its stored events.
-    #[error("cannot convert the table's events to its schema: {0}")]
-    Schema(String),
+    #[error("cannot convert the table's events to its schema")]
+    Schema(#[from] crate::typed::TypedError),
     #[error("cannot encode the rows")]
     Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("a blocking task of the read failed")]

@@ -12,65 +12,71 @@ use zombi_shared::DEAD_LETTER_SUFFIX;
 use zombi_shared::config::TableOverrides;
 use zombi_shared::config::columns::{ColumnDecl, ColumnType, parse_columns};
 
-use super::check_properties;
 use super::convert::Column;
+use super::{TypedError, check_properties};
 use crate::schema;
 use crate::schema::properties::{LAYOUT_VERSION, TABLE_MODE as MODE, USER_PROPERTIES};
 
 /// Turns a user's table creation into a typed Zombi table creation.
-pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCreation, String> {
+pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCreation, TypedError> {
     let name = creation.name.clone();
     if name.ends_with(DEAD_LETTER_SUFFIX) {
-        return Err(format!(
+        return Err(TypedError::Declaration(format!(
             "table names ending in {DEAD_LETTER_SUFFIX} are reserved for dead-letter tables"
-        ));
+        )));
     }
     if let Some(location) = &creation.location
         && location.trim_end_matches('/') != table_location
     {
-        return Err(format!(
+        return Err(TypedError::Declaration(format!(
             "a Zombi table lives at {table_location}; remove the LOCATION ({location})"
-        ));
+        )));
     }
     if creation.partition_spec.as_ref().is_some_and(|s| !s.fields().is_empty()) {
-        return Err(
+        return Err(TypedError::Declaration(
             "Zombi partitions every table by event_date and event_hour itself; declare the table without PARTITIONED BY (filters on event_time, event_date and event_hour prune files)".into(),
-        );
+        ));
     }
     if creation.sort_order.as_ref().is_some_and(|o| !o.fields.is_empty()) {
-        return Err(
+        return Err(TypedError::Declaration(
             "Zombi sorts every table by timestamp_ms, sequence itself; declare the table without a write order".into(),
-        );
+        ));
     }
-    super::evolve::check_fields(&creation.schema)?;
+    super::evolve::check_fields(&creation.schema).map_err(TypedError::Declaration)?;
     let user = creation.schema.as_struct().fields();
     if user.is_empty() {
-        return Err("a typed table needs at least one column".into());
+        return Err(TypedError::Declaration("a typed table needs at least one column".into()));
     }
     let system = schema::schema();
     for field in user {
         if system.as_struct().fields().iter().any(|s| s.name.eq_ignore_ascii_case(&field.name)) {
-            return Err(format!(
+            return Err(TypedError::Declaration(format!(
                 "column {} clashes with a system column every Zombi table has ({}); rename it",
                 field.name,
                 system_names().join(", ")
-            ));
+            )));
         }
     }
     let mut props = creation.properties.clone();
     for (key, value) in &props {
         match key.as_str() {
             "format-version" if value != "2" => {
-                return Err(format!("Zombi tables are Iceberg format version 2, not {value}"));
+                return Err(TypedError::Declaration(format!(
+                    "Zombi tables are Iceberg format version 2, not {value}"
+                )));
             }
             "write.format.default" if !value.eq_ignore_ascii_case("parquet") => {
-                return Err(format!("Zombi writes Parquet data files, not {value}"));
+                return Err(TypedError::Declaration(format!(
+                    "Zombi writes Parquet data files, not {value}"
+                )));
             }
             _ => {}
         }
     }
     if props.contains_key(MODE) || props.contains_key(LAYOUT_VERSION) {
-        return Err(format!("table properties {MODE} and {LAYOUT_VERSION} are set by Zombi"));
+        return Err(TypedError::Declaration(format!(
+            "table properties {MODE} and {LAYOUT_VERSION} are set by Zombi"
+        )));
     }
     check_properties(&props)?;
     super::check_dead_letter_name(&name, &props)?;
@@ -87,13 +93,14 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
         .with_schema_id(0)
         .with_fields(fields)
         .build()
-        .map_err(|e| format!("invalid schema: {}", e.message()))?;
+        .map_err(|e| TypedError::Declaration(format!("invalid schema: {}", e.message())))?;
     // Every column must convert from JSON: compile them as ingest and flush will.
     let arrow = iceberg::arrow::schema_to_arrow_schema(&schema)
-        .map_err(|e| format!("invalid schema: {}", e.message()))?;
+        .map_err(|e| TypedError::Declaration(format!("invalid schema: {}", e.message())))?;
     for (i, field) in schema.as_struct().fields().iter().enumerate() {
         if !schema::is_system_field(field.id) {
-            Column::compile(field, &Arc::new(arrow.field(i).clone()))?;
+            Column::compile(field, &Arc::new(arrow.field(i).clone()))
+                .map_err(TypedError::Declaration)?;
         }
     }
     Ok(TableCreation::builder()
@@ -133,15 +140,16 @@ pub(crate) fn renumber(field: &NestedField, next: &mut i32) -> NestedFieldRef {
 
 /// The creation of a typed table declared in the node's config (`[tables.<name>]`), to go
 /// through [`declare`] like an engine's.
-pub fn from_config(name: &str, table: &TableOverrides) -> Result<TableCreation, String> {
+pub fn from_config(name: &str, table: &TableOverrides) -> Result<TableCreation, TypedError> {
     let text = table.columns.as_deref().unwrap_or_default();
-    let columns = parse_columns(text).map_err(|e| format!("tables.{name}.columns: {e}"))?;
+    let columns = parse_columns(text)
+        .map_err(|e| TypedError::Declaration(format!("tables.{name}.columns: {e}")))?;
     let mut next = 1;
     let fields: Vec<NestedFieldRef> = columns.iter().map(|c| field(c, &mut next)).collect();
     let schema = Schema::builder()
         .with_fields(fields)
         .build()
-        .map_err(|e| format!("tables.{name}.columns: {}", e.message()))?;
+        .map_err(|e| TypedError::Declaration(format!("tables.{name}.columns: {}", e.message())))?;
     Ok(TableCreation::builder()
         .name(name.to_owned())
         .schema(schema)

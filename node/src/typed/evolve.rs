@@ -14,13 +14,13 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, TableMetadata, Type};
 
 use super::json::{Json, Node};
 
-use super::{check_properties, is_typed};
+use super::{TypedError, check_properties, is_typed};
 use crate::schema;
 use crate::schema::properties::{LAYOUT_VERSION, TABLE_MODE};
 
 /// Checks that `next` (a table's metadata after an engine's update) is a change Zombi can
 /// honour from `current`.
-pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(), String> {
+pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(), TypedError> {
     let (old, new) = (current.current_schema(), next.current_schema());
     let added: Vec<i32> = next
         .schemas_iter()
@@ -28,18 +28,18 @@ pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(),
         .filter(|id| current.schema_by_id(*id).is_none())
         .collect();
     if added.iter().any(|id| *id != next.current_schema_id()) {
-        return Err(
+        return Err(TypedError::SchemaChange(
             "a new schema must become the table's current schema (add-schema with set-current-schema -1)".into(),
-        );
+        ));
     }
     if !added.is_empty() || old.schema_id() != new.schema_id() || old.as_struct() != new.as_struct()
     {
         if !is_typed(current) {
-            return Err(
+            return Err(TypedError::SchemaChange(
                 "the schema of a raw table is Zombi's fixed layout; declare a typed table (CREATE TABLE with columns) to have columns of your own".into(),
-            );
+            ));
         }
-        check_schema(old, new)?;
+        check_schema(old, new).map_err(TypedError::SchemaChange)?;
     }
     check_property_change(current.properties(), next.properties())?;
     if is_typed(next) {
@@ -51,10 +51,12 @@ pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(),
 fn check_property_change(
     old: &HashMap<String, String>,
     new: &HashMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), TypedError> {
     for key in [TABLE_MODE, LAYOUT_VERSION] {
         if old.get(key) != new.get(key) {
-            return Err(format!("table property {key} is Zombi's and cannot change"));
+            return Err(TypedError::SchemaChange(format!(
+                "table property {key} is Zombi's and cannot change"
+            )));
         }
     }
     check_properties(new)

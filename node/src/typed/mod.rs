@@ -14,6 +14,7 @@
 
 pub mod convert;
 pub mod declare;
+mod error;
 pub mod evolve;
 pub mod json;
 mod registry;
@@ -28,6 +29,7 @@ use zombi_shared::wire::Payload;
 
 use crate::schema::{self, Row, dead_letter, properties};
 use convert::{Coercions, Column, FieldError, Path, Rest};
+pub use error::TypedError;
 pub use registry::{Registry, Typing};
 
 use properties::{EVOLVE, NUMBERS_IN_STRINGS, ON_ERROR, UNKNOWN_FIELDS, USER_PROPERTIES};
@@ -46,7 +48,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_properties(props: &HashMap<String, String>) -> Result<Self, String> {
+    pub fn from_properties(props: &HashMap<String, String>) -> Result<Self, TypedError> {
         check_properties(props)?;
         let get = |key: &str| props.get(key).map(String::as_str);
         Ok(Settings {
@@ -59,7 +61,7 @@ impl Settings {
 }
 
 /// Refuses unknown `zombi.*` user properties and values they do not take.
-pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
+pub fn check_properties(props: &HashMap<String, String>) -> Result<(), TypedError> {
     for (key, value) in props {
         let Some(name) = key.strip_prefix("zombi.") else { continue };
         if properties::ZOMBI_PROPERTIES.contains(&key.as_str()) {
@@ -67,16 +69,16 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
         }
         let Some((_, values)) = USER_PROPERTIES.iter().find(|(k, _)| *k == key) else {
             let known: Vec<&str> = USER_PROPERTIES.iter().map(|(k, _)| *k).collect();
-            return Err(format!(
+            return Err(TypedError::Property(format!(
                 "unknown table property zombi.{name}; Zombi's table properties are {}",
                 known.join(", ")
-            ));
+            )));
         };
         if !values.contains(&value.as_str()) {
-            return Err(format!(
+            return Err(TypedError::Property(format!(
                 "table property {key} is {value:?}; it takes {}",
                 values.join(" or ")
-            ));
+            )));
         }
     }
     Ok(())
@@ -84,15 +86,18 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), String> {
 
 /// Refuses `zombi.on-error = dead_letter` for a table whose dead-letter table's name
 /// would be too long.
-pub fn check_dead_letter_name(table: &str, props: &HashMap<String, String>) -> Result<(), String> {
+pub fn check_dead_letter_name(
+    table: &str,
+    props: &HashMap<String, String>,
+) -> Result<(), TypedError> {
     let dlq = dead_letter::table_of(table);
     if props.get(ON_ERROR).map(String::as_str) == Some("dead_letter")
         && zombi_shared::validate_table_name(&dlq).is_err()
     {
-        return Err(format!(
+        return Err(TypedError::Property(format!(
             "{ON_ERROR} = dead_letter needs a dead-letter table named {dlq}, which is longer than {} characters; use a shorter table name",
             zombi_shared::table_name::MAX_TABLE_NAME_LEN
-        ));
+        )));
     }
     Ok(())
 }
@@ -114,7 +119,7 @@ pub fn is_typed(metadata: &TableMetadata) -> bool {
 
 impl TypedTable {
     /// The typed form of a table, or `None` for a raw table.
-    pub fn of(metadata: &TableMetadata) -> Result<Option<Arc<Self>>, String> {
+    pub fn of(metadata: &TableMetadata) -> Result<Option<Arc<Self>>, TypedError> {
         if !is_typed(metadata) {
             return Ok(None);
         }
@@ -122,14 +127,16 @@ impl TypedTable {
         Self::compile(metadata.current_schema().clone(), settings).map(|t| Some(Arc::new(t)))
     }
 
-    fn compile(schema: SchemaRef, settings: Settings) -> Result<Self, String> {
-        let arrow = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(&schema).map_err(|e| e.message().to_owned())?,
-        );
+    fn compile(schema: SchemaRef, settings: Settings) -> Result<Self, TypedError> {
+        let unsupported = TypedError::Unsupported;
+        let arrow = iceberg::arrow::schema_to_arrow_schema(&schema)
+            .map_err(|e| unsupported(e.message().to_owned()))?;
+        let arrow = Arc::new(arrow);
         let mut columns = Vec::new();
         for (i, field) in schema.as_struct().fields().iter().enumerate() {
             if !schema::is_system_field(field.id) {
-                columns.push((i, Column::compile(field, &Arc::new(arrow.field(i).clone()))?));
+                let column = Column::compile(field, &Arc::new(arrow.field(i).clone()));
+                columns.push((i, column.map_err(unsupported)?));
             }
         }
         Ok(TypedTable { schema, arrow, columns, settings })
@@ -148,7 +155,7 @@ impl TypedTable {
     pub fn schema_with(
         &self,
         inferred: &[Inferred],
-    ) -> Result<Option<iceberg::spec::Schema>, String> {
+    ) -> Result<Option<iceberg::spec::Schema>, TypedError> {
         let mut next = self.schema.highest_field_id() + 1;
         let mut added: Vec<iceberg::spec::NestedFieldRef> = Vec::new();
         for column in inferred {
@@ -170,11 +177,11 @@ impl TypedTable {
             .with_fields(fields)
             .build()
             .map(Some)
-            .map_err(|e| e.message().to_owned())
+            .map_err(|e| TypedError::SchemaChange(e.message().to_owned()))
     }
 
     /// This table as it will be once `inferred` columns are in its schema.
-    pub fn with_columns(self: &Arc<Self>, inferred: &[Inferred]) -> Result<Arc<Self>, String> {
+    pub fn with_columns(self: &Arc<Self>, inferred: &[Inferred]) -> Result<Arc<Self>, TypedError> {
         match self.schema_with(inferred)? {
             None => Ok(self.clone()),
             Some(schema) => Self::compile(Arc::new(schema), self.settings).map(Arc::new),
@@ -297,24 +304,27 @@ impl TypedTable {
     }
 
     /// Builds one record batch in the table's current schema, rows in the given order.
-    pub fn to_batch(&self, rows: &[Row]) -> Result<RecordBatch, String> {
+    pub fn to_batch(&self, rows: &[Row]) -> Result<RecordBatch, TypedError> {
         let parsed = rows
             .iter()
             .map(|(p, s, e)| match &e.payload {
                 Payload::Json(text) => json::parse(text).map_err(|err| {
-                    format!("partition {p} sequence {s}: payload is not JSON: {err}")
+                    TypedError::Rows(format!(
+                        "partition {p} sequence {s}: payload is not JSON: {err}"
+                    ))
                 }),
-                Payload::Bytes(_) => {
-                    Err(format!("partition {p} sequence {s}: a binary payload in a typed table"))
-                }
+                Payload::Bytes(_) => Err(TypedError::Rows(format!(
+                    "partition {p} sequence {s}: a binary payload in a typed table"
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut per_column: Vec<Vec<Option<&json::Node>>> =
             vec![Vec::with_capacity(rows.len()); self.columns.len()];
         let mut rests = Vec::with_capacity(rows.len());
         for (node, (p, s, _)) in parsed.iter().zip(rows) {
-            let (values, rest) =
-                self.split(node, false).map_err(|e| format!("partition {p} sequence {s}: {e}"))?;
+            let (values, rest) = self
+                .split(node, false)
+                .map_err(|e| TypedError::Rows(format!("partition {p} sequence {s}: {e}")))?;
             for (column, value) in per_column.iter_mut().zip(values) {
                 column.push(value);
             }
@@ -329,10 +339,11 @@ impl TypedTable {
         }
         for ((i, column), values) in self.columns.iter().zip(&per_column) {
             let lenient = Coercions { numbers_in_strings: true };
-            columns[*i] = Some(column.build(values, lenient).map_err(|e| e.to_string())?);
+            columns[*i] =
+                Some(column.build(values, lenient).map_err(|e| TypedError::Rows(e.to_string()))?);
         }
         let columns = columns.into_iter().map(|c| c.expect("every field has a column")).collect();
-        RecordBatch::try_new(self.arrow.clone(), columns).map_err(|e| e.to_string())
+        Ok(RecordBatch::try_new(self.arrow.clone(), columns)?)
     }
 }
 

@@ -14,7 +14,7 @@ pub enum Typing {
     Raw,
     Typed(Arc<TypedTable>),
     /// A typed table whose metadata Zombi cannot convert to (its writes are refused).
-    Unusable(String),
+    Unusable(super::TypedError),
 }
 
 #[derive(Debug, Default)]

@@ -117,7 +117,7 @@ fn a_declaration_gets_the_system_columns_their_ids_and_zombis_layout() {
 
 #[test]
 fn declarations_zombi_cannot_honour_are_refused_with_what_to_change() {
-    let refused = |c: TableCreation| declare(c, LOCATION).unwrap_err();
+    let refused = |c: TableCreation| declare(c, LOCATION).unwrap_err().to_string();
     let clash =
         orders_schema(vec![NestedField::optional(20, "Event_Time", p(PrimitiveType::Long))]);
     assert!(refused(creation(clash, &[])).contains("Event_Time clashes with a system column"));
@@ -333,7 +333,7 @@ fn changed(
     let current =
         TableMetadataBuilder::from_table_creation(declared).unwrap().build().unwrap().metadata;
     let next = change(&current).build().map_err(|e| e.to_string())?.metadata;
-    super::evolve::check_update(&current, &next)
+    super::evolve::check_update(&current, &next).map_err(|e| e.to_string())
 }
 
 fn with_schema(

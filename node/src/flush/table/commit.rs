@@ -15,6 +15,7 @@ use crate::flush::FlushError;
 use crate::hot;
 use crate::layout;
 use crate::schema::summary;
+use crate::typed::TypedError;
 
 impl TableFlusher {
     /// Commits the columns the combiner inferred for new fields of a typed table
@@ -54,7 +55,9 @@ impl TableFlusher {
                     .ctx
                     .catalog
                     .commit_rebuilt(&self.ident, async |current: &Table| {
-                        let invalid = |e| iceberg::Error::new(ErrorKind::DataInvalid, e);
+                        let invalid = |e: TypedError| {
+                            iceberg::Error::new(ErrorKind::DataInvalid, e.to_string())
+                        };
                         let layout::Layout::Typed(now) =
                             self.ctx.catalog.layout(current).map_err(invalid)?
                         else {

@@ -21,6 +21,8 @@ mod init;
 mod read;
 mod retention;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};

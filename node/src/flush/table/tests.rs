@@ -1,0 +1,166 @@
+//! One table's flusher without a node around it: a RocksDB hot store and a local warehouse
+//! in temporary folders, the catalog's pointers in memory. The cases the crash tests cover
+//! end to end, step by step: every event committed once, the snapshot deciding at start-up,
+//! a commit of unknown outcome settled without a second append, retention.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt as _;
+use tokio::sync::Semaphore;
+use zombi_shared::config::NodeConfig;
+use zombi_shared::wire::Payload;
+
+use super::{TableFlusher, TableStatus};
+use crate::catalog::ZombiCatalog;
+use crate::catalog::pointers::MemoryPointers;
+use crate::flush::Ctx;
+use crate::hot::lease::Leases;
+use crate::hot::{HotStore, TableId, record};
+use crate::schema::summary;
+
+const TABLE: &str = "clicks";
+
+struct Fixture {
+    ctx: Arc<Ctx>,
+    id: TableId,
+    _hot: tempfile::TempDir,
+    _warehouse: tempfile::TempDir,
+}
+
+fn fixture(config: NodeConfig) -> Fixture {
+    let hot = tempfile::tempdir().unwrap();
+    let warehouse = tempfile::tempdir().unwrap();
+    let store = Arc::new(HotStore::open(hot.path(), config.durability, 60).unwrap());
+    let id = store.ensure_table(TABLE).unwrap();
+    let location = format!("file://{}", warehouse.path().display());
+    let io = crate::catalog::warehouse::file_io(&config);
+    let pointers = Arc::new(MemoryPointers::default());
+    let catalog = Arc::new(ZombiCatalog::new(pointers, io, None, "zombi", &location));
+    let ctx = Arc::new(Ctx {
+        store,
+        catalog,
+        config: Arc::new(config),
+        leases: Arc::new(Leases::default()),
+        permits: Semaphore::new(1),
+    });
+    Fixture { ctx, id, _hot: hot, _warehouse: warehouse }
+}
+
+impl Fixture {
+    fn flusher(&self) -> TableFlusher {
+        let status = Arc::new(Mutex::new(TableStatus::default()));
+        TableFlusher::new(self.ctx.clone(), TABLE.to_owned(), self.id, status)
+    }
+
+    /// Acknowledges `n` more events in `partition`, as the combiner writes them.
+    fn write(&self, partition: u32, n: u64) {
+        let store = &self.ctx.store;
+        let from = store.table_counters(self.id).unwrap().high_water_marks.get(&partition).copied();
+        let from = from.unwrap_or(0);
+        let mut batch = store.batch();
+        for seq in from..from + n {
+            let payload = Payload::Json(format!("{{\"n\":{seq}}}"));
+            let event = record::encode(1_767_225_600_000, 1, None, &payload, &record::Role::Event);
+            batch.put_event(self.id, partition, seq, &event);
+        }
+        batch.put_high_water_mark(self.id, partition, from + n);
+        batch.commit().unwrap();
+    }
+
+    /// Rows in the table's current snapshot, and its watermark map.
+    async fn committed(&self) -> (usize, BTreeMap<u32, u64>) {
+        let table = self.ctx.catalog.load_or_create(TABLE).await.unwrap();
+        let Some(snapshot) = table.metadata().current_snapshot() else {
+            return (0, BTreeMap::new());
+        };
+        let watermarks = summary::watermarks(&snapshot.summary().additional_properties);
+        let scan = table.scan().select_all().build().unwrap();
+        let batches: Vec<_> = scan.to_arrow().await.unwrap().try_collect().await.unwrap();
+        (batches.iter().map(|b| b.num_rows()).sum(), watermarks)
+    }
+}
+
+fn map(entries: &[(u32, u64)]) -> BTreeMap<u32, u64> {
+    entries.iter().copied().collect()
+}
+
+#[tokio::test]
+async fn a_flush_commits_every_acknowledged_event_once_with_the_complete_watermark_map() {
+    let f = fixture(NodeConfig::default());
+    f.write(0, 5);
+    f.write(1, 3);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (8, map(&[(0, 5), (1, 3)])));
+    assert_eq!(f.ctx.store.watermarks(f.id).unwrap(), map(&[(0, 5), (1, 3)]));
+    // Nothing new: nothing appended; new events: only they are.
+    flusher.cycle(true).await.unwrap();
+    f.write(1, 2);
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (10, map(&[(0, 5), (1, 5)])));
+}
+
+#[tokio::test]
+async fn at_start_up_the_snapshot_decides_the_watermarks() {
+    let f = fixture(NodeConfig::default());
+    f.write(0, 4);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    flusher.cycle(true).await.unwrap();
+    // A crash between the commit and persisting its watermarks: RocksDB is behind.
+    f.ctx.store.set_watermarks(f.id, &map(&[(0, 1)])).unwrap();
+    let mut restarted = f.flusher();
+    restarted.init().await.unwrap();
+    assert_eq!(f.ctx.store.watermarks(f.id).unwrap(), map(&[(0, 4)]));
+    restarted.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (4, map(&[(0, 4)])), "no event committed twice");
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_commit_of_unknown_outcome_is_looked_up_before_the_same_files_commit_again() {
+    let f = fixture(NodeConfig::default());
+    f.write(0, 6);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    // The commit call fails in a way that leaves its outcome unknown.
+    fail::cfg("flush-commit-unknown", "1*return").unwrap();
+    let failed = flusher.cycle(true).await;
+    fail::remove("flush-commit-unknown");
+    assert!(failed.is_err());
+    assert!(flusher.pending.unverified.is_some(), "the attempt is remembered");
+    // More events meanwhile: the settling cycle commits the same files, not a new read.
+    f.write(0, 2);
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (6, map(&[(0, 6)])));
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (8, map(&[(0, 8)])));
+}
+
+#[tokio::test]
+async fn retention_deletes_committed_events_only_once_their_map_is_old_enough() {
+    let mut config = NodeConfig::default();
+    config.flush.retention_secs = 3600;
+    let f = fixture(config);
+    f.write(0, 3);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.ctx.store.floors(f.id).unwrap(), BTreeMap::new(), "an hour has not passed");
+    assert_eq!(f.ctx.store.scan(f.id, 0, 0, 3).count(), 3);
+
+    let mut config = NodeConfig::default();
+    config.flush.retention_secs = 0;
+    let f = fixture(config);
+    f.write(0, 3);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.ctx.store.floors(f.id).unwrap(), map(&[(0, 3)]));
+    assert_eq!(f.ctx.store.scan(f.id, 0, 0, 3).count(), 0);
+    // What is not committed yet stays.
+    f.write(0, 2);
+    assert_eq!(f.ctx.store.scan(f.id, 0, 0, 5).count(), 2);
+}
