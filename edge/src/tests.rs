@@ -269,7 +269,16 @@ async fn checks_run_in_order_and_cheap_ones_first() {
             (status, Some(code)),
             "{path} {headers:?} {body}"
         );
+        // Messages are for people: no Rust debug output such as `Some("text/plain")`.
+        let message = response["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("Some(") && !message.contains("None"), "{message}");
     }
+    let text_plain = raw_post("/tables/t", &format!("content-type: text/plain\r\n{auth}"), "{}");
+    let (_, response) = edge.raw(text_plain).await;
+    assert_eq!(
+        response["error"]["message"],
+        "Content-Type must be application/json, not text/plain"
+    );
     let (_, response) = edge
         .raw(raw_post(
             "/tables/t/bulk",
