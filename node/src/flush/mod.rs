@@ -8,6 +8,7 @@
 
 mod error;
 pub mod metrics;
+pub mod store;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,14 +28,14 @@ pub use table::TableStatus;
 use crate::catalog::ZombiCatalog;
 use crate::catalog::readiness::Readiness;
 use crate::error::Chain;
-use crate::hot::HotStore;
 use crate::hot::lease::Leases;
 use crate::tasks::{BackgroundLoop, Backoff, Wake};
+use store::FlushStore;
 use table::TableFlusher;
 
 /// What everything in the flusher shares.
 pub struct Ctx {
-    pub store: Arc<HotStore>,
+    pub store: Arc<dyn FlushStore>,
     pub catalog: Arc<ZombiCatalog>,
     pub config: Arc<NodeConfig>,
     /// Watermarks real-time readers hold: retention deletes nothing at or above them.
@@ -69,7 +70,7 @@ pub struct Flusher {
 impl Flusher {
     /// A flusher with no tables yet: [`Flusher::run`] finds them.
     pub fn new(
-        store: Arc<HotStore>,
+        store: Arc<dyn FlushStore>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
         leases: Arc<Leases>,

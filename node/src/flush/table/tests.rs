@@ -1,5 +1,6 @@
-//! One table's flusher without a node around it: a RocksDB hot store and a local warehouse
-//! in temporary folders, the catalog's pointers in memory. The cases the crash tests cover
+//! One table's flusher without a node around it: the hot store in memory
+//! ([`MemoryStore`]), the catalog's pointers in memory, its metadata and data files in a
+//! temporary local warehouse. The cases the crash tests cover
 //! end to end, step by step: every event committed once, the snapshot deciding at start-up,
 //! a commit of unknown outcome settled without a second append, retention.
 
@@ -15,36 +16,36 @@ use super::{TableFlusher, TableStatus};
 use crate::catalog::ZombiCatalog;
 use crate::catalog::pointers::MemoryPointers;
 use crate::flush::Ctx;
+use crate::flush::store::MemoryStore;
 use crate::hot::lease::Leases;
-use crate::hot::{HotStore, TableId, record};
+use crate::hot::{Role, StoredEvent, TableId};
 use crate::schema::summary;
 
 const TABLE: &str = "clicks";
 
 struct Fixture {
     ctx: Arc<Ctx>,
+    store: Arc<MemoryStore>,
     id: TableId,
-    _hot: tempfile::TempDir,
     _warehouse: tempfile::TempDir,
 }
 
 fn fixture(config: NodeConfig) -> Fixture {
-    let hot = tempfile::tempdir().unwrap();
     let warehouse = tempfile::tempdir().unwrap();
-    let store = Arc::new(HotStore::open(hot.path(), config.durability, 60).unwrap());
-    let id = store.ensure_table(TABLE).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let id = store.ensure_table(TABLE);
     let location = format!("file://{}", warehouse.path().display());
     let io = crate::catalog::warehouse::file_io(&config);
     let pointers = Arc::new(MemoryPointers::default());
     let catalog = Arc::new(ZombiCatalog::new(pointers, io, None, "zombi", &location));
     let ctx = Arc::new(Ctx {
-        store,
+        store: store.clone(),
         catalog,
         config: Arc::new(config),
         leases: Arc::new(Leases::default()),
         permits: Semaphore::new(1),
     });
-    Fixture { ctx, id, _hot: hot, _warehouse: warehouse }
+    Fixture { ctx, store, id, _warehouse: warehouse }
 }
 
 impl Fixture {
@@ -55,17 +56,16 @@ impl Fixture {
 
     /// Acknowledges `n` more events in `partition`, as the combiner writes them.
     fn write(&self, partition: u32, n: u64) {
-        let store = &self.ctx.store;
-        let from = store.table_counters(self.id).unwrap().high_water_marks.get(&partition).copied();
-        let from = from.unwrap_or(0);
-        let mut batch = store.batch();
-        for seq in from..from + n {
-            let payload = Payload::Json(format!("{{\"n\":{seq}}}"));
-            let event = record::encode(1_767_225_600_000, 1, None, &payload, &record::Role::Event);
-            batch.put_event(self.id, partition, seq, &event);
-        }
-        batch.put_high_water_mark(self.id, partition, from + n);
-        batch.commit().unwrap();
+        let events = (0..n)
+            .map(|i| StoredEvent {
+                timestamp_ms: 1_767_225_600_000 + i as i64,
+                ingest_ms: 1,
+                idempotency_key: None,
+                payload: Payload::Json(format!("{{\"n\":{i}}}")),
+                role: Role::Event,
+            })
+            .collect();
+        self.store.append(self.id, partition, events);
     }
 
     /// Rows in the table's current snapshot, and its watermark map.
@@ -163,4 +163,32 @@ async fn retention_deletes_committed_events_only_once_their_map_is_old_enough() 
     // What is not committed yet stays.
     f.write(0, 2);
     assert_eq!(f.ctx.store.scan(f.id, 0, 0, 5).count(), 2);
+}
+
+#[tokio::test]
+async fn events_lost_from_the_store_are_skipped_without_stalling_the_partition() {
+    let f = fixture(NodeConfig::default());
+    f.write(0, 10);
+    // Only durability `none` can lose acknowledged events (a crash before the memtable
+    // reached disk): the flusher commits what is there and moves past the gap.
+    f.store.lose(f.id, 0, 3, 6);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    flusher.cycle(true).await.unwrap();
+    assert_eq!(f.committed().await, (7, map(&[(0, 10)])));
+}
+
+#[tokio::test]
+async fn a_flush_reads_at_most_its_rows_and_says_more_is_waiting() {
+    let mut config = NodeConfig::default();
+    config.flush.max_rows_per_flush = 4;
+    let f = fixture(config);
+    f.write(0, 10);
+    let mut flusher = f.flusher();
+    flusher.init().await.unwrap();
+    assert!(flusher.cycle(false).await.unwrap().more);
+    assert_eq!(f.committed().await, (4, map(&[(0, 4)])));
+    assert!(flusher.cycle(false).await.unwrap().more);
+    assert!(!flusher.cycle(false).await.unwrap().more);
+    assert_eq!(f.committed().await, (10, map(&[(0, 10)])));
 }
