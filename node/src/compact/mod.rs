@@ -42,13 +42,13 @@ pub use table::{MaintenanceStatus, Report};
 
 use crate::catalog::ZombiCatalog;
 use crate::error::Chain;
-use crate::hot::HotStore;
+use crate::hot::TableRegistry;
 use crate::tasks::{BackgroundLoop, Backoff, Wake};
 use table::TableMaintenance;
 
 /// What maintenance runs share.
 pub struct Ctx {
-    pub store: Arc<HotStore>,
+    pub store: Arc<dyn TableRegistry>,
     pub catalog: Arc<ZombiCatalog>,
     pub config: Arc<NodeConfig>,
 }
@@ -62,14 +62,14 @@ struct Request {
 pub struct Maintainer {
     requests: mpsc::Sender<Request>,
     statuses: Arc<Mutex<HashMap<String, MaintenanceStatus>>>,
-    store: Arc<HotStore>,
+    store: Arc<dyn TableRegistry>,
 }
 
 impl Maintainer {
     /// The maintainer and its worker, which runs until `cancel` (a run in progress is
     /// abandoned: what it wrote and did not commit is deleted by a later run's cleanup).
     pub fn new(
-        store: Arc<HotStore>,
+        store: Arc<dyn TableRegistry>,
         catalog: Arc<ZombiCatalog>,
         config: Arc<NodeConfig>,
         cancel: CancellationToken,
@@ -261,3 +261,6 @@ fn table_loop(ctx: &Ctx, table: &str, cancel: CancellationToken) -> BackgroundLo
     BackgroundLoop::new("maintenance", every, Backoff::new(every, every * 8), cancel)
         .for_table(table)
 }
+
+#[cfg(test)]
+mod tests;

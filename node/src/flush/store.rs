@@ -8,15 +8,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use crate::hot::{self, HotStore, StoredEvent, TableCounters, TableId};
+use crate::hot::{self, HotStore, StoredEvent, TableCounters, TableId, TableRegistry};
 
 /// Acknowledged events of one partition, in sequence order.
 pub type Scan<'a> = Box<dyn Iterator<Item = hot::Result<(u64, StoredEvent)>> + 'a>;
 
-pub trait FlushStore: Send + Sync + 'static {
-    /// Every table, name → id.
-    fn tables(&self) -> BTreeMap<String, TableId>;
-    fn table_id(&self, name: &str) -> Option<TableId>;
+pub trait FlushStore: TableRegistry {
     /// Resolves once a table is registered after the call.
     fn table_registered(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
     /// A counter that moves with every write of `table`'s events.
@@ -36,14 +33,6 @@ pub trait FlushStore: Send + Sync + 'static {
 }
 
 impl FlushStore for HotStore {
-    fn tables(&self) -> BTreeMap<String, TableId> {
-        HotStore::tables(self)
-    }
-
-    fn table_id(&self, name: &str) -> Option<TableId> {
-        HotStore::table_id(self, name)
-    }
-
     fn table_registered(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(HotStore::table_registered(self))
     }
@@ -141,7 +130,7 @@ impl MemoryStore {
     }
 }
 
-impl FlushStore for MemoryStore {
+impl TableRegistry for MemoryStore {
     fn tables(&self) -> BTreeMap<String, TableId> {
         self.names.lock().unwrap().clone()
     }
@@ -149,7 +138,9 @@ impl FlushStore for MemoryStore {
     fn table_id(&self, name: &str) -> Option<TableId> {
         self.names.lock().unwrap().get(name).copied()
     }
+}
 
+impl FlushStore for MemoryStore {
     fn table_registered(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(self.registered.notified())
     }

@@ -52,6 +52,24 @@ pub struct HotStore {
     activity: Mutex<HashMap<TableId, u64>>,
 }
 
+/// The tables a node holds, by name: all that maintenance needs of the hot store (and the
+/// first thing the flusher does).
+pub trait TableRegistry: Send + Sync + 'static {
+    /// Every table, name → id.
+    fn tables(&self) -> BTreeMap<String, TableId>;
+    fn table_id(&self, name: &str) -> Option<TableId>;
+}
+
+impl TableRegistry for HotStore {
+    fn tables(&self) -> BTreeMap<String, TableId> {
+        HotStore::tables(self)
+    }
+
+    fn table_id(&self, name: &str) -> Option<TableId> {
+        HotStore::table_id(self, name)
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
