@@ -8,6 +8,7 @@ pub mod config;
 pub mod envelope;
 pub mod parse;
 pub mod properties;
+pub mod quote;
 #[cfg(feature = "server")]
 pub mod serve;
 pub mod table_name;

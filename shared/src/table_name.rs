@@ -14,7 +14,9 @@ pub enum TableNameError {
     #[error("table name must start with an ASCII letter")]
     BadFirstChar,
     #[error(
-        "table name may contain only ASCII letters, digits, '_' and '-' (found {0:?} at byte {1})"
+        "table name may contain only ASCII letters, digits, '_' and '-' (found {found} at byte {at})",
+        found = crate::quote::quoted_char(*.0),
+        at = .1
     )]
     BadChar(char, usize),
     #[error(

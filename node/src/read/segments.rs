@@ -320,7 +320,8 @@ pub fn parse_watermarks(s: &str) -> Result<BTreeMap<u32, u64>, String> {
         });
         let Some((p, w)) = parsed else {
             return Err(format!(
-                "watermarks: {pair:?} is not <partition>:<next sequence> (e.g. watermarks=0:180,1:200)"
+                "watermarks: {} is not <partition>:<next sequence> (e.g. watermarks=0:180,1:200)",
+                zombi_shared::quote::quoted(pair)
             ));
         };
         if out.insert(p, w).is_some() {

@@ -76,7 +76,8 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), TypedErro
         };
         if !values.contains(&value.as_str()) {
             return Err(TypedError::Property(format!(
-                "table property {key} is {value:?}; it takes {}",
+                "table property {key} is {}; it takes {}",
+                zombi_shared::quote::quoted(value),
                 values.join(" or ")
             )));
         }

@@ -66,7 +66,11 @@ impl Parser<'_> {
         if rest.is_empty() {
             format!("expected {expected} at the end")
         } else {
-            format!("expected {expected} at {rest:?} (character {})", self.pos + 1)
+            format!(
+                "expected {expected} at {} (character {})",
+                crate::quote::quoted(&rest),
+                self.pos + 1
+            )
         }
     }
 
@@ -87,7 +91,11 @@ impl Parser<'_> {
     }
 
     fn expect(&mut self, token: &str) -> Result<(), String> {
-        if self.eat(token) { Ok(()) } else { Err(self.error(&format!("{token:?}"))) }
+        if self.eat(token) {
+            Ok(())
+        } else {
+            Err(self.error(&crate::quote::quoted(token).to_string()))
+        }
     }
 
     /// A name: letters, digits and `_` (not starting with a digit), or anything between
@@ -222,7 +230,8 @@ impl Parser<'_> {
             other => {
                 self.pos = start;
                 return Err(format!(
-                    "unknown type {other:?}; the types are boolean, int, long, float, double, decimal(P, S), date, time, timestamp, timestamptz, string, uuid, fixed(N), binary, struct<…>, list<…> and map<…>"
+                    "unknown type {}; the types are boolean, int, long, float, double, decimal(P, S), date, time, timestamp, timestamptz, string, uuid, fixed(N), binary, struct<…>, list<…> and map<…>",
+                    crate::quote::quoted(other)
                 ));
             }
         })

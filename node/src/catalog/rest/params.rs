@@ -9,6 +9,8 @@ use iceberg::{NamespaceIdent, TableIdent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use zombi_shared::quote::quoted;
+
 use super::error::CatalogError;
 
 /// Separates the levels of a multi-level namespace in paths and the `parent` parameter
@@ -79,10 +81,13 @@ pub(super) struct LoadTableQuery {
 pub(super) fn namespace(raw: &str) -> Result<NamespaceIdent, CatalogError> {
     let levels: Vec<String> = raw.split(NAMESPACE_SEPARATOR).map(str::to_owned).collect();
     if levels.iter().any(String::is_empty) {
-        return Err(CatalogError::BadRequest(format!("invalid namespace {raw:?}: empty level")));
+        return Err(CatalogError::BadRequest(format!(
+            "invalid namespace {}: empty level",
+            quoted(raw)
+        )));
     }
     NamespaceIdent::from_vec(levels).map_err(|e| {
-        CatalogError::BadRequest(format!("invalid namespace {raw:?}: {}", e.message()))
+        CatalogError::BadRequest(format!("invalid namespace {}: {}", quoted(raw), e.message()))
     })
 }
 
@@ -120,7 +125,8 @@ impl PageRequest {
                 Ok(n) if n >= 1 => Some(n),
                 _ => {
                     return Err(CatalogError::BadRequest(format!(
-                        "pageSize must be a positive integer, got {raw:?}"
+                        "pageSize must be a positive integer, got {}",
+                        quoted(raw)
                     )));
                 }
             },
@@ -140,7 +146,7 @@ fn decode_token(token: &str) -> Result<String, CatalogError> {
         .decode(token)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| CatalogError::BadRequest(format!("invalid pageToken {token:?}")))
+        .ok_or_else(|| CatalogError::BadRequest(format!("invalid pageToken {}", quoted(token))))
 }
 
 /// Which snapshots a loaded table's metadata carries.
@@ -157,7 +163,8 @@ impl SnapshotsMode {
             None | Some("") | Some("all") => Ok(SnapshotsMode::All),
             Some("refs") => Ok(SnapshotsMode::Refs),
             Some(other) => Err(CatalogError::BadRequest(format!(
-                "snapshots must be `all` or `refs`, got {other:?}"
+                "snapshots must be `all` or `refs`, got {}",
+                quoted(other)
             ))),
         }
     }

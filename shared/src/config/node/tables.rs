@@ -94,7 +94,7 @@ pub(super) fn validate_tables(
         if zombi_table_name_ok(name).is_err() {
             return Err(ConfigError::invalid(
                 "tables",
-                format!("{name:?} is not a valid table name"),
+                format!("{} is not a valid table name", crate::quote::quoted(name)),
             ));
         }
         match (t.mode, &t.columns) {
