@@ -167,3 +167,14 @@ impl ZombiCatalog {
         }
     }
 }
+
+impl crate::error::CodedError for DeclareError {
+    fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        match self {
+            DeclareError::Columns(e) => crate::error::CodedError::code(e),
+            DeclareError::Invalid { .. } => ErrorCode::BadRequest,
+            DeclareError::Create { .. } | DeclareError::Load { .. } => ErrorCode::Unavailable,
+        }
+    }
+}

@@ -13,3 +13,15 @@ pub enum HotError {
 }
 
 pub type Result<T, E = HotError> = std::result::Result<T, E>;
+
+impl crate::error::CodedError for HotError {
+    fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        match self {
+            HotError::TableLimit { .. } => ErrorCode::BadRequest,
+            HotError::Rocks(_) | HotError::Corrupt { .. } | HotError::TableIdsExhausted => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
