@@ -12,9 +12,11 @@ use zombi_tests::package_dir;
 
 /// The node, bottom first. A module imports only from the layers above its own line.
 const NODE: &[&[&str]] = &[
+    // What every error of the node has: a code, and its chain for the log.
+    &["error"],
     // Foundations: the RocksDB hot store, CPU offloading, failpoints, metric names, and the
     // shapes of background work.
-    &["hot", "cpu", "error", "failpoints", "metrics", "tasks"],
+    &["hot", "cpu", "failpoints", "metrics", "tasks"],
     // The vocabulary: system columns, field ids, spec, sort order, rows, `zombi.*` keys.
     &["schema"],
     // Typed tables: their settings, schema checks and conversion.
