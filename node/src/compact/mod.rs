@@ -156,15 +156,17 @@ impl Worker {
             let due: Vec<String> =
                 self.due.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
             for name in due {
+                // The next run is due an interval after this one starts (a run longer than
+                // the interval is followed at once), or a backoff after failed runs.
+                let started = Instant::now();
                 if self.ctx.config.table_maintenance(&name).enabled {
                     tokio::select! {
                         () = cancel.cancelled() => return,
                         _ = self.maintain(&name, false) => {}
                     }
                 }
-                // The interval, or the backoff after failed runs.
                 let wait = self.loops.get(&name).map_or(DISCOVERY_EVERY, |lp| lp.next_wait(false));
-                self.due.insert(name, Instant::now() + wait);
+                self.due.insert(name, started + wait);
             }
         }
     }
