@@ -76,10 +76,6 @@ impl BackgroundLoop {
         self
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     pub fn period(&self) -> Duration {
         self.period
     }
@@ -87,10 +83,6 @@ impl BackgroundLoop {
     /// Failures in a row since the last success.
     pub fn failures(&self) -> u32 {
         self.failures
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
     }
 
     pub fn cancellation(&self) -> &CancellationToken {
