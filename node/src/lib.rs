@@ -112,9 +112,8 @@ pub async fn run(
         .create_configured(&config)
         .await
         .context("cannot create a typed table the config declares")?;
-    let stop_maintenance = CancellationToken::new();
     let (maintainer, maintenance) =
-        Maintainer::new(store.clone(), catalog.clone(), config.clone(), stop_maintenance.clone());
+        Maintainer::new(store.clone(), catalog.clone(), config.clone(), stopping.clone());
     services.spawn_service("maintenance", async move {
         maintenance.await;
         Ok(())
@@ -219,8 +218,8 @@ pub async fn run(
                 .context("cannot sync the hot store")?;
         }
     }
-    // Maintenance stops first: a run cut short only leaves files a later run deletes.
-    stop_maintenance.cancel();
+    // Maintenance, adoption and replays stop before the final flush: a maintenance run cut
+    // short only leaves files a later run deletes.
     stopping.cancel();
     // A final flush; whatever it does not finish stays durable in the hot store.
     flusher.shutdown(left()).await;
