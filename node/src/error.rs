@@ -27,6 +27,9 @@ pub enum ErrorCode {
     /// The node is over its in-flight byte budget; retry later.
     Overloaded,
     ShuttingDown,
+    /// This node does not own its log (`durability = "object"`): another node acknowledges
+    /// the writes; a client should move to it.
+    NotOwner,
     /// Something the node depends on failed (the warehouse, a table that cannot load yet);
     /// a retry may succeed.
     Unavailable,
@@ -47,6 +50,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Busy | ErrorCode::Overloaded => "overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::NotOwner => "not_owner",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

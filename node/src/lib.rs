@@ -14,6 +14,7 @@ pub mod hot;
 pub mod http;
 pub mod ingest;
 pub mod layout;
+pub mod log;
 pub mod metrics;
 pub mod read;
 pub mod replay;
@@ -38,6 +39,7 @@ use crate::combiner::Combiner;
 use crate::compact::Maintainer;
 use crate::flush::Flusher;
 use crate::hot::HotStore;
+use crate::http::role::{Role, RoleState, Switch};
 use crate::ingest::IngestService;
 use crate::read::ReadService;
 use crate::tasks::Supervisor;
@@ -68,6 +70,23 @@ pub async fn run(
             Ok(())
         });
     }
+    // The server answers from the start: 503 with the role until the node is active
+    // (starting, or standing by for another node's log); then its full surface.
+    let role = RoleState::new(Role::Starting);
+    let routes = Switch::new(http::role::small_router(role.clone(), config.clone()));
+    // The server stops accepting when `stop_serving` fires, then finishes the requests in
+    // flight; `drained` fires when it is done.
+    let (stop_serving, drained) = (CancellationToken::new(), CancellationToken::new());
+    let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
+    services.spawn_service("http server", {
+        let (stop, drained, app) = (stop_serving.clone(), drained.clone(), routes.router());
+        async move {
+            let _drained = drained.drop_guard();
+            zombi_shared::serve::serve(listener, app, header_timeout, stop).await?;
+            Ok(())
+        }
+    });
+
     let hot_dir = config.hot_dir();
     std::fs::create_dir_all(&hot_dir)
         .with_context(|| format!("cannot create {}", hot_dir.display()))?;
@@ -78,6 +97,47 @@ pub async fn run(
     let store = Arc::new(store);
     let warehouse =
         catalog::warehouse::location(&config).context("cannot prepare the warehouse")?;
+    // With `durability = "object"`, the node first owns the log in the warehouse (as a
+    // standby until another node stops writing it), rebuilds the hot store from it, and
+    // sends every write through it from then on.
+    let log = if config.durability == zombi_shared::config::Durability::Object {
+        let objects = log::ObjectStore::open(&config, &warehouse)
+            .context("cannot open the warehouse's object store for the log")?;
+        role.set(Role::Standby);
+        let id_file = config.data_dir.join("log-writer");
+        let taken = tokio::select! {
+            taken = hot::logged::take_over(&store, objects, &config.log, &id_file, &shutdown) => taken,
+            Some(exit) = services.next_fatal() => return Err(exit.into_error()),
+        };
+        let Some(log) = taken else {
+            tracing::info!("shut down while standing by");
+            stop_serving.cancel();
+            services.stop(Duration::from_millis(config.shutdown_timeout_ms)).await;
+            return Ok(());
+        };
+        role.set(Role::Starting);
+        services.spawn_service("log writer", {
+            let (log, role) = (log.clone(), role.clone());
+            async move {
+                let written = log.run_writer_service().await;
+                if written.is_err() {
+                    role.set(Role::SteppedDown);
+                }
+                written
+            }
+        });
+        services.spawn_service("log truncation", {
+            let (store, stop) = (store.clone(), stopping.clone());
+            let period = Duration::from_millis(config.log.truncate_interval_ms);
+            async move {
+                hot::logged::run_truncation(store, period, stop).await;
+                Ok(())
+            }
+        });
+        Some(log)
+    } else {
+        None
+    };
     let lister = match catalog::warehouse::Lister::new(&config, &warehouse) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -158,6 +218,7 @@ pub async fn run(
             combiner.clone(),
             stopping.clone(),
         )),
+        role: role.clone(),
     };
     let app = http::router(state).merge(catalog::rest::router(catalog::rest::RestCatalogState {
         catalog: catalog.clone(),
@@ -165,19 +226,8 @@ pub async fn run(
         catalog_token: config.auth.catalog_token.clone(),
         warehouse_location: warehouse,
     }));
-
-    // The server stops accepting when `stop_serving` fires, then finishes the requests in
-    // flight; `drained` fires when it is done.
-    let (stop_serving, drained) = (CancellationToken::new(), CancellationToken::new());
-    let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
-    services.spawn_service("http server", {
-        let (stop, drained) = (stop_serving.clone(), drained.clone());
-        async move {
-            let _drained = drained.drop_guard();
-            zombi_shared::serve::serve(listener, app, header_timeout, stop).await?;
-            Ok(())
-        }
-    });
+    routes.set(app);
+    role.set(Role::Active);
 
     let fatal = tokio::select! {
         Some(exit) = services.next_fatal() => Some(exit),
@@ -210,19 +260,31 @@ pub async fn run(
     match tokio::time::timeout(left(), written).await {
         Ok(synced) => synced?.context("cannot sync the hot store")?,
         Err(_) => {
-            // A write still stuck in RocksDB is not acknowledged; what was is in the WAL.
+            // A write still stuck in RocksDB (or waiting for its log segment) is not
+            // acknowledged; what was is in the WAL (and the log).
             tracing::error!("the combiner did not stop in time; syncing the WAL without it");
+            if let Some(log) = &log {
+                log.close();
+            }
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.sync())
                 .await?
                 .context("cannot sync the hot store")?;
         }
     }
+    if let Some(log) = &log {
+        log.close();
+    }
     // Maintenance, adoption and replays stop before the final flush: a maintenance run cut
     // short only leaves files a later run deletes.
     stopping.cancel();
-    // A final flush; whatever it does not finish stays durable in the hot store.
-    flusher.shutdown(left()).await;
+    // A final flush; whatever it does not finish stays durable in the hot store. A node
+    // that lost its log to another node commits nothing more: the other one flushes.
+    if log.as_ref().is_some_and(|l| l.fenced().is_cancelled()) {
+        tracing::warn!("skipping the final flush: another node owns the log");
+    } else {
+        flusher.shutdown(left()).await;
+    }
     let aborted = services.stop(left()).await;
     if !aborted.is_empty() {
         tracing::warn!(services = %aborted.join(", "), "aborted at the end of the shutdown budget");

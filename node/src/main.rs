@@ -80,6 +80,11 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if config.durability == config::Durability::None {
         tracing::warn!("durability = none: a crash loses every event not yet flushed");
     }
+    if config.durability == config::Durability::Object && config.iceberg.warehouse.is_empty() {
+        tracing::warn!(
+            "durability = object with the warehouse under data_dir: the log shares the node's disk, so losing that disk still loses data; set iceberg.warehouse to an object store"
+        );
+    }
     let prometheus = zombi_node::telemetry::install_recorder()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -18,6 +18,12 @@
 //! | `zombi_node_warehouse_errors_total{op,kind}` | counter | failed warehouse call attempts (`kind`: `error`, `timeout`), retried or not |
 //! | `zombi_node_warehouse_retries_total{op}` | counter | warehouse calls retried after a failed attempt |
 //! | `zombi_node_tables_adopted_total` | counter | tables adopted from the warehouse's metadata (the catalog had no pointer) |
+//! | `zombi_node_log_segments_total` | counter | log segments written (`durability = "object"`) |
+//! | `zombi_node_log_segment_bytes` | histogram | size of each log segment written |
+//! | `zombi_node_log_put_seconds` | histogram | time of each put-if-absent of a segment, failed ones too |
+//! | `zombi_node_log_put_failures_total` | counter | segment puts that failed and were retried |
+//! | `zombi_node_log_append_seconds` | histogram | time a hot-store write waited for its segment |
+//! | `zombi_node_log_segments_truncated_total` | counter | segments deleted after a checkpoint covered them |
 
 pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
 pub const INGEST_EVENTS: &str = "zombi_node_ingest_events_total";
@@ -36,6 +42,12 @@ pub const CLOCK_BEHIND: &str = "zombi_node_clock_behind_total";
 pub const WAREHOUSE_ERRORS: &str = "zombi_node_warehouse_errors_total";
 pub const WAREHOUSE_RETRIES: &str = "zombi_node_warehouse_retries_total";
 pub const TABLES_ADOPTED: &str = "zombi_node_tables_adopted_total";
+pub const LOG_SEGMENTS: &str = "zombi_node_log_segments_total";
+pub const LOG_SEGMENT_BYTES: &str = "zombi_node_log_segment_bytes";
+pub const LOG_PUT_SECONDS: &str = "zombi_node_log_put_seconds";
+pub const LOG_PUT_FAILURES: &str = "zombi_node_log_put_failures_total";
+pub const LOG_APPEND_SECONDS: &str = "zombi_node_log_append_seconds";
+pub const LOG_SEGMENTS_TRUNCATED: &str = "zombi_node_log_segments_truncated_total";
 
 /// Describes every metric once so `/metrics` carries HELP lines.
 pub fn describe() {
@@ -65,6 +77,24 @@ pub fn describe() {
     describe_counter!(WAREHOUSE_ERRORS, "Failed warehouse call attempts, by op and kind.");
     describe_counter!(WAREHOUSE_RETRIES, "Warehouse calls retried after a failed attempt.");
     describe_counter!(TABLES_ADOPTED, Unit::Count, "Tables adopted from warehouse metadata.");
+    describe_counter!(LOG_SEGMENTS, Unit::Count, "Log segments written (durability object).");
+    describe_histogram!(LOG_SEGMENT_BYTES, Unit::Bytes, "Size of each log segment written.");
+    describe_histogram!(
+        LOG_PUT_SECONDS,
+        Unit::Seconds,
+        "Time of each put-if-absent of a log segment, failed ones too."
+    );
+    describe_counter!(LOG_PUT_FAILURES, Unit::Count, "Log segment puts that failed (retried).");
+    describe_histogram!(
+        LOG_APPEND_SECONDS,
+        Unit::Seconds,
+        "Time a hot-store write waited for its log segment to exist."
+    );
+    describe_counter!(
+        LOG_SEGMENTS_TRUNCATED,
+        Unit::Count,
+        "Log segments deleted after a checkpoint covered them."
+    );
 }
 
 pub fn adopted_table() {

@@ -14,9 +14,13 @@ use zombi_tests::package_dir;
 const NODE: &[&[&str]] = &[
     // What every error of the node has: a code, and its chain for the log.
     &["error"],
-    // Foundations: the RocksDB hot store, CPU offloading, failpoints, metric names, and the
-    // shapes of background work.
-    &["hot", "cpu", "failpoints", "metrics", "tasks"],
+    // Foundations: CPU offloading, failpoints, metric names, and the shapes of background
+    // work.
+    &["cpu", "failpoints", "metrics", "tasks"],
+    // The log in the object store (`durability = "object"`): segments, fencing, truncation.
+    &["log"],
+    // The RocksDB hot store, over the log when there is one.
+    &["hot"],
     // The vocabulary: system columns, field ids, spec, sort order, rows, `zombi.*` keys.
     &["schema"],
     // Typed tables: their settings, schema checks and conversion.

@@ -77,29 +77,7 @@ impl Lister {
             .strip_prefix("s3://")
             .ok_or_else(|| format!("cannot list warehouse {warehouse}"))?;
         let bucket = rest.split('/').next().unwrap_or_default();
-        let s3 = &config.iceberg.s3;
-        let mut b = opendal::services::S3::default().bucket(bucket);
-        if !s3.endpoint.is_empty() {
-            b = b.endpoint(&s3.endpoint);
-        }
-        if !s3.region.is_empty() {
-            b = b.region(&s3.region);
-        }
-        if !s3.access_key_id.is_empty() {
-            b = b
-                .access_key_id(&s3.access_key_id)
-                .secret_access_key(&s3.secret_access_key)
-                .disable_config_load()
-                .disable_ec2_metadata();
-        }
-        if !s3.path_style {
-            b = b.enable_virtual_host_style();
-        }
-        let op = opendal::Operator::new(b)
-            .map_err(|e| format!("cannot open the S3 warehouse: {e}"))?
-            .layer(opendal::layers::TimeoutLayer::new())
-            .layer(opendal::layers::RetryLayer::new())
-            .finish();
+        let op = crate::log::store::s3_operator(config, bucket, "/")?;
         Ok(Lister { op, policy: policy(config), uri_root: format!("s3://{bucket}/") })
     }
 

@@ -36,7 +36,12 @@ impl CodedError for CombinerError {
             CombinerError::ShuttingDown => ErrorCode::ShuttingDown,
             CombinerError::Invalid(_) => ErrorCode::BadRequest,
             CombinerError::Unusable(_) => ErrorCode::Unavailable,
-            CombinerError::Store(_) => ErrorCode::Internal,
+            CombinerError::Store(e) => match e.code() {
+                code @ (ErrorCode::NotOwner | ErrorCode::ShuttingDown | ErrorCode::Unavailable) => {
+                    code
+                }
+                _ => ErrorCode::Internal,
+            },
         }
     }
 }
@@ -48,6 +53,9 @@ impl CombinerError {
         let code = match self {
             CombinerError::Overloaded => GroupErrorCode::Overloaded,
             CombinerError::ShuttingDown => GroupErrorCode::Unavailable,
+            CombinerError::Store(_) if self.code() != ErrorCode::Internal => {
+                GroupErrorCode::Unavailable
+            }
             CombinerError::Store(_) => GroupErrorCode::Internal,
             CombinerError::Invalid(_) => GroupErrorCode::Invalid,
             CombinerError::Unusable(_) => GroupErrorCode::NotReady,

@@ -7,68 +7,80 @@ use rocksdb::WriteBatch;
 
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
+use super::logged::Recorder;
 use super::{HotStore, Result};
+use zombi_shared::config::Durability;
 
 impl HotStore {
     pub fn batch(&self) -> HotBatch<'_> {
-        HotBatch { store: self, batch: WriteBatch::default(), tables: BTreeSet::new() }
+        HotBatch {
+            store: self,
+            batch: WriteBatch::default(),
+            tables: BTreeSet::new(),
+            log: (self.durability == Durability::Object).then(Recorder::default),
+        }
     }
 }
 
-/// A `WriteBatch` being assembled against the store's column families.
+/// A `WriteBatch` being assembled against the store's column families (and, with
+/// `durability = "object"`, recorded for the log: see [`super::logged`]).
 pub struct HotBatch<'a> {
     pub(super) store: &'a HotStore,
     pub(super) batch: WriteBatch,
     /// Tables whose high-water marks this batch moves.
     pub(super) tables: BTreeSet<TableId>,
+    log: Option<Recorder>,
 }
 
 impl HotBatch<'_> {
+    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
+        self.batch.put_cf(self.store.cf(cf), key, value);
+        if let Some(log) = &mut self.log {
+            log.op(cf, key, value);
+        }
+    }
+
     pub fn put_event(&mut self, table: TableId, partition: u32, sequence: u64, value: &[u8]) {
-        self.batch.put_cf(
-            self.store.cf(CF_EVENTS),
-            keys::event_key(table, partition, sequence),
-            value,
-        );
+        self.put(CF_EVENTS, &keys::event_key(table, partition, sequence), value);
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
         self.tables.insert(table);
-        self.batch.put_cf(
-            self.store.cf(CF_META),
-            keys::hwm_key(table, partition),
-            keys::u64_value(next),
-        );
+        self.put(CF_META, &keys::hwm_key(table, partition), &keys::u64_value(next));
     }
 
     pub fn put_bytes(&mut self, table: TableId, bytes: u64) {
-        self.batch.put_cf(self.store.cf(CF_META), keys::bytes_key(table), keys::u64_value(bytes));
+        self.put(CF_META, &keys::bytes_key(table), &keys::u64_value(bytes));
     }
 
     /// Moves a dead-letter table's replay cursor (see [`HotStore::replay_cursors`]).
     pub fn put_replay_cursor(&mut self, table: TableId, partition: u32, next: u64) {
-        self.batch.put_cf(
-            self.store.cf(CF_META),
-            keys::partition_key(keys::TAG_REPLAYED, table, partition),
-            keys::u64_value(next),
-        );
+        let key = keys::partition_key(keys::TAG_REPLAYED, table, partition);
+        self.put(CF_META, &key, &keys::u64_value(next));
     }
 
     /// Records a column inferred for `table` (see [`HotStore::pending_columns`]).
     pub fn put_pending_column(&mut self, table: TableId, index: u32, column: &[u8]) {
-        self.batch.put_cf(
-            self.store.cf(CF_META),
-            keys::partition_key(keys::TAG_COLUMN, table, index),
-            column,
-        );
+        self.put(CF_META, &keys::partition_key(keys::TAG_COLUMN, table, index), column);
     }
 
     pub fn put_idempotency(&mut self, table: TableId, key: &str, record: IdemRecord) {
-        self.batch.put_cf(self.store.cf(CF_IDEM), keys::idem_key(table, key), record.encode());
+        self.put(CF_IDEM, &keys::idem_key(table, key), &record.encode());
     }
 
+    /// Registers a table name under an id (see [`HotStore::ensure_table`]).
+    pub(super) fn put_table(&mut self, name: &str, id: TableId) {
+        self.put(CF_META, &keys::table_key(name), &id.to_be_bytes());
+    }
+
+    /// Applies the batch with the durability mode's write options.
     pub fn commit(self) -> Result<()> {
-        self.store.write(self.batch)?;
+        self.commit_with(false)
+    }
+
+    /// Applies the batch; `synced`: with an fsync of the WAL whatever the mode.
+    pub(super) fn commit_with(self, synced: bool) -> Result<()> {
+        self.store.write_logged(self.batch, self.log, synced)?;
         let mut activity = self.store.activity.lock().unwrap();
         for t in self.tables {
             *activity.entry(t).or_default() += 1;

@@ -10,6 +10,10 @@ pub enum HotError {
         "the node already holds {limit} tables (limits.max_tables); a write to a new table is refused"
     )]
     TableLimit { limit: usize },
+    #[error("cannot write to the node's log")]
+    Log(#[from] crate::log::LogError),
+    #[error("the node's log is not open yet")]
+    NoLog,
 }
 
 pub type Result<T, E = HotError> = std::result::Result<T, E>;
@@ -19,6 +23,8 @@ impl crate::error::CodedError for HotError {
         use crate::error::ErrorCode;
         match self {
             HotError::TableLimit { .. } => ErrorCode::BadRequest,
+            HotError::Log(e) => e.code(),
+            HotError::NoLog => ErrorCode::Unavailable,
             HotError::Rocks(_) | HotError::Corrupt { .. } | HotError::TableIdsExhausted => {
                 ErrorCode::Internal
             }

@@ -22,9 +22,9 @@ pub const CF_EVENTS: &str = "events";
 pub const CF_META: &str = "meta";
 pub const CF_IDEM: &str = "idem";
 
-const TAG_TABLE: u8 = b'T';
-const TAG_HWM: u8 = b'H';
-const TAG_BYTES: u8 = b'B';
+pub const TAG_TABLE: u8 = b'T';
+pub const TAG_HWM: u8 = b'H';
+pub const TAG_BYTES: u8 = b'B';
 pub const TAG_WATERMARK: u8 = b'W';
 pub const TAG_FLOOR: u8 = b'F';
 const TAG_POINTER: u8 = b'I';

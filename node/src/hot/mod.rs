@@ -10,6 +10,7 @@ pub mod error;
 mod idempotency;
 pub mod keys;
 pub mod lease;
+pub mod logged;
 mod meta;
 mod options;
 pub mod record;
@@ -17,7 +18,7 @@ mod registry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
@@ -28,6 +29,7 @@ pub use error::{HotError, Result};
 pub use idempotency::IdemRecord;
 pub use keys::TableId;
 use keys::{CF_EVENTS, CF_IDEM, CF_META};
+pub use logged::{HotLog, Note, Recovered};
 pub use record::{Role, StoredEvent};
 
 /// Per-table durable counters, as loaded at start-up or read for `/stats`.
@@ -43,13 +45,17 @@ pub struct HotStore {
     db: DB,
     durability: Durability,
     idempotency_window_ms: i64,
-    /// Table registry, name → id. The mutex also serialises id allocation.
+    /// Table registry, name → id.
     tables: Mutex<BTreeMap<String, TableId>>,
+    /// Held by the one registration in progress (see [`HotStore::ensure_table`]).
+    registering: Mutex<()>,
     /// Woken when a table is registered, so the flusher creates its Iceberg table at once.
     registered: tokio::sync::Notify,
     /// Per table, a counter bumped by every write of events: the flusher skips a table
     /// whose counter did not move (no RocksDB read, no flush slot).
     activity: Mutex<HashMap<TableId, u64>>,
+    /// With `durability = "object"`: the log every logged write is appended to first.
+    log: OnceLock<HotLog>,
 }
 
 /// The tables a node holds, by name: all that maintenance needs of the hot store (and the
@@ -83,8 +89,10 @@ impl HotStore {
             durability,
             idempotency_window_ms: window_ms,
             tables: Mutex::new(BTreeMap::new()),
+            registering: Mutex::new(()),
             registered: tokio::sync::Notify::new(),
             activity: Mutex::default(),
+            log: OnceLock::new(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -104,8 +112,10 @@ impl HotStore {
             durability: Durability::Wal,
             idempotency_window_ms: 0,
             tables: Mutex::new(BTreeMap::new()),
+            registering: Mutex::new(()),
             registered: tokio::sync::Notify::new(),
             activity: Mutex::default(),
+            log: OnceLock::new(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
@@ -120,7 +130,8 @@ impl HotStore {
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         let mut opts = WriteOptions::default();
         match self.durability {
-            Durability::Wal => {}
+            // With `object`, the log makes a write durable; the WAL keeps a restart cheap.
+            Durability::Wal | Durability::Object => {}
             Durability::Fsync => opts.set_sync(true),
             Durability::None => opts.disable_wal(true),
         }
@@ -135,7 +146,7 @@ impl HotStore {
                 &[self.cf(CF_EVENTS), self.cf(CF_META), self.cf(CF_IDEM)],
                 &rocksdb::FlushOptions::default(),
             )?,
-            Durability::Wal | Durability::Fsync => self.db.flush_wal(true)?,
+            Durability::Wal | Durability::Fsync | Durability::Object => self.db.flush_wal(true)?,
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::{Direction, IteratorMode};
 
 use super::keys::{self, CF_META, TableId};
 use super::{HotError, HotStore, Result, TableCounters, corrupt};
@@ -53,23 +53,32 @@ impl HotStore {
 
     /// [`HotStore::ensure_table`], refusing to register a table beyond `limit` tables.
     pub fn ensure_table_within(&self, name: &str, limit: usize) -> Result<TableId> {
-        let mut tables = self.tables.lock().unwrap();
-        if let Some(id) = tables.get(name) {
-            return Ok(*id);
+        if let Some(id) = self.table_id(name) {
+            return Ok(id);
         }
-        if tables.len() >= limit {
-            return Err(HotError::TableLimit { limit });
-        }
-        // Ids are never reused: the next one is derived from the registry itself.
-        let id = match tables.values().max() {
-            None => 1,
-            Some(max) => max.checked_add(1).ok_or(HotError::TableIdsExhausted)?,
+        // One registration at a time, so an id is allocated once. The registry's own lock
+        // is not held across the write, which may wait for a log segment: lookups (on the
+        // async runtime's threads too) never wait for the object store.
+        let _registering = self.registering.lock().unwrap();
+        let id = {
+            let tables = self.tables.lock().unwrap();
+            if let Some(id) = tables.get(name) {
+                return Ok(*id);
+            }
+            if tables.len() >= limit {
+                return Err(HotError::TableLimit { limit });
+            }
+            // Ids are never reused: the next one is derived from the registry itself.
+            match tables.values().max() {
+                None => 1,
+                Some(max) => max.checked_add(1).ok_or(HotError::TableIdsExhausted)?,
+            }
         };
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), keys::table_key(name), id.to_be_bytes());
+        let mut batch = self.batch();
+        batch.put_table(name, id);
         // Logged and synced in every durability mode: an id must never be handed out twice.
-        self.write_synced(batch)?;
-        tables.insert(name.to_owned(), id);
+        batch.commit_with(true)?;
+        self.tables.lock().unwrap().insert(name.to_owned(), id);
         self.registered.notify_one();
         Ok(id)
     }

@@ -61,7 +61,9 @@ pub fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::Busy | ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::ShuttingDown | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::NotOwner => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -70,7 +72,11 @@ pub fn status(code: ErrorCode) -> StatusCode {
 fn retry_after(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::Busy | ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::Unavailable
+        ErrorCode::Busy
+            | ErrorCode::Overloaded
+            | ErrorCode::ShuttingDown
+            | ErrorCode::Unavailable
+            | ErrorCode::NotOwner
     )
 }
 

@@ -1,6 +1,7 @@
 //! The node's HTTP surface. Handlers extract request parts and call a service.
 
 mod error;
+pub mod role;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub maintainer: Maintainer,
     pub reads: Arc<ReadService>,
     pub replayer: Arc<crate::replay::Replayer>,
+    pub role: Arc<role::RoleState>,
 }
 
 /// The node's own routes; the Iceberg REST catalog (`/v1/…`) is merged in by the caller.
@@ -259,6 +261,9 @@ async fn ingest_inner(
     if state.draining.load(Ordering::Acquire) {
         return Err(ApiError::new(ErrorCode::ShuttingDown, "node is shutting down"));
     }
+    if !state.role.is_active() {
+        return Err(state.role.refusal());
+    }
     check_bearer(
         headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
         &state.config.auth.internal_tokens,
@@ -306,18 +311,38 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
 }
 
 async fn health(State(state): State<AppState>) -> Response {
+    let view = state.role.view();
     if state.draining.load(Ordering::Acquire) {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "shutting_down"})))
-            .into_response()
+        let body = serde_json::json!({"status": "shutting_down", "role": view.role, "since_ms": view.since_ms});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else if !state.role.is_active() {
+        let body =
+            serde_json::json!({"status": view.role, "role": view.role, "since_ms": view.since_ms});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     } else {
-        Json(serde_json::json!({"status": "ok"})).into_response()
+        Json(serde_json::json!({"status": "ok", "role": view.role, "since_ms": view.since_ms}))
+            .into_response()
     }
 }
 
 #[derive(Serialize)]
 struct Stats {
+    node: role::RoleView,
+    /// With `durability = "object"`: the log in the object store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<LogStats>,
     tables: BTreeMap<String, TableStats>,
     combiner: CombinerStats,
+}
+
+#[derive(Serialize)]
+struct LogStats {
+    /// Number of the next segment this node writes.
+    next_segment: u64,
+    /// Segments written (or recovered) and not yet truncated.
+    retained_segments: usize,
+    /// Segments below this are covered by the latest checkpoint.
+    checkpointed_below: u64,
 }
 
 #[derive(Serialize)]
@@ -374,7 +399,13 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
         t.flush = state.flusher.status(name);
         t.maintenance = state.maintainer.status(name);
     }
+    let log = state.store.log().map(|log| {
+        let (next_segment, retained_segments) = log.retained();
+        LogStats { next_segment, retained_segments, checkpointed_below: log.checkpointed() }
+    });
     Ok(Json(Stats {
+        node: state.role.view(),
+        log,
         tables,
         combiner: CombinerStats { inflight_bytes: state.combiner.inflight_bytes() },
     }))

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 pub use edge::{EdgeAuth, EdgeConfig, EdgeLimits, ForwardConfig};
 pub use node::{
-    CombinerConfig, Durability, Evolve, FlushConfig, IcebergConfig, MaintenanceConfig,
+    CombinerConfig, Durability, Evolve, FlushConfig, IcebergConfig, LogConfig, MaintenanceConfig,
     MaintenanceOverrides, NodeAuth, NodeConfig, NodeLimits, OnError, S3Config, SnapshotMode,
     SnapshotPolicy, TableFlushSettings, TableMode, TableOverrides, UnknownFields,
 };

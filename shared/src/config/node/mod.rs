@@ -6,6 +6,7 @@ mod combiner;
 mod flush;
 mod iceberg;
 mod limits;
+mod log;
 mod maintenance;
 mod tables;
 
@@ -20,6 +21,7 @@ pub use combiner::CombinerConfig;
 pub use flush::{FlushConfig, SnapshotMode, SnapshotPolicy, TableFlushSettings};
 pub use iceberg::{IcebergConfig, S3Config};
 pub use limits::NodeLimits;
+pub use log::LogConfig;
 pub use maintenance::{MaintenanceConfig, MaintenanceOverrides};
 pub use tables::{Evolve, OnError, TableMode, TableOverrides, UnknownFields};
 
@@ -43,6 +45,8 @@ pub struct NodeConfig {
     /// How long a graceful shutdown may take to drain, in ms.
     pub shutdown_timeout_ms: u64,
     pub iceberg: IcebergConfig,
+    /// The log in the object store (`durability = "object"`).
+    pub log: LogConfig,
     pub flush: FlushConfig,
     /// Table maintenance: compaction, manifest merging, snapshot expiry, file cleanup.
     pub maintenance: MaintenanceConfig,
@@ -61,6 +65,9 @@ pub enum Durability {
     Fsync,
     /// No WAL: a crash loses every event not yet flushed to Iceberg. Opt-in only.
     None,
+    /// In a log segment created with put-if-absent in the warehouse's object store before
+    /// the ack (see `[log]`): survives the loss of the node's disk.
+    Object,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +82,7 @@ impl Default for NodeConfig {
             auth: NodeAuth::default(),
             shutdown_timeout_ms: 10_000,
             iceberg: IcebergConfig::default(),
+            log: LogConfig::default(),
             flush: FlushConfig::default(),
             maintenance: MaintenanceConfig::default(),
             tables: BTreeMap::new(),
@@ -94,6 +102,7 @@ impl Validate for NodeConfig {
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 600_000)?;
         self.auth.validate()?;
         self.iceberg.validate()?;
+        self.log.validate()?;
         self.flush.validate()?;
         self.maintenance.validate(false)?;
         tables::validate_tables(&self.tables, &self.maintenance)
