@@ -11,6 +11,7 @@
 //! | `zombi_edge_forward_batch_events` | histogram | | events per batch sent to the node |
 //! | `zombi_edge_forward_batch_groups` | histogram | | producer requests coalesced into one batch |
 //! | `zombi_edge_forward_queue_depth` | gauge | | requests waiting for a batch slot |
+//! | `zombi_edge_node_failovers_total` | counter | | batches a node did not take (refused connection, `not_owner`, `shutting_down`) and that went to the next node of `node_url` |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub const FORWARD_DURATION: &str = "zombi_edge_forward_duration_seconds";
 pub const FORWARD_BATCH_EVENTS: &str = "zombi_edge_forward_batch_events";
 pub const FORWARD_BATCH_GROUPS: &str = "zombi_edge_forward_batch_groups";
 pub const FORWARD_QUEUE_DEPTH: &str = "zombi_edge_forward_queue_depth";
+pub const NODE_FAILOVERS: &str = "zombi_edge_node_failovers_total";
 
 /// The recorder is process-global (the `metrics` facade has one recorder), so its handle
 /// is too; without one, `/metrics` renders nothing.
@@ -83,6 +85,7 @@ fn describe() {
     describe_histogram!(FORWARD_BATCH_EVENTS, "Events per batch sent to the node.");
     describe_histogram!(FORWARD_BATCH_GROUPS, "Producer requests coalesced into one batch.");
     describe_gauge!(FORWARD_QUEUE_DEPTH, "Producer requests waiting for a batch slot.");
+    describe_counter!(NODE_FAILOVERS, "Batches a node did not take, sent to the next node.");
 }
 
 /// Why a producer request was rejected: the `reason` label of `zombi_edge_rejections_total`.

@@ -105,17 +105,18 @@ pub async fn run(
             .context("cannot open the warehouse's object store for the log")?;
         role.set(Role::Standby);
         let id_file = config.data_dir.join("log-writer");
-        let taken = tokio::select! {
-            taken = hot::logged::take_over(&store, objects, &config.log, &id_file, &shutdown) => taken,
+        let acquired = tokio::select! {
+            acquired = hot::logged::acquire_log(objects.clone(), &config.log, &id_file, &shutdown) => acquired,
             Some(exit) = services.next_fatal() => return Err(exit.into_error()),
         };
-        let Some(log) = taken else {
+        let Some(log) = acquired else {
             tracing::info!("shut down while standing by");
             stop_serving.cancel();
             services.stop(Duration::from_millis(config.shutdown_timeout_ms)).await;
             return Ok(());
         };
         role.set(Role::Starting);
+        // At once: its heartbeats tell standbys that the log is taken.
         services.spawn_service("log writer", {
             let (log, role) = (log.clone(), role.clone());
             async move {
@@ -126,6 +127,9 @@ pub async fn run(
                 written
             }
         });
+        if !hot::logged::recover_from_log(&store, &log, &shutdown).await {
+            tracing::info!("shut down while recovering from the log");
+        }
         services.spawn_service("log truncation", {
             let (store, stop) = (store.clone(), stopping.clone());
             let period = Duration::from_millis(config.log.truncate_interval_ms);
@@ -134,7 +138,7 @@ pub async fn run(
                 Ok(())
             }
         });
-        Some(log)
+        Some((log, objects))
     } else {
         None
     };
@@ -145,13 +149,45 @@ pub async fn run(
             None
         }
     };
-    let catalog = Arc::new(ZombiCatalog::new(
+    let mut catalog = ZombiCatalog::new(
         store.clone(),
         catalog::warehouse::file_io(&config),
         lister,
         &config.iceberg.namespace,
         &warehouse,
-    ));
+    );
+    let log = match log {
+        Some((log, objects)) => {
+            catalog =
+                catalog.with_fence(catalog::fence::Fence::new(objects, &warehouse, log.clone()));
+            Some(log)
+        }
+        None => None,
+    };
+    let catalog = Arc::new(catalog);
+    // Fenced: before anything commits, every table's committed state is taken from the
+    // warehouse and one version more is committed in this node's name, so a node paused
+    // through the takeover commits nothing after it.
+    if log.is_some() {
+        let backoff = tasks::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut failures = 0;
+        loop {
+            match catalog.take_tables().await {
+                Ok(tables) => {
+                    tracing::info!(tables = tables.len(), "took the tables' committed state");
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "cannot take the tables over; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(backoff.delay(failures)) => {}
+                    }
+                }
+            }
+        }
+    }
     // Tables found in the warehouse are in the catalog before the node serves, unless the
     // warehouse is slow or unreachable: then adoption goes on in the background (writes
     // to a table wait until its flusher has loaded it either way).

@@ -136,6 +136,12 @@ impl Proc {
         proc_status_kib(self.child.id(), "VmRSS")
     }
 
+    fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} failed");
+        Ok(())
+    }
+
     fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -177,6 +183,14 @@ pub struct Node {
 impl Node {
     /// Starts a node on 127.0.0.1:0 in a fresh temp dir; `env` adds `ZOMBI_NODE__…` settings.
     pub async fn start(env: &[(&str, &str)]) -> Result<Node> {
+        let node = Self::spawn_listening(env)?;
+        wait_healthy(&node.url()).await?;
+        Ok(node)
+    }
+
+    /// Starts a node like [`Node::start`] but returns once it listens, whatever its role
+    /// (a standby answers `/health` with 503 until it takes over).
+    pub fn spawn_listening(env: &[(&str, &str)]) -> Result<Node> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
         let mut env: Vec<(String, String)> =
@@ -187,9 +201,59 @@ impl Node {
             env.push(("ZOMBI_NODE__FLUSH__RETENTION_SECS".into(), "3600".into()));
         }
         let proc = Self::spawn(&data_dir, &env, "127.0.0.1:0".parse().unwrap())?;
-        let node = Node { proc, data_dir, env, _tmp: Some(tmp) };
-        wait_healthy(&node.url()).await?;
-        Ok(node)
+        Ok(Node { proc, data_dir, env, _tmp: Some(tmp) })
+    }
+
+    /// The role `/health` reports (`active`, `standby`, `starting`, `stepped_down`), if the
+    /// node answers.
+    pub async fn role(&self) -> Option<String> {
+        let r = client()
+            .get(format!("{}/health", self.url()))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let v: Value = r.json().await.ok()?;
+        v["role"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until `/health` reports `role`.
+    pub async fn wait_role(&self, role: &str, timeout: Duration) -> Result<()> {
+        wait_for(&format!("{} to be {role}", self.url()), timeout, || async {
+            (self.role().await.as_deref() == Some(role)).then_some(())
+        })
+        .await
+    }
+
+    /// Freezes the process (SIGSTOP), as a machine that stops answering; [`Node::resume`]
+    /// lets it go on where it was.
+    pub fn pause(&self) -> Result<()> {
+        self.proc.signal("-STOP")
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.proc.signal("-CONT")
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// Starts the node again on the same address and data directory, returning once it
+    /// listens, whatever its role.
+    pub async fn restart_listening(&mut self) -> Result<()> {
+        if self.proc.is_running() {
+            self.proc.kill9();
+        }
+        let addr = self.proc.addr;
+        let proc = wait_for("the node to rebind its port", Duration::from_secs(20), || {
+            let r = Self::spawn(&self.data_dir, &self.env, addr).ok();
+            async move { r }
+        })
+        .await?;
+        self.proc = proc;
+        Ok(())
     }
 
     fn spawn(data_dir: &Path, env: &[(String, String)], listen: SocketAddr) -> Result<Proc> {
@@ -384,5 +448,10 @@ impl Edge {
 
     pub fn terminate(&mut self) -> Result<ExitStatus> {
         self.proc.terminate(Duration::from_secs(30))
+    }
+
+    /// `GET /metrics` as Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(client().get(format!("{}/metrics", self.url())).send().await?.text().await?)
     }
 }

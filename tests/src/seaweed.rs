@@ -242,6 +242,12 @@ impl Seaweed {
         Ok(())
     }
 
+    /// The object `key` of `bucket` (a signed GET).
+    pub async fn read(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
+        let op = operator(&self.url, bucket, Duration::from_secs(30))?;
+        Ok(op.read(key).await?.to_vec())
+    }
+
     /// Every key of `bucket` that starts with `prefix` (signed ListObjectsV2, all pages).
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
         let op = operator(&self.url, bucket, Duration::from_secs(30))?;

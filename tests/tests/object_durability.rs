@@ -28,6 +28,7 @@ fn object_env(weed: &Seaweed) -> Vec<(&'static str, &str)> {
         ("ZOMBI_NODE__LOG__TRUNCATE_INTERVAL_MS", "300"),
         ("ZOMBI_NODE__LOG__HEARTBEAT_MS", "200"),
         ("ZOMBI_NODE__LOG__TAKEOVER_AFTER_MS", "1000"),
+        ("ZOMBI_NODE__LOG__CALL_TIMEOUT_MS", "2000"),
         ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "500"),
     ]);
     env
@@ -269,5 +270,163 @@ async fn a_stalled_object_store_gets_no_acknowledgement_and_loses_nothing() -> a
     let mut acked = acked;
     acked.push((0, retry.body["sequence"].as_u64().unwrap(), -1));
     assert_iceberg_holds(&node, &acked, &weed.engine_opts()).await?;
+    Ok(())
+}
+
+/// The settings of a second node for the same log: the same warehouse and prefix.
+fn standby_env(weed: &Seaweed) -> Vec<(&'static str, &str)> {
+    let mut env = object_env(weed);
+    env.push(("ZOMBI_NODE__MAINTENANCE__FILE_GRACE_SECS", "0"));
+    env
+}
+
+/// When the last answer before `at` and the first 200 after it arrived: the gap producers
+/// saw between the old owner's last acknowledgement and the new owner's first.
+fn ack_gap(answers: &[(u16, Instant)], at: Instant) -> Option<Duration> {
+    let last = answers.iter().filter(|(s, t)| *s == 200 && *t <= at).map(|(_, t)| *t).max()?;
+    let first = answers.iter().filter(|(s, t)| *s == 200 && *t > at).map(|(_, t)| *t).min()?;
+    Some(first - last)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_takes_over_when_the_active_node_and_its_disk_are_lost() -> anyhow::Result<()> {
+    let weed = seaweed::start().await?;
+    let env = standby_env(&weed);
+    let mut nodes = [Node::start(&env).await?, Node::spawn_listening(&env)?];
+    nodes[1].wait_role("standby", Duration::from_secs(30)).await?;
+    let urls = format!("{},{}", nodes[0].url(), nodes[1].url());
+    let edges = [Edge::start(&urls, &[]).await?, Edge::start(&urls, &[]).await?];
+    let load = Load::start(&edges, 4);
+    let mut active = 0;
+    let mut losses = Vec::new();
+    for round in 1..=4 {
+        let before = load.acked().await;
+        load.wait_acked(before + 300, "300 more acknowledged events").await?;
+        // The active node's machine is gone: its process and its disk.
+        nodes[active].kill9();
+        let lost_at = Instant::now();
+        std::fs::remove_dir_all(nodes[active].data_dir())?;
+        let standby = 1 - active;
+        nodes[standby].wait_role("active", Duration::from_secs(60)).await?;
+        let acked = load.acked().await;
+        load.wait_acked(acked + 100, "acknowledgements from the new owner").await?;
+        // The lost machine comes back empty, as the new standby.
+        nodes[active].restart_listening().await?;
+        nodes[active].wait_role("standby", Duration::from_secs(60)).await?;
+        losses.push(lost_at);
+        eprintln!("round {round}: node {active} lost, node {standby} took over");
+        active = standby;
+    }
+    let (acked, answers) = load.stop().await?;
+    let gaps: Vec<Duration> = losses.iter().filter_map(|&at| ack_gap(&answers, at)).collect();
+    eprintln!("last ack of the old owner → first ack of the new one: {gaps:?}");
+    assert_eq!(gaps.len(), losses.len(), "a takeover without acknowledgements on both sides");
+    let metrics = edges[0].metrics().await?;
+    assert!(metric_sum(&metrics, "zombi_edge_node_failovers_total") > 0.0, "the edge never moved");
+    assert_iceberg_holds(&nodes[active], &acked, &weed.engine_opts()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_node_resumed_after_a_takeover_acknowledges_and_commits_nothing()
+-> anyhow::Result<()> {
+    let weed = seaweed::start().await?;
+    let env = standby_env(&weed);
+    let mut old = Node::start(&env).await?;
+    let new = Node::spawn_listening(&env)?;
+    new.wait_role("standby", Duration::from_secs(30)).await?;
+    // One edge knows only the old node, so its producers keep sending to it after it wakes.
+    let timeout = [("ZOMBI_EDGE__FORWARD__REQUEST_TIMEOUT_MS", "2000")];
+    let to_old = Edge::start(&old.url(), &timeout).await?;
+    let to_both = Edge::start(&format!("{},{}", old.url(), new.url()), &timeout).await?;
+    let edges = [to_old, to_both];
+    let load = Load::start(&edges, 4);
+    load.wait_acked(300, "300 acknowledged events").await?;
+
+    old.pause()?;
+    let paused_at = Instant::now();
+    new.wait_role("active", Duration::from_secs(60)).await?;
+    let acked = load.acked().await;
+    load.wait_acked(acked + 200, "acknowledgements from the new owner").await?;
+    let resumed_at = Instant::now();
+    old.resume()?;
+    // It learns it lost the log at its next segment (a heartbeat at the latest), refuses
+    // writes and exits with an error.
+    let status = old.wait_exit(Duration::from_secs(60)).await?;
+    assert!(!status.success(), "the old node exited as if nothing happened");
+    let acked = load.acked().await;
+    load.wait_acked(acked + 100, "more acknowledgements after the old node left").await?;
+    let (acked, answers) = load.stop().await?;
+    eprintln!(
+        "paused {:?} before the resume; {} acknowledged in all",
+        resumed_at - paused_at,
+        acked.len()
+    );
+    assert!(answers.iter().any(|(s, t)| *s != 200 && *t > resumed_at), "no refusal seen");
+
+    // Every acknowledgement — the old node's included — is in Iceberg once, through the
+    // new owner.
+    assert_iceberg_holds(&new, &acked, &weed.engine_opts()).await?;
+    // No version after the new owner's takeover commit was written by the old node: each
+    // names the new owner.
+    let keys = weed.list(seaweed::BUCKET, "lake/zombi/orders/metadata/").await?;
+    let mut copies: Vec<(u64, String)> = keys
+        .iter()
+        .filter_map(|k| {
+            let v = k.rsplit('/').next()?.strip_prefix('v')?.strip_suffix(".metadata.json")?;
+            Some((v.parse().ok()?, k.clone()))
+        })
+        .collect();
+    copies.sort();
+    let mut owners = Vec::new();
+    for (version, key) in &copies {
+        let meta: Value = serde_json::from_slice(&weed.read(seaweed::BUCKET, key).await?)?;
+        owners.push((*version, meta["properties"]["zombi.log-owner"].as_str().map(str::to_owned)));
+    }
+    let takeover =
+        owners.iter().rposition(|(_, o)| o != &owners.last().unwrap().1).map_or(0, |i| i + 1);
+    assert!(owners[takeover].1.is_some(), "the new owner never fenced the table: {owners:?}");
+    assert!(
+        owners[takeover..].iter().all(|(_, o)| o == &owners[takeover].1),
+        "a version after the takeover names another owner: {owners:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_nodes_started_at_once_for_one_log_exactly_one_serves() -> anyhow::Result<()> {
+    let weed = seaweed::start().await?;
+    let env = standby_env(&weed);
+    let nodes = [Node::spawn_listening(&env)?, Node::spawn_listening(&env)?];
+    wait_for("one node to be active", Duration::from_secs(60), || async {
+        let roles = [nodes[0].role().await, nodes[1].role().await];
+        roles.iter().any(|r| r.as_deref() == Some("active")).then_some(())
+    })
+    .await?;
+    // For longer than a takeover takes, exactly one is active and the other stands by.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let roles = [nodes[0].role().await, nodes[1].role().await];
+        let active = roles.iter().filter(|r| r.as_deref() == Some("active")).count();
+        let standby = roles.iter().filter(|r| r.as_deref() == Some("standby")).count();
+        assert_eq!((active, standby), (1, 1), "{roles:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Writes through either address end up at the active node only.
+    let c = client();
+    for node in &nodes {
+        let r = send_one(
+            &c,
+            &Edge::start(&node.url(), &[]).await?.url(),
+            "orders",
+            &json!({"payload": 1}),
+        )
+        .await?;
+        let active = node.role().await.as_deref() == Some("active");
+        assert_eq!(r.status == 200, active, "{:?}", r.body);
+        if !active {
+            assert_eq!(r.code(), "node_unavailable", "{:?}", r.body);
+        }
+    }
     Ok(())
 }

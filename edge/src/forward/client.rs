@@ -1,5 +1,7 @@
 //! The HTTP client for the node's internal ingest endpoint.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -21,18 +23,34 @@ pub enum ClientError {
 }
 
 /// One keep-alive connection pool to the node, shared by all batches.
+///
+/// `node_url` may name several nodes (an active node and its standbys, `durability =
+/// "object"`): batches go to the one that answered last. A batch that a node certainly did
+/// not take — the connection was refused, or the node answered 503 `not_owner` (a standby,
+/// or a node that lost its log) or `shutting_down` — is sent to the next node at once.
+/// Any other failure (a timeout, a reset after the body was sent) may have been written,
+/// so it goes back to the producer as a 503 to retry, never to another node.
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,
-    url: String,
+    urls: Arc<[String]>,
+    /// Index of the node batches go to.
+    current: Arc<AtomicUsize>,
     token: Option<String>,
+}
+
+/// How one attempt on one node ended.
+enum Attempt {
+    Done(Result<BatchResponse, ForwardError>),
+    /// The node did not take the batch and says (or shows) another may: try the next.
+    NotHere(String),
 }
 
 impl std::fmt::Debug for NodeClient {
     // The internal token never reaches a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeClient")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -41,8 +59,9 @@ impl std::fmt::Debug for NodeClient {
 impl NodeClient {
     pub fn new(config: &EdgeConfig) -> Result<Self, ClientError> {
         // reqwest is built without TLS; fail at start rather than on every write.
-        if config.node_url.starts_with("https://") {
-            return Err(ClientError::HttpsUnsupported(config.node_url.clone()));
+        let nodes = config.node_urls();
+        if let Some(https) = nodes.iter().find(|u| u.starts_with("https://")) {
+            return Err(ClientError::HttpsUnsupported(https.clone()));
         }
         let forward = &config.forward;
         let http = reqwest::Client::builder()
@@ -54,19 +73,79 @@ impl NodeClient {
             // The node is addressed directly; an ambient HTTP_PROXY must not reroute it.
             .no_proxy()
             .build()?;
-        let url = format!("{}{INGEST_PATH}", config.node_url.trim_end_matches('/'));
-        Ok(NodeClient { http, url, token: config.auth.internal_token.clone() })
+        let urls =
+            nodes.iter().map(|u| format!("{}{INGEST_PATH}", u.trim_end_matches('/'))).collect();
+        Ok(NodeClient {
+            http,
+            urls,
+            current: Arc::new(AtomicUsize::new(0)),
+            token: config.auth.internal_token.clone(),
+        })
     }
 
     /// Sends one batch and returns the node's per-group results. It takes the batch so that
     /// its events are freed once encoded: while the node works, the edge holds the encoded
     /// body only.
     pub async fn send(&self, batch: IngestBatch) -> Result<BatchResponse, ForwardError> {
-        let body = wire::encode(&batch);
+        let body = bytes::Bytes::from(wire::encode(&batch));
         drop(batch);
+        let first = self.current.load(Ordering::Acquire);
+        let n = self.urls.len();
+        let mut last = String::new();
+        for attempt in 0..n {
+            let i = (first + attempt) % n;
+            match self.attempt(&self.urls[i], body.clone()).await {
+                Attempt::Done(result) => {
+                    if attempt > 0 {
+                        self.current.store(i, Ordering::Release);
+                        tracing::info!(node = %self.urls[i], "sending batches to another node");
+                    }
+                    // The node did not answer (a timeout, a reset): the batch goes back to
+                    // its producers to retry, and the next batches go to whichever node says
+                    // it is active, if another does (the one here may hang for good).
+                    if n > 1 && matches!(result, Err(ForwardError::Unavailable(_))) {
+                        self.follow_active(i).await;
+                    }
+                    return result;
+                }
+                Attempt::NotHere(why) => {
+                    metrics::counter!(crate::metrics::NODE_FAILOVERS).increment(1);
+                    last = why;
+                }
+            }
+        }
+        Err(ForwardError::Unavailable(last))
+    }
+
+    /// Asks every other node whether it is active (`/health`, a short timeout each) and
+    /// sends the next batches to the first that is.
+    async fn follow_active(&self, failed: usize) {
+        for (i, url) in self.urls.iter().enumerate() {
+            if i == failed {
+                continue;
+            }
+            let health = format!("{}/health", url.trim_end_matches(INGEST_PATH));
+            let probe = self.http.get(&health).timeout(Duration::from_secs(1)).send().await;
+            let active = match probe {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|v| v["role"].as_str() == Some("active")),
+                Err(_) => false,
+            };
+            if active {
+                self.current.store(i, Ordering::Release);
+                metrics::counter!(crate::metrics::NODE_FAILOVERS).increment(1);
+                tracing::warn!(node = %url, "the node did not answer; sending batches to the active one");
+                return;
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, body: bytes::Bytes) -> Attempt {
         let mut request = self
             .http
-            .post(&self.url)
+            .post(url)
             .header(CONTENT_TYPE, MSGPACK_CONTENT_TYPE)
             .header(ACCEPT, MSGPACK_CONTENT_TYPE)
             .body(body);
@@ -74,21 +153,40 @@ impl NodeClient {
             request = request.bearer_auth(token);
         }
         // Connection refused, connect timeout, reset and request timeout all mean the
-        // same to a producer: the node cannot take the write now.
-        let response = request.send().await.map_err(|e| ForwardError::Unavailable(chain(&e)))?;
+        // same to a producer: the node cannot take the write now. Only a refused connection
+        // proves the batch was not sent.
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Attempt::NotHere(chain(&e)),
+            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(chain(&e)))),
+        };
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| ForwardError::Unavailable(chain(&e)))?;
-        match status {
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(chain(&e)))),
+        };
+        Attempt::Done(match status {
             StatusCode::OK => wire::decode::<BatchResponse>(&body)
                 .map_err(|e| ForwardError::Protocol(format!("undecodable batch response: {e}"))),
             StatusCode::TOO_MANY_REQUESTS => Err(ForwardError::NodeOverloaded(node_message(&body))),
-            StatusCode::SERVICE_UNAVAILABLE => Err(ForwardError::Unavailable(node_message(&body))),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                if matches!(node_code(&body).as_deref(), Some("not_owner" | "shutting_down")) {
+                    return Attempt::NotHere(node_message(&body));
+                }
+                Err(ForwardError::Unavailable(node_message(&body)))
+            }
             status => Err(ForwardError::Rejected {
                 status: status.as_u16(),
                 message: node_message(&body),
             }),
-        }
+        })
     }
+}
+
+/// The node's error code: the `error.code` of its JSON error body, if it has one.
+fn node_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["error"]["code"].as_str().map(str::to_owned)
 }
 
 /// The node's error message: the `error.message` of its JSON error body if it has one,

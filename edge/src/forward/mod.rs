@@ -437,4 +437,47 @@ mod tests {
         let err = submitted.await.expect("no answer before the request timeout").unwrap_err();
         assert!(matches!(&err, ForwardError::Unavailable(m) if m.contains("onnect")), "{err}");
     }
+
+    /// A node that answers every batch with 503 `not_owner` (a standby), counting them.
+    async fn standby_node() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {
+                let body = r#"{"error":{"code":"not_owner","message":"this node is a standby"}}"#;
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, body)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn batches_move_to_the_node_that_takes_them_and_stay_there() {
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (standby, standby_hits) = standby_node().await;
+        let (active, seen) = fake_node().await;
+        let forwarder = forwarder(&format!("http://{refused},{standby}/,{active}"), LIMITS);
+        assert_eq!(forwarder.submit(group("t", 2)).await.unwrap().len(), 2);
+        assert_eq!(seen.batches(), vec![1]);
+        assert_eq!(standby_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The next batches go straight to the node that took the last one.
+        for _ in 0..3 {
+            forwarder.submit(group("t", 1)).await.unwrap();
+        }
+        assert_eq!(seen.batches().len(), 4);
+        assert_eq!(standby_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // No node takes it: the producer hears the last refusal, as a 503 to retry.
+        let forwarder = forwarder_to_nodes(&[format!("http://{refused}"), standby]);
+        let err = forwarder.submit(group("t", 1)).await.unwrap_err();
+        assert!(matches!(&err, ForwardError::Unavailable(m) if m.contains("standby")), "{err}");
+    }
+
+    fn forwarder_to_nodes(urls: &[String]) -> Forwarder {
+        forwarder(&urls.join(","), LIMITS)
+    }
 }

@@ -70,6 +70,9 @@ impl ZombiCatalog {
         let Some(lister) = &self.lister else { return Ok(None) };
         let lock = self.commit_lock(name);
         let _guard = lock.lock().await;
+        if self.fence.is_some() {
+            return self.adopt_committed(name).await;
+        }
         let ident = self.ident(name);
         if self.pointer(&ident).await?.is_some() {
             return Ok(None);
@@ -125,6 +128,116 @@ impl ZombiCatalog {
         crate::metrics::adopted_table();
         self.point_warehouse(name, &location, &metadata).await;
         Ok(Some(self.build_table(ident, location, Arc::new(metadata))?))
+    }
+}
+
+impl ZombiCatalog {
+    /// Fenced (`durability = "object"`): points `name` at its highest committed version,
+    /// the highest `v<N>.metadata.json` (see [`super::fence`]), whatever this node's pointer
+    /// says: another node may have committed since. Its location is the `<N>-<uuid>` file
+    /// with the same content. `None` when the pointer is already there or the folder holds
+    /// no committed version. The caller holds the table's commit lock.
+    pub(super) async fn adopt_committed(&self, name: &str) -> Result<Option<Table>> {
+        let Some(lister) = &self.lister else { return Ok(None) };
+        let ident = self.ident(name);
+        let dir = format!("{}/{name}/metadata", self.namespace_location);
+        let files = lister
+            .list_files(&dir)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("cannot list {dir}: {e}")))?;
+        let Some(&(version, copy)) = super::fence::Fence::committed(&files).first() else {
+            return Ok(None);
+        };
+        let read = |uri: String| async move {
+            let bytes = self.file_io.new_input(&uri)?.read().await?;
+            serde_json::from_slice::<TableMetadata>(&bytes).map_err(|e| {
+                Error::new(ErrorKind::DataInvalid, format!("{uri} does not parse: {e}"))
+            })
+        };
+        let committed = read(copy.to_owned()).await?;
+        let mut location = None;
+        for (v, twin) in by_version(&files) {
+            if v == version && read(twin.to_owned()).await? == committed {
+                location = Some(twin.to_owned());
+                break;
+            }
+        }
+        let location = location.ok_or_else(|| {
+            Error::new(
+                ErrorKind::DataInvalid,
+                format!("{copy} is committed, but no <N>-<uuid> metadata file of version {version} matches it"),
+            )
+        })?;
+        let current = self.pointer(&ident).await?;
+        if current.as_deref() == Some(location.as_str()) {
+            return Ok(None);
+        }
+        let (table, loc) = (name.to_owned(), location.clone());
+        self.blocking(move |s| s.adopt(&table, &loc)).await?;
+        tracing::info!(
+            table = name,
+            version,
+            %location,
+            snapshot_id = committed.current_snapshot_id(),
+            "took the table's committed state from the warehouse"
+        );
+        Ok(Some(self.build_table(ident, location, Arc::new(committed))?))
+    }
+
+    /// Fenced: at a takeover, before anything commits, takes every table's committed state
+    /// from the warehouse and commits one version more naming this node (`zombi.log-owner`),
+    /// so that a node paused through the takeover can commit nothing. Returns the tables.
+    pub async fn take_tables(&self) -> Result<Vec<String>> {
+        let Some(fence) = &self.fence else { return Ok(Vec::new()) };
+        let Some(lister) = &self.lister else { return Ok(Vec::new()) };
+        let dirs = lister.list_dirs(&self.namespace_location).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("cannot list {}: {e}", self.namespace_location),
+            )
+        })?;
+        let mut taken = Vec::new();
+        for name in dirs {
+            if zombi_shared::validate_table_name(&name).is_err() {
+                continue;
+            }
+            let ident = self.ident(&name);
+            for attempt in 1.. {
+                {
+                    let lock = self.commit_lock(&name);
+                    let _guard = lock.lock().await;
+                    self.adopt_committed(&name).await?;
+                }
+                if self.pointer(&ident).await?.is_none() {
+                    break;
+                }
+                let owner = fence.owner().to_owned();
+                let bumped = self
+                    .commit_rebuilt(&ident, async |current: &Table| {
+                        let builder = iceberg::spec::TableMetadataBuilder::new_from_metadata(
+                            current.metadata().clone(),
+                            current.metadata_location().map(str::to_owned),
+                        );
+                        let props = std::collections::HashMap::from([(
+                            super::fence::LOG_OWNER.to_owned(),
+                            owner,
+                        )]);
+                        Ok(Some(builder.set_properties(props)?.build()?.metadata))
+                    })
+                    .await;
+                match bumped {
+                    Ok(_) => {
+                        taken.push(name.clone());
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < 10 => {
+                        tracing::info!(table = %name, "a commit of the old owner landed first; taking the table again");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(taken)
     }
 }
 

@@ -67,6 +67,21 @@ async fn replace(io: &FileIO, location: &str, bytes: Vec<u8>) -> Result<()> {
     written.map_err(|e| failed(&e))?.map_err(|e| failed(&e))
 }
 
+/// Writes only the hint naming `metadata_location`'s version (its copy is written).
+pub async fn write_hint(
+    io: &FileIO,
+    metadata_location: &str,
+    metadata: &TableMetadata,
+) -> Result<()> {
+    let version = version_of(metadata_location).ok_or_else(|| {
+        Error::new(
+            ErrorKind::DataInvalid,
+            format!("{metadata_location} is not named <version>-<uuid>.metadata.json"),
+        )
+    })?;
+    replace(io, &hint_location(metadata.location()), version.to_string().into_bytes()).await
+}
+
 /// Whether the warehouse's hint already names `metadata_location`'s version.
 pub async fn is_current(io: &FileIO, metadata_location: &str, table_location: &str) -> bool {
     let Some(version) = version_of(metadata_location) else { return false };

@@ -9,6 +9,7 @@
 
 mod adopt;
 pub(crate) mod clock;
+pub mod fence;
 pub mod hint;
 pub mod inflight;
 mod lifecycle;
@@ -54,6 +55,8 @@ pub struct ZombiCatalog {
     typing: Arc<typed::Registry>,
     /// Which tables take writes.
     readiness: readiness::TableReadiness,
+    /// With `durability = "object"`: commits are fenced in the warehouse (see [`fence`]).
+    fence: Option<fence::Fence>,
 }
 
 /// The updates an engine may commit: schema and property changes.
@@ -104,7 +107,23 @@ impl ZombiCatalog {
             lister,
             typing: Arc::default(),
             readiness: readiness::TableReadiness::default(),
+            fence: None,
         }
+    }
+
+    /// Fenced: whether this node may still delete files (it owns the log); always when
+    /// not fenced.
+    pub async fn may_delete(&self) -> Result<bool> {
+        match &self.fence {
+            Some(fence) => fence.still_owner().await,
+            None => Ok(true),
+        }
+    }
+
+    /// Makes the warehouse the commit point of every commit (see [`fence`]).
+    pub fn with_fence(mut self, fence: fence::Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// Which tables take writes: the flusher reports, ingest waits (see [`readiness`]).
@@ -245,6 +264,16 @@ impl ZombiCatalog {
         let loc = location.to_string();
         let _inflight = self.protect(table, loc.clone());
         metadata.write_to(&self.file_io, location).await?;
+        if let Some(fence) = &self.fence
+            && fence.commit(&loc, metadata).await? == fence::Committed::Taken
+        {
+            // Another node committed this version: this node's view is behind. Take the
+            // table's committed state again, so a retry (or its commit-id lookup) sees it.
+            if let Err(e) = self.adopt_committed(table).await {
+                tracing::warn!(table, error = %e, "cannot reload the table after a lost commit");
+            }
+            return Err(fence::taken(table, hint::version_of(&loc)));
+        }
         let name = table.to_owned();
         let pointer = loc.clone();
         self.blocking(move |s| s.set_pointer(&name, &pointer)).await?;
@@ -256,7 +285,12 @@ impl ZombiCatalog {
     /// Points the warehouse's `version-hint.text` at a committed metadata file (see
     /// [`hint`]); a failure is logged, and the next commit or start repairs it.
     async fn point_warehouse(&self, table: &str, location: &str, metadata: &TableMetadata) {
-        if let Err(e) = hint::write(&self.file_io, location, metadata).await {
+        // Fenced, the copy is the commit point and already there: only the hint is left.
+        let written = match self.fence {
+            Some(_) => hint::write_hint(&self.file_io, location, metadata).await,
+            None => hint::write(&self.file_io, location, metadata).await,
+        };
+        if let Err(e) = written {
             tracing::warn!(table, error = %e, "cannot write the table's version-hint.text; path-based readers see an older snapshot until the next commit");
         }
     }

@@ -110,6 +110,13 @@ impl Cleanup {
         }
         self.first_seen.retain(|p, _| unreferenced.contains(p));
         let mut out = Deleted { files: 0, waiting: (unreferenced.len() - due.len()) as u64 };
+        // A node that lost its log deletes nothing: what it sees as unreferenced may be
+        // what the new owner just wrote.
+        if !due.is_empty() && !catalog.may_delete().await? {
+            tracing::warn!(table = name, "not deleting files: this node no longer owns the log");
+            out.waiting += due.len() as u64;
+            return Ok(out);
+        }
         // A few deletions at a time: object stores answer each in tens of milliseconds.
         let file_io = table.file_io();
         let mut deletions = futures::stream::iter(due)

@@ -306,13 +306,13 @@ impl HotStore {
         while let Some(read) = reads.next().await {
             let read = read?;
             let store = self.clone();
-            let records = read.records;
+            let records = read.records.clone();
             done.records += records.len();
             let notes = blocking(move || {
                 records.iter().map(|r| store.apply_logged(r, false)).collect::<Result<Vec<_>>>()
             })
             .await?;
-            log.recovered(read.number, notes);
+            log.recovered(&read, notes);
             done.segments += 1;
         }
         let store = self.clone();
@@ -365,14 +365,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[cfg(test)]
 mod tests;
 
-/// Takes the node's log in the warehouse and rebuilds `store` from it: opens the log,
-/// waits until this node owns it ([`Log::acquire`]: at once for a new log or after this
-/// node's own restart, else as a standby until the writer stops), then applies what it
-/// holds. Failures of the object store are retried with backoff. `id_file` keeps the id of
-/// the last process that owned the log from this data directory. `None` when `cancel`
-/// fires first.
-pub async fn take_over(
-    store: &Arc<HotStore>,
+/// Takes the node's log in the warehouse: opens it and waits until this node owns it
+/// ([`Log::acquire`]: at once for a new log or after this node's own restart, else as a
+/// standby until the writer stops). Failures of the object store are retried with backoff.
+/// `id_file` keeps the id of the last process that owned the log from this data directory.
+/// The caller starts the log's writer at once (its heartbeats tell standbys that the log
+/// is taken) and then rebuilds the hot store with [`recover_from_log`]. `None` when
+/// `cancel` fires first.
+pub async fn acquire_log(
     objects: crate::log::ObjectStore,
     config: &zombi_shared::config::LogConfig,
     id_file: &std::path::Path,
@@ -384,41 +384,67 @@ pub async fn take_over(
         max_bytes: config.segment_max_bytes as usize,
         heartbeat: Duration::from_millis(config.heartbeat_ms),
     };
-    let backoff = crate::tasks::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let takeover = Duration::from_millis(config.takeover_after_ms);
+    retrying("cannot take the log", cancel, async || {
+        let (log, _) = HotLog::open(objects.clone(), &config.prefix, settings).await?;
+        let previous = std::fs::read_to_string(id_file)
+            .ok()
+            .and_then(|t| u128::from_str_radix(t.trim(), 16).ok());
+        let Some(claimed) = log.acquire(previous, takeover, settings.heartbeat / 2, cancel).await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(claimed_segment = claimed, "this node owns the log");
+        if let Err(e) = std::fs::write(id_file, format!("{:032x}", log.writer_id())) {
+            tracing::warn!(error = %e, file = %id_file.display(), "cannot note this node's log id; its next start waits like a standby");
+        }
+        Ok(Some(log))
+    })
+    .await
+    .flatten()
+}
+
+/// Rebuilds `store` from the log this node owns and attaches it, retrying failures of the
+/// object store with backoff. `false` when `cancel` fires first.
+pub async fn recover_from_log(
+    store: &Arc<HotStore>,
+    log: &HotLog,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let recovered = retrying("cannot recover from the log", cancel, async || {
+        let started = std::time::Instant::now();
+        let contents = log.contents().await?;
+        let recovered = store.recover(log, &contents).await?;
+        tracing::info!(
+            checkpoints = recovered.checkpoints,
+            segments = recovered.segments,
+            records = recovered.records,
+            ms = started.elapsed().as_millis() as u64,
+            "recovered the hot store from the log"
+        );
+        Ok(())
+    })
+    .await;
+    if recovered.is_some() {
+        store.attach_log(log.clone());
+    }
+    recovered.is_some()
+}
+
+/// Runs `attempt` until it succeeds, backing off after failures; `None` if cancelled.
+async fn retrying<T>(
+    what: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+    attempt: impl AsyncFn() -> Result<T>,
+) -> Option<T> {
+    let backoff = crate::tasks::Backoff::new(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(5),
+    );
     let mut failures = 0;
     loop {
-        let attempt = async {
-            let (log, _) = HotLog::open(objects.clone(), &config.prefix, settings).await?;
-            let previous = std::fs::read_to_string(id_file)
-                .ok()
-                .and_then(|t| u128::from_str_radix(t.trim(), 16).ok());
-            let takeover = Duration::from_millis(config.takeover_after_ms);
-            let poll = settings.heartbeat / 2;
-            let Some(claimed) = log.acquire(previous, takeover, poll, cancel).await? else {
-                return Ok(None);
-            };
-            let started = std::time::Instant::now();
-            if let Err(e) = std::fs::write(id_file, format!("{:032x}", log.writer_id())) {
-                tracing::warn!(error = %e, file = %id_file.display(), "cannot note this node's log id; its next start waits like a standby");
-            }
-            let contents = log.contents().await?;
-            let recovered = store.recover(&log, &contents).await?;
-            tracing::info!(
-                claimed_segment = claimed,
-                checkpoints = recovered.checkpoints,
-                segments = recovered.segments,
-                records = recovered.records,
-                ms = started.elapsed().as_millis() as u64,
-                "took the log and recovered the hot store from it"
-            );
-            Ok::<_, HotError>(Some(log))
-        };
-        match attempt.await {
-            Ok(None) => return None,
-            Ok(Some(log)) => {
-                store.attach_log(log.clone());
-                return Some(log);
-            }
+        match attempt().await {
+            Ok(v) => return Some(v),
             Err(e) => {
                 failures += 1;
                 let retry_in = backoff.delay(failures);
@@ -426,7 +452,7 @@ pub async fn take_over(
                     error = %crate::error::Chain(&e),
                     failures,
                     retry_in_ms = retry_in.as_millis() as u64,
-                    "cannot take the log; writes wait"
+                    "{what}; retrying (writes wait)"
                 );
                 tokio::select! {
                     () = cancel.cancelled() => return None,

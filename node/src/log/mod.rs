@@ -21,6 +21,12 @@
 //! above the number it covers, in order, and applies them to its hot store (an empty one
 //! after a disk loss): see `hot/logged.rs`.
 //!
+//! **Claims stay.** A node takes the log by creating the next segment itself, empty, as a
+//! *claim*. Claims are never deleted: a node that lost the log writes next exactly at the
+//! number of the claim that took it, so it always finds that name taken, even after the
+//! new owner truncated everything around it. (Were the claim deleted, the old writer
+//! could create a segment in the hole, which nobody would replay.)
+//!
 //! **Truncation.** Segments whose every event is committed to Iceberg are deleted, after a
 //! checkpoint of the state they carried (table registry, counters, idempotency records)
 //! was written: `<prefix>/checkpoints/<number>-<expires_ms>`, covering every segment below
@@ -138,6 +144,8 @@ struct State<N> {
     retained: BTreeMap<u64, Vec<N>>,
     /// Segments below this are covered by the latest checkpoint.
     checkpointed: u64,
+    /// Claims known to this process (its own, and those recovered): never deleted.
+    claims: std::collections::BTreeSet<u64>,
     /// When this writer last wrote a segment (for the heartbeat).
     last_write: Instant,
 }
@@ -153,11 +161,26 @@ pub struct Contents {
     pub segments: Vec<u64>,
 }
 
+impl Contents {
+    /// Whether nobody ever wrote the log.
+    pub fn is_new(&self) -> bool {
+        self.latest_checkpoint.is_none() && self.segments.is_empty()
+    }
+
+    /// The number after every segment written so far (truncation always keeps the last).
+    pub fn next(&self) -> u64 {
+        let covered = self.latest_checkpoint.as_deref().and_then(checkpoint_number).unwrap_or(0);
+        self.segments.last().map_or(covered, |n| (n + 1).max(covered))
+    }
+}
+
 /// One object read back, with its records.
 pub struct Read {
     pub number: u64,
     /// The id of the process that wrote it.
     pub writer: u128,
+    /// A claim: the empty segment a node took the log with.
+    pub claim: bool,
     pub records: Vec<Bytes>,
 }
 
@@ -184,6 +207,7 @@ impl<N: Send + 'static> Log<N> {
                 next: 0,
                 retained: BTreeMap::new(),
                 checkpointed: 0,
+                claims: Default::default(),
                 last_write: Instant::now(),
             }),
             wake: Notify::new(),
@@ -196,7 +220,7 @@ impl<N: Send + 'static> Log<N> {
             let mut state = log.inner.state.lock().unwrap();
             let covered = contents.latest_checkpoint.as_deref().and_then(checkpoint_number);
             state.checkpointed = covered.unwrap_or(0);
-            state.next = contents.segments.last().map_or(state.checkpointed, |n| n + 1);
+            state.next = contents.next();
         }
         Ok((log, contents))
     }
@@ -206,7 +230,21 @@ impl<N: Send + 'static> Log<N> {
         self.list().await
     }
 
+    /// Lists checkpoints, then segments, then checkpoints again, until both listings of
+    /// checkpoints agree: a truncation running meanwhile (writing a checkpoint, then
+    /// deleting what it covers) cannot leave a listing without the segments its checkpoint
+    /// does not cover.
     async fn list(&self) -> Result<Contents, LogError> {
+        loop {
+            let contents = self.list_once().await?;
+            let again = self.list_once().await?;
+            if again.latest_checkpoint == contents.latest_checkpoint {
+                return Ok(again);
+            }
+        }
+    }
+
+    async fn list_once(&self) -> Result<Contents, LogError> {
         let store = &self.inner.store;
         let mut checkpoints: Vec<String> = store
             .list(&self.dir("checkpoints"))
@@ -261,13 +299,18 @@ impl<N: Send + 'static> Log<N> {
         })?;
         let object = segment::decode(bytes)
             .map_err(|source| LogError::Damaged { key: key.into(), source })?;
-        if object.kind != kind {
+        if object.kind != kind && !(kind == Kind::Segment && object.kind == Kind::Claim) {
             return Err(LogError::Damaged {
                 key: key.into(),
                 source: segment::FormatError::Kind(object.kind as u8),
             });
         }
-        Ok(Read { number: object.number, writer: object.writer, records: object.records })
+        Ok(Read {
+            number: object.number,
+            writer: object.writer,
+            claim: object.kind == Kind::Claim,
+            records: object.records,
+        })
     }
 
     /// Waits until this process owns the log, then returns the number of the segment that
@@ -289,23 +332,26 @@ impl<N: Send + 'static> Log<N> {
         poll: Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<u64>, LogError> {
-        let (mut next, mut claim_now) = {
-            let state = self.inner.state.lock().unwrap();
-            (state.next, state.next == state.checkpointed)
-        };
-        if !claim_now && let Some(previous) = previous {
-            claim_now = self.read_segment(next - 1).await?.writer == previous;
+        let contents = self.list().await?;
+        let mut next = contents.next();
+        let mut claim_now = contents.is_new();
+        if !claim_now
+            && let Some(previous) = previous
+            && let Some(&last) = contents.segments.last()
+        {
+            claim_now = self.read_segment(last).await?.writer == previous;
         }
         let mut quiet_since = Instant::now();
         loop {
             if claim_now || quiet_since.elapsed() >= takeover_after {
-                let body = segment::encode::<Bytes>(Kind::Segment, self.inner.writer, next, &[]);
+                let body = segment::encode::<Bytes>(Kind::Claim, self.inner.writer, next, &[]);
                 match self.inner.store.put_if_absent(&self.segment_key(next), body).await {
                     Ok(Put::Created) => {
                         let mut state = self.inner.state.lock().unwrap();
                         state.next = next + 1;
                         state.last_write = Instant::now();
                         state.retained.insert(next, Vec::new());
+                        state.claims.insert(next);
                         return Ok(Some(next));
                     }
                     Ok(Put::Exists) => {
@@ -326,22 +372,45 @@ impl<N: Send + 'static> Log<N> {
                 () = cancel.cancelled() => return Ok(None),
                 () = tokio::time::sleep(poll) => {}
             }
-            loop {
-                match self.inner.store.exists(&self.segment_key(next)).await {
-                    Ok(true) => {
-                        next += 1;
-                        quiet_since = Instant::now();
-                    }
-                    Ok(false) => break,
-                    Err(e) => {
-                        // An unreachable store is no sign of a dead writer: wait it out.
-                        tracing::warn!(error = %crate::error::Chain(&e), "cannot watch the log");
-                        quiet_since = Instant::now();
-                        break;
-                    }
+            // A listing, not a check of the next name: the writer truncates what it wrote,
+            // so a name seen once may be gone, and only the highest number tells progress.
+            match self.list().await {
+                Ok(contents) if contents.next() > next => {
+                    next = contents.next();
+                    quiet_since = Instant::now();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // An unreachable store is no sign of a dead writer: wait it out.
+                    tracing::warn!(error = %crate::error::Chain(&e), "cannot watch the log");
+                    quiet_since = Instant::now();
                 }
             }
         }
+    }
+
+    /// Whether this process still owns the log, asked of the store: the segment it writes
+    /// next (and the one after) is absent or its own. A cheap check before an action no
+    /// precondition guards (deleting files); a writer that lost the log also learns it at
+    /// its next segment.
+    pub async fn still_owner(&self) -> Result<bool, LogError> {
+        let next = {
+            let state = self.inner.state.lock().unwrap();
+            if state.status != Status::Open {
+                return Ok(false);
+            }
+            state.next
+        };
+        for n in [next, next + 1] {
+            match self.inner.store.get(&self.segment_key(n)).await.map_err(store_error)? {
+                None => return Ok(true),
+                Some(bytes) => match segment::decode(bytes) {
+                    Ok(o) if o.writer == self.inner.writer => {}
+                    _ => return Ok(false),
+                },
+            }
+        }
+        Ok(true)
     }
 
     /// This process's id, written into every object it writes.
@@ -350,8 +419,12 @@ impl<N: Send + 'static> Log<N> {
     }
 
     /// Keeps the notes of a recovered segment, for truncation.
-    pub fn recovered(&self, number: u64, notes: Vec<N>) {
-        self.inner.state.lock().unwrap().retained.insert(number, notes);
+    pub fn recovered(&self, read: &Read, notes: Vec<N>) {
+        let mut state = self.inner.state.lock().unwrap();
+        if read.claim {
+            state.claims.insert(read.number);
+        }
+        state.retained.insert(read.number, notes);
     }
 
     /// Appends `record` and blocks until the segment holding it exists in the store;
@@ -505,6 +578,7 @@ impl<N: Send + 'static> Log<N> {
             let started = Instant::now();
             let put = self.inner.store.put_if_absent(&key, body.clone()).await;
             metrics::histogram!(m::LOG_PUT_SECONDS).record(started.elapsed().as_secs_f64());
+            tracing::trace!(segment = number, bytes = body.len(), outcome = ?put.as_ref().map_err(|e| e.to_string()), "segment put");
             let outcome = match put {
                 Ok(Put::Created) => return Ok(()),
                 Ok(Put::Exists) => match self.inner.store.get(&key).await {
@@ -536,12 +610,15 @@ impl<N: Send + 'static> Log<N> {
     /// below it may be truncated. Checks segments in order and stops at the first kept.
     pub fn cut(&self, keep: impl Fn(&N) -> bool) -> u64 {
         let state = self.inner.state.lock().unwrap();
-        for (&number, notes) in &state.retained {
+        // The last segment written always stays: the highest number in the store is how
+        // a standby sees progress and where a new writer numbers on from.
+        let last = state.next.saturating_sub(1);
+        for (&number, notes) in state.retained.range(..last) {
             if notes.iter().any(&keep) {
                 return number;
             }
         }
-        state.next
+        last.max(state.checkpointed)
     }
 
     /// Segments below this are covered by the latest checkpoint.
@@ -585,16 +662,22 @@ impl<N: Send + 'static> Log<N> {
                 }
             }
         }
-        let below: Vec<u64> = {
+        // Nothing is deleted by a node that lost the log (no precondition guards a delete).
+        if !self.still_owner().await? {
+            let next = self.inner.state.lock().unwrap().next;
+            return Err(LogError::Fenced { number: next });
+        }
+        let (below, claims): (Vec<u64>, std::collections::BTreeSet<u64>) = {
             let mut state = self.inner.state.lock().unwrap();
             state.checkpointed = state.checkpointed.max(cut);
             let kept = state.retained.split_off(&cut);
             let below = std::mem::replace(&mut state.retained, kept);
-            below.into_keys().collect()
+            (below.into_keys().collect(), state.claims.clone())
         };
-        // Segments left behind by an earlier truncation that stopped half-way are below
-        // every checkpoint too: the listing finds them.
-        let mut doomed: Vec<u64> = self
+        // Segments left behind by an earlier truncation that stopped half-way (perhaps by
+        // another node) are below every checkpoint too: the listing finds them. Which of
+        // those are claims only their header says.
+        let listed: Vec<u64> = self
             .inner
             .store
             .list(&self.dir("segments"))
@@ -604,7 +687,22 @@ impl<N: Send + 'static> Log<N> {
             .filter_map(|n| n.parse::<u64>().ok())
             .filter(|&n| n < cut)
             .collect();
-        doomed.extend(below);
+        let mut doomed = below;
+        for n in listed {
+            if doomed.contains(&n) || claims.contains(&n) {
+                continue;
+            }
+            let key = self.segment_key(n);
+            match self.inner.store.get(&key).await.map_err(store_error)? {
+                Some(bytes)
+                    if segment::decode(bytes.clone()).is_ok_and(|o| o.kind == Kind::Claim) =>
+                {
+                    self.inner.state.lock().unwrap().claims.insert(n);
+                }
+                _ => doomed.push(n),
+            }
+        }
+        doomed.retain(|n| !claims.contains(n));
         doomed.sort_unstable();
         doomed.dedup();
         for &n in &doomed {

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 4 | magic `ZLOG` |
 //! | 1 | format version, 1 |
-//! | 1 | kind: 1 segment, 2 checkpoint |
+//! | 1 | kind: 1 segment, 2 checkpoint, 3 claim (the empty segment a node takes the log with) |
 //! | 16 | id of the writing process (fresh at every start) |
 //! | 8 | number (big-endian): the segment's, or the first segment a checkpoint does not cover |
 //! | 4 | record count |
@@ -26,6 +26,8 @@ const HEADER: usize = 4 + 1 + 1 + 16 + 8 + 4;
 pub enum Kind {
     Segment = 1,
     Checkpoint = 2,
+    /// The empty segment a node takes the log with; never deleted (see `Log::truncate`).
+    Claim = 3,
 }
 
 /// A decoded segment or checkpoint; its records share the object's buffer.
@@ -92,6 +94,7 @@ pub fn decode(bytes: Bytes) -> Result<Object, FormatError> {
     let kind = match buf.get_u8() {
         1 => Kind::Segment,
         2 => Kind::Checkpoint,
+        3 => Kind::Claim,
         k => return Err(FormatError::Kind(k)),
     };
     let writer = buf.get_u128();

@@ -63,6 +63,18 @@ pub fn s3_operator(
     bucket: &str,
     root: &str,
 ) -> Result<opendal::Operator, String> {
+    Ok(s3_service(config, bucket, root)?
+        .layer(opendal::layers::TimeoutLayer::new())
+        .layer(opendal::layers::RetryLayer::new())
+        .finish())
+}
+
+/// The operator of [`s3_operator`] without its layers.
+fn s3_service(
+    config: &NodeConfig,
+    bucket: &str,
+    root: &str,
+) -> Result<opendal::OperatorBuilder<impl opendal::raw::Access>, String> {
     let s3 = &config.iceberg.s3;
     let mut b = opendal::services::S3::default().bucket(bucket).root(root);
     if !s3.endpoint.is_empty() {
@@ -81,17 +93,15 @@ pub fn s3_operator(
     if !s3.path_style {
         b = b.enable_virtual_host_style();
     }
-    Ok(opendal::Operator::new(b)
-        .map_err(|e| format!("cannot open the S3 warehouse: {e}"))?
-        .layer(opendal::layers::TimeoutLayer::new())
-        .layer(opendal::layers::RetryLayer::new())
-        .finish())
+    opendal::Operator::new(b).map_err(|e| format!("cannot open the S3 warehouse: {e}"))
 }
 
 impl ObjectStore {
-    /// The store of a warehouse URI (`file:///…` or `s3://bucket/prefix`).
+    /// The store of a warehouse URI (`file:///…` or `s3://bucket/prefix`) for the log:
+    /// every call bounded by `log.call_timeout_ms` and not retried inside (the log retries
+    /// what needs it, with the same bytes).
     pub fn open(config: &NodeConfig, warehouse: &str) -> Result<ObjectStore, StoreError> {
-        let timeout = Duration::from_millis(config.iceberg.io_timeout_ms);
+        let timeout = Duration::from_millis(config.log.call_timeout_ms);
         if let Some(path) = warehouse.strip_prefix("file://") {
             return Ok(ObjectStore { backend: Backend::Fs(PathBuf::from(path)), timeout });
         }
@@ -99,8 +109,12 @@ impl ObjectStore {
             .strip_prefix("s3://")
             .ok_or_else(|| StoreError::Open(format!("unsupported warehouse {warehouse}")))?;
         let (bucket, root) = rest.split_once('/').unwrap_or((rest, ""));
-        let op = s3_operator(config, bucket, &format!("/{}", root.trim_matches('/')))
-            .map_err(StoreError::Open)?;
+        let op = s3_service(config, bucket, &format!("/{}", root.trim_matches('/')))
+            .map_err(StoreError::Open)?
+            .layer(
+                opendal::layers::TimeoutLayer::new().with_timeout(timeout).with_io_timeout(timeout),
+            )
+            .finish();
         Ok(ObjectStore { backend: Backend::S3(op), timeout })
     }
 

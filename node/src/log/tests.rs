@@ -117,13 +117,16 @@ async fn truncation_keeps_what_is_not_done_and_numbers_go_on() {
     let read = reopened.read_checkpoint(&latest).await.unwrap();
     assert_eq!((read.number, read.records), (3, vec![Bytes::from_static(b"state")]));
 
-    // Everything done: the next checkpoint covers all, and the older one, expired, goes.
-    assert_eq!(log.truncate(log.cut(|_| false), b"later".to_vec(), 0, 1).await.unwrap(), 2);
+    // Everything done: the next checkpoint covers all but the last segment, which always
+    // stays (it shows how far the log goes), and the older checkpoint, expired, goes.
+    assert_eq!(log.cut(|_| false), 4);
+    assert_eq!(log.truncate(log.cut(|_| false), b"later".to_vec(), 0, 1).await.unwrap(), 1);
     let (reopened, contents) = open(dir.path(), 0).await;
-    assert!(contents.segments.is_empty());
+    assert_eq!(contents.segments, [4]);
     assert!(contents.older_checkpoints.is_empty(), "{:?}", contents.older_checkpoints);
-    assert_eq!(reopened.checkpointed(), 5);
-    // A writer opening the emptied log numbers on from the checkpoint, never reusing 0–4.
+    assert_eq!(reopened.checkpointed(), 4);
+    // A writer opening the truncated log numbers on after the last segment, never reusing
+    // 0–4.
     let reopened_writer = tokio::spawn(reopened.clone().run_writer());
     log.close();
     writer.await.unwrap().unwrap();
@@ -236,4 +239,37 @@ async fn an_idle_writer_heartbeats_and_a_paused_one_is_fenced_at_its_next_write(
     for &n in contents.segments.iter().filter(|&&n| n >= claimed) {
         assert_eq!(new.read_segment(n).await.unwrap().writer, new.writer_id());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_outlive_truncation_so_a_paused_writer_finds_no_hole_to_write_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = CancellationToken::new();
+    let poll = Duration::from_millis(10);
+    let old = open_with_heartbeat(dir.path(), 3_600_000).await;
+    assert_eq!(old.acquire(None, Duration::from_secs(1), poll, &never).await.unwrap(), Some(0));
+    let old_writer = tokio::spawn(old.clone().run_writer());
+    assert_eq!(append_all(&old, vec![1]).await[0].as_ref().unwrap(), &1);
+    // The old writer is paused here. Another node takes the log, writes on and truncates
+    // everything it may: all but the claims and its last segment.
+    let new = open_with_heartbeat(dir.path(), 3_600_000).await;
+    let claimed = new.acquire(None, Duration::ZERO, poll, &never).await.unwrap().unwrap();
+    assert_eq!(claimed, 2);
+    let new_writer = tokio::spawn(new.clone().run_writer());
+    for r in 10..15 {
+        append_all(&new, vec![r]).await[0].as_ref().unwrap();
+    }
+    let cut = new.cut(|_| false);
+    assert_eq!(cut, 7);
+    new.truncate(cut, b"state".to_vec(), 0, 1).await.unwrap();
+    let contents = new.contents().await.unwrap();
+    assert_eq!(contents.segments, [7], "segments at or above the checkpoint");
+    let names =
+        ObjectStore::local(dir.path(), Duration::from_secs(5)).list("log/segments").await.unwrap();
+    assert_eq!(names.len(), 3, "the two claims and the last segment stay: {names:?}");
+    // The old writer resumes: its next segment is the new owner's claim, still there.
+    assert!(matches!(append_all(&old, vec![2]).await[0], Err(LogError::Fenced { number: 2 })));
+    assert!(matches!(old_writer.await.unwrap(), Err(LogError::Fenced { .. })));
+    new.close();
+    new_writer.await.unwrap().unwrap();
 }

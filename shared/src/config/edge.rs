@@ -14,7 +14,8 @@ const MIB: u64 = 1024 * 1024;
 pub struct EdgeConfig {
     /// Address the producer API binds to (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Base URL of the storage node, e.g. `http://127.0.0.1:8090`.
+    /// The node's base URL; several separated by commas (an active node and its standbys),
+    /// and batches go to the one that takes them.
     pub node_url: String,
     pub limits: EdgeLimits,
     pub forward: ForwardConfig,
@@ -132,9 +133,20 @@ impl Default for ForwardConfig {
 
 impl Validate for EdgeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.node_url.trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
-            return Err(ConfigError::invalid("node_url", "must be an http:// or https:// URL"));
+        let urls = self.node_urls();
+        for url in &urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+                return Err(ConfigError::invalid(
+                    "node_url",
+                    "must be an http:// or https:// URL, or several separated by commas",
+                ));
+            }
+        }
+        if urls.is_empty() {
+            return Err(ConfigError::invalid("node_url", "must name at least one node"));
+        }
+        if (1..urls.len()).any(|i| urls[..i].contains(&urls[i])) {
+            return Err(ConfigError::invalid("node_url", "names the same node twice"));
         }
         let l = &self.limits;
         check_range("limits.max_request_bytes", l.max_request_bytes, 1024, u32::MAX as u64)?;
@@ -164,6 +176,18 @@ impl Validate for EdgeConfig {
             check_token("auth.internal_token", t)?;
         }
         Ok(())
+    }
+}
+
+impl EdgeConfig {
+    /// The nodes of `node_url`: one URL, or several separated by commas (an active node and
+    /// its standbys), without trailing slashes.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.node_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
     }
 }
 

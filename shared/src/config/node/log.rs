@@ -27,6 +27,10 @@ pub struct LogConfig {
     /// A standby takes the log over once no segment appeared for this long, in ms (on its
     /// own clock). At least twice the heartbeat.
     pub takeover_after_ms: u64,
+    /// Bound on one call of the log to the object store (a segment PUT, a listing), in ms.
+    /// A call cut off is retried; a node paused or cut off learns within about this long
+    /// that it lost the log.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -38,6 +42,7 @@ impl Default for LogConfig {
             truncate_interval_ms: 10_000,
             heartbeat_ms: 1_000,
             takeover_after_ms: 5_000,
+            call_timeout_ms: 10_000,
         }
     }
 }
@@ -61,6 +66,7 @@ impl LogConfig {
         check_range("log.truncate_interval_ms", self.truncate_interval_ms, 100, 3_600_000)?;
         check_range("log.heartbeat_ms", self.heartbeat_ms, 10, 600_000)?;
         check_range("log.takeover_after_ms", self.takeover_after_ms, 20, 3_600_000)?;
+        check_range("log.call_timeout_ms", self.call_timeout_ms, 100, 600_000)?;
         if self.takeover_after_ms < self.heartbeat_ms.saturating_mul(2) {
             return Err(ConfigError::invalid(
                 "log.takeover_after_ms",
