@@ -242,6 +242,11 @@ impl Seaweed {
         Ok(())
     }
 
+    /// A signed S3 client on `bucket` of this server.
+    pub fn operator(&self, bucket: &str) -> Result<opendal::Operator> {
+        operator(&self.url, bucket, Duration::from_secs(30))
+    }
+
     /// The object `key` of `bucket` (a signed GET).
     pub async fn read(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
         let op = operator(&self.url, bucket, Duration::from_secs(30))?;

@@ -299,9 +299,9 @@ async fn a_standby_takes_over_when_the_active_node_and_its_disk_are_lost() -> an
     let load = Load::start(&edges, 4);
     let mut active = 0;
     let mut losses = Vec::new();
-    for round in 1..=4 {
+    for round in 1..=10 {
         let before = load.acked().await;
-        load.wait_acked(before + 300, "300 more acknowledged events").await?;
+        load.wait_acked(before + 200, "200 more acknowledged events").await?;
         // The active node's machine is gone: its process and its disk.
         nodes[active].kill9();
         let lost_at = Instant::now();

@@ -8,6 +8,7 @@
 
 mod limits;
 mod load;
+mod object;
 mod sys;
 mod typed;
 
@@ -25,7 +26,7 @@ use zombi_tests::{Edge, Node, client, wait_for};
 use load::{Outcome, Target};
 
 /// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
-/// `http`, `storage`, `single`, `bulk`, `fsync`, `overload`, `realtime`, `typed`; for
+/// `http`, `storage`, `single`, `bulk`, `fsync`, `object`, `overload`, `realtime`, `typed`; for
 /// profiling one load).
 struct Plan {
     short: Duration,
@@ -502,6 +503,66 @@ async fn bench() -> Result<()> {
         );
         drop(edge);
         drop(node);
+    }
+
+    // `object`: acknowledgements backed by log segments in the object store, and takeover.
+    if plan.runs("object") {
+        let rounds = if plan.short < Duration::from_secs(5) { 1 } else { 3 };
+        let mut f = object::run(LOW_CONNECTIONS, plan.short, rounds).await?;
+        let (wal50, wal99) = (f.wal.percentile(0.5), f.wal.percentile(0.99));
+        let (obj50, obj99) = (f.object.percentile(0.5), f.object.percentile(0.99));
+        let (put50, put99) = (f.put.percentile(0.5), f.put.percentile(0.99));
+        let bound = put99 + f.segment_window_ms + 5.0;
+        report.set("object_ack_p50_ms", obj50);
+        report.set("object_ack_p99_ms", obj99);
+        report.set("object_eps", f.object.ok_per_sec());
+        report.set("object_wal_ack_p50_ms", wal50);
+        report.set("object_wal_ack_p99_ms", wal99);
+        report.set("object_wal_eps", f.wal.ok_per_sec());
+        report.set("object_put_p50_ms", put50);
+        report.set("object_put_p99_ms", put99);
+        report.set("object_segment_bytes", f.segment_bytes);
+        report.row(
+            "single ack p50 / p99 ms, `object` on SeaweedFS, 16 connections",
+            format!("{} / {}", fmt(obj50), fmt(obj99)),
+            format!("`wal` on the same store {} / {}", fmt(wal50), fmt(wal99)),
+            format!("p99 {} of PUT p99 + window + 5 ms", ratio(obj99, bound)),
+            "p99 ≤ PUT p99 + window + 5 ms",
+        );
+        report.row(
+            "single events/s, `object`, 16 connections",
+            fmt(f.object.ok_per_sec()),
+            format!("`wal` {}", fmt(f.wal.ok_per_sec())),
+            ratio(f.object.ok_per_sec(), f.wal.ok_per_sec()),
+            "—",
+        );
+        report.row(
+            &format!(
+                "put-if-absent p50 / p99 ms of one {} KiB segment, SeaweedFS",
+                fmt(f.segment_bytes / 1024.0)
+            ),
+            format!("{} / {}", fmt(put50), fmt(put99)),
+            "—".into(),
+            "—".into(),
+            "—",
+        );
+        let ms: Vec<f64> = f.takeovers.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        let max = ms.iter().copied().fold(f64::NAN, f64::max);
+        report.set("takeover_max_ms", max);
+        report.set("takeover_rounds", ms.len() as f64);
+        report.row(
+            &format!(
+                "takeover ms, last ack of the old owner → first of the new ({} rounds, defaults)",
+                ms.len()
+            ),
+            ms.iter().map(|m| fmt(*m)).collect::<Vec<_>>().join(", "),
+            "`log.takeover_after_ms` 5000".into(),
+            ratio(max, 5000.0),
+            "≤ 10000 ms",
+        );
+        eprintln!(
+            "object: ack p50 {obj50:.1} p99 {obj99:.1} ms (wal {wal50:.2}/{wal99:.2}); put p50 {put50:.1} p99 {put99:.1} ms; takeovers {ms:?}"
+        );
     }
 
     // Overload: bulk requests offered at 10× the rate the bulk load sustained.
