@@ -6,6 +6,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/zombi-target")
 # The Python venv with PyIceberg, DuckDB, Spark and moto that the tests read tables with.
 export ZOMBI_VENV := env_var_or_default("ZOMBI_VENV", home_directory() / ".cache/zombi-venv")
+# Jars no PyPI package carries (Iceberg's AWS bundle for Spark on S3), fetched by `just venv`.
+export ZOMBI_JARS := env_var_or_default("ZOMBI_JARS", home_directory() / ".cache/zombi-jars")
 
 default:
     @just --list
@@ -21,7 +23,7 @@ test: venv plugin
     cargo build --bins --features zombi-node/failpoints
     cargo nextest run --workspace --features zombi-node/failpoints --profile ci
 
-# Create or refresh the engines venv (PyIceberg, DuckDB, Spark, moto).
+# Create or refresh the engines venv (PyIceberg, DuckDB, Spark, moto) and fetch the jars.
 venv:
     scripts/venv.sh "$ZOMBI_VENV"
 

@@ -73,7 +73,12 @@ pub async fn run(
     // The server answers from the start: 503 with the role until the node is active
     // (starting, or standing by for another node's log); then its full surface.
     let role = RoleState::new(Role::Starting);
-    let routes = Switch::new(http::role::small_router(role.clone(), config.clone()));
+    let routes = Switch::new(http::role::small_router(
+        role.clone(),
+        config.clone(),
+        prometheus.clone(),
+        None,
+    ));
     // The server stops accepting when `stop_serving` fires, then finishes the requests in
     // flight; `drained` fires when it is done.
     let (stop_serving, drained) = (CancellationToken::new(), CancellationToken::new());
@@ -104,6 +109,13 @@ pub async fn run(
         let objects = log::ObjectStore::open(&config, &warehouse)
             .context("cannot open the warehouse's object store for the log")?;
         role.set(Role::Standby);
+        // While standing by, engines may read the committed tables through this node too.
+        routes.set(http::role::small_router(
+            role.clone(),
+            config.clone(),
+            prometheus.clone(),
+            Some(standby_catalog(&config, &warehouse)),
+        ));
         let id_file = config.data_dir.join("log-writer");
         let acquired = tokio::select! {
             acquired = hot::logged::acquire_log(objects.clone(), &config.log, &id_file, &shutdown) => acquired,
@@ -116,6 +128,12 @@ pub async fn run(
             return Ok(());
         };
         role.set(Role::Starting);
+        routes.set(http::role::small_router(
+            role.clone(),
+            config.clone(),
+            prometheus.clone(),
+            None,
+        ));
         // At once: its heartbeats tell standbys that the log is taken.
         services.spawn_service("log writer", {
             let (log, role) = (log.clone(), role.clone());
@@ -332,4 +350,24 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The REST catalog a standby serves: read-only, each read following the committed state
+/// in the warehouse.
+fn standby_catalog(config: &zombi_shared::config::NodeConfig, warehouse: &str) -> axum::Router {
+    let lister = catalog::warehouse::Lister::new(config, warehouse).ok();
+    let follower = ZombiCatalog::new(
+        Arc::new(catalog::pointers::MemoryPointers::default()),
+        catalog::warehouse::file_io(config),
+        lister,
+        &config.iceberg.namespace,
+        warehouse,
+    )
+    .following_the_warehouse();
+    catalog::rest::router(catalog::rest::RestCatalogState {
+        catalog: Arc::new(follower),
+        updates: None,
+        catalog_token: config.auth.catalog_token.clone(),
+        warehouse_location: warehouse.to_owned(),
+    })
 }

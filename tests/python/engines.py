@@ -97,14 +97,28 @@ def duckdb_stats(args):
 
 
 def spark_stats(args):
-    from zombi_spark import builder, iceberg_runtime_jar
+    from zombi_spark import aws_bundle_jar, builder, iceberg_runtime_jar
 
+    c = "spark.sql.catalog.zombi"
     b = (builder("local[1]", [iceberg_runtime_jar()]).appName("zombi-engines")
-         .config("spark.sql.catalog.zombi", "org.apache.iceberg.spark.SparkCatalog")
-         .config("spark.sql.catalog.zombi.type", "rest")
-         .config("spark.sql.catalog.zombi.uri", args.uri))
+         .config(c, "org.apache.iceberg.spark.SparkCatalog")
+         .config(f"{c}.type", "rest")
+         .config(f"{c}.uri", args.uri))
     if args.token:
-        b = b.config("spark.sql.catalog.zombi.token", args.token)
+        b = b.config(f"{c}.token", args.token)
+    if args.s3_endpoint:
+        # The catalog vends no storage settings: the same ones as PyIceberg's, through
+        # Iceberg's S3FileIO (the AWS SDK comes from the aws-bundle jar).
+        aws_bundle_jar(required=True)
+        for k, v in {
+            "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+            "s3.endpoint": args.s3_endpoint,
+            "s3.path-style-access": "true",
+            "s3.access-key-id": args.s3_key,
+            "s3.secret-access-key": args.s3_secret,
+            "client.region": "us-east-1",
+        }.items():
+            b = b.config(f"{c}.{k}", v)
     spark = b.getOrCreate()
     try:
         t = f"zombi.zombi.{args.table}"

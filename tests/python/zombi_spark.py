@@ -9,6 +9,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_JAR = REPO / "plugins/iceberg-java/build/zombi-iceberg.jar"
+# Jars no PyPI package carries, fetched by scripts/venv.sh (`just venv`), pinned by sha256.
+JARS = Path(os.environ.get("ZOMBI_JARS") or Path.home() / ".cache/zombi-jars")
+# The AWS SDK for Iceberg's S3FileIO, so Spark reads S3 warehouses (see scripts/venv.sh for
+# why 1.10.1 beside the 1.10.2 runtime).
+AWS_BUNDLE_JAR = JARS / "iceberg-aws-bundle-1.10.1.jar"
 
 
 def iceberg_runtime_jar():
@@ -22,11 +27,24 @@ def iceberg_runtime_jar():
     return found[0]
 
 
+def aws_bundle_jar(required=False):
+    """Iceberg's AWS bundle jar (S3FileIO's AWS SDK) if `just venv` fetched it, else None;
+    with `required`, its absence stops the caller."""
+    if AWS_BUNDLE_JAR.exists():
+        return AWS_BUNDLE_JAR
+    if required:
+        raise SystemExit(f"{AWS_BUNDLE_JAR} missing (Spark needs it for S3): run `just venv`")
+    return None
+
+
 def builder(master, jars):
-    """A SparkSession builder on loopback, started as fast as it goes (docs/engines.md)."""
+    """A SparkSession builder on loopback, started as fast as it goes (docs/engines.md).
+    Iceberg's AWS bundle joins `jars` when present, so S3 warehouses read too."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
+    aws = aws_bundle_jar()
+    jars = list(jars) + ([aws] if aws else [])
     return (
         SparkSession.builder.master(master)
         .config("spark.jars", ",".join(str(j) for j in jars))

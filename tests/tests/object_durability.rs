@@ -324,6 +324,19 @@ async fn a_standby_takes_over_when_the_active_node_and_its_disk_are_lost() -> an
     let metrics = edges[0].metrics().await?;
     assert!(metric_sum(&metrics, "zombi_edge_node_failovers_total") > 0.0, "the edge never moved");
     assert_iceberg_holds(&nodes[active], &acked, &weed.engine_opts()).await?;
+    // Spark agrees, and the standby serves catalog reads of the same committed state.
+    let through = |node: &Node, engines: &[&str]| {
+        engines::python_engines(&node.url(), "orders", engines, &weed.engine_opts())
+    };
+    let on_active = through(&nodes[active], &["pyiceberg", "spark"])?;
+    let on_standby = through(&nodes[1 - active], &["pyiceberg"])?;
+    let committed = engines::figures(&on_active["pyiceberg"])?;
+    assert_eq!(engines::figures(&on_active["spark"])?, committed, "Spark disagrees");
+    assert_eq!(
+        engines::figures(&on_standby["pyiceberg"])?,
+        committed,
+        "the standby's catalog shows another state"
+    );
     Ok(())
 }
 

@@ -168,7 +168,8 @@ impl ZombiCatalog {
                 format!("{copy} is committed, but no <N>-<uuid> metadata file of version {version} matches it"),
             )
         })?;
-        let current = self.pointer(&ident).await?;
+        let table = name.to_owned();
+        let current = self.blocking(move |s| s.pointer(&table)).await?;
         if current.as_deref() == Some(location.as_str()) {
             return Ok(None);
         }

@@ -57,6 +57,9 @@ pub struct ZombiCatalog {
     readiness: readiness::TableReadiness,
     /// With `durability = "object"`: commits are fenced in the warehouse (see [`fence`]).
     fence: Option<fence::Fence>,
+    /// A standby's read-only catalog: every read takes the table's committed state from the
+    /// warehouse (see [`ZombiCatalog::following_the_warehouse`]).
+    follows: bool,
 }
 
 /// The updates an engine may commit: schema and property changes.
@@ -108,7 +111,17 @@ impl ZombiCatalog {
             typing: Arc::default(),
             readiness: readiness::TableReadiness::default(),
             fence: None,
+            follows: false,
         }
+    }
+
+    /// A standby's catalog, read-only (its REST surface refuses updates): each table read
+    /// takes the table's highest committed version from the warehouse (`durability =
+    /// "object"` commits are the `v<N>.metadata.json` copies, see [`fence`]), so engines
+    /// pointed at the standby see what the active node committed.
+    pub fn following_the_warehouse(mut self) -> Self {
+        self.follows = true;
+        self
     }
 
     /// Fenced: whether this node may still delete files (it owns the log); always when
@@ -221,6 +234,11 @@ impl ZombiCatalog {
 
     async fn pointer(&self, table: &TableIdent) -> Result<Option<String>> {
         self.check_namespace(table.namespace())?;
+        if self.follows {
+            let lock = self.commit_lock(table.name());
+            let _guard = lock.lock().await;
+            self.adopt_committed(table.name()).await?;
+        }
         let name = table.name().to_owned();
         self.blocking(move |s| s.pointer(&name)).await
     }
@@ -471,6 +489,26 @@ impl Catalog for ZombiCatalog {
 
     async fn list_tables(&self, ns: &NamespaceIdent) -> Result<Vec<TableIdent>> {
         self.check_namespace(ns)?;
+        if self.follows
+            && let Some(lister) = &self.lister
+        {
+            let dirs = lister.list_dirs(&self.namespace_location).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Unexpected,
+                    format!("cannot list {}: {e}", self.namespace_location),
+                )
+            })?;
+            let mut tables = Vec::new();
+            for name in dirs {
+                let ident = TableIdent::new(ns.clone(), name);
+                if zombi_shared::validate_table_name(ident.name()).is_ok()
+                    && self.pointer(&ident).await?.is_some()
+                {
+                    tables.push(ident);
+                }
+            }
+            return Ok(tables);
+        }
         let pointers = self.blocking(|s| s.pointers()).await?;
         Ok(pointers.into_keys().map(|name| TableIdent::new(ns.clone(), name)).collect())
     }

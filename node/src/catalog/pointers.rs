@@ -48,7 +48,8 @@ impl PointerStore for HotStore {
     }
 }
 
-/// Pointers in memory, for tests of the catalog and what builds on it.
+/// Pointers in memory: for tests of the catalog and what builds on it, and for a standby's
+/// catalog, which follows the warehouse and keeps nothing of its own.
 #[derive(Debug, Default)]
 pub struct MemoryPointers(Mutex<BTreeMap<String, String>>);
 

@@ -41,6 +41,10 @@ pub struct Note {
 /// The log of a hot store.
 pub type HotLog = Log<Note>;
 
+/// Segments holding nothing (heartbeats) kept before a truncation deletes them: ten minutes
+/// of an idle node's heartbeats at the default `log.heartbeat_ms`.
+const EMPTY_SEGMENTS_KEPT: usize = 600;
+
 const OP_EVENTS: u8 = 0;
 const OP_META: u8 = 1;
 const OP_IDEM: u8 = 2;
@@ -344,6 +348,11 @@ impl HotStore {
                 .any(|(t, p, next)| committed.get(&(*t, *p)).copied().unwrap_or(0) < *next)
         });
         if cut <= log.checkpointed() {
+            return Ok(0);
+        }
+        // Only heartbeats to delete: a checkpoint (which carries the whole registry and
+        // every counter) is not worth writing for them until they pile up.
+        if log.records_below(cut) == 0 && log.retained().1 < EMPTY_SEGMENTS_KEPT {
             return Ok(0);
         }
         let mut idem = Vec::new();

@@ -93,16 +93,37 @@ impl RoleState {
 struct Small {
     role: Arc<RoleState>,
     config: Arc<NodeConfig>,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The surface of a node that takes no writes: `/health` (503 with the role), `/stats`
-/// (the role), and 503 for everything else (`not_owner` on a standby).
-pub fn small_router(role: Arc<RoleState>, config: Arc<NodeConfig>) -> Router {
-    Router::new()
+/// (the role), `/metrics`, the REST catalog's reads when given (a standby's), and 503 for
+/// everything else (`not_owner` on a standby).
+pub fn small_router(
+    role: Arc<RoleState>,
+    config: Arc<NodeConfig>,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    catalog: Option<Router>,
+) -> Router {
+    let small = Small { role, config, prometheus };
+    let mut router = Router::new()
         .route("/health", get(small_health))
         .route("/stats", get(small_stats))
-        .fallback(refuse)
-        .with_state(Small { role, config })
+        .route("/metrics", get(small_metrics))
+        .with_state(small.clone());
+    // A standby serves catalog reads (the committed state in the warehouse).
+    if let Some(catalog) = catalog {
+        router = router.merge(catalog);
+    }
+    router.fallback(move || {
+        let small = small.clone();
+        async move { small.role.refusal() }
+    })
+}
+
+async fn small_metrics(State(s): State<Small>) -> Response {
+    let body = s.prometheus.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn small_health(State(s): State<Small>) -> Response {
@@ -115,10 +136,6 @@ async fn small_health(State(s): State<Small>) -> Response {
 async fn small_stats(State(s): State<Small>, headers: HeaderMap) -> Result<Response, ApiError> {
     check_token(&headers, &s.config.auth.admin_token)?;
     Ok(Json(serde_json::json!({"node": s.role.view(), "tables": {}})).into_response())
-}
-
-async fn refuse(State(s): State<Small>) -> ApiError {
-    s.role.refusal()
 }
 
 /// A router whose routes can be replaced while it serves.

@@ -621,6 +621,13 @@ impl<N: Send + 'static> Log<N> {
         last.max(state.checkpointed)
     }
 
+    /// How many records the retained segments below `cut` hold (heartbeats and claims hold
+    /// none): a truncation that would delete only empty segments can wait.
+    pub fn records_below(&self, cut: u64) -> usize {
+        let state = self.inner.state.lock().unwrap();
+        state.retained.range(..cut).map(|(_, notes)| notes.len()).sum()
+    }
+
     /// Segments below this are covered by the latest checkpoint.
     pub fn checkpointed(&self) -> u64 {
         self.inner.state.lock().unwrap().checkpointed
