@@ -5,8 +5,10 @@
     echo "SHOW TABLES" | docker compose run --rm -T query
 
 Zombi's REST catalog is attached as `zombi` and its namespace is the default schema, so a
-table is just `clicks` (or `zombi.zombi.clicks`). PyIceberg is installed beside DuckDB:
-`docker compose run --rm --entrypoint /opt/query/bin/python query` and
+table is just `clicks` (or `zombi.zombi.clicks`). ZOMBI_CATALOG_URI may name several nodes,
+separated by commas (an active node and its standby): the query reads the catalog of the
+active one, or of a standby if none is active when it starts. PyIceberg is installed beside
+DuckDB: `docker compose run --rm --entrypoint /opt/query/bin/python query` and
 `zombi_query.pyiceberg_catalog()` give a configured PyIceberg catalog.
 """
 
@@ -24,6 +26,35 @@ def env(name, default=None):
 
 def sql_literal(value):
     return "'" + value.replace("'", "''") + "'"
+
+
+def catalog_uri():
+    """A node of ZOMBI_CATALOG_URI to read the catalog from: the active one (its /health
+    answers 200), else one that stands by (a standby serves catalog reads of the committed
+    tables too), else the first."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    uris = [u.strip().rstrip("/") for u in env("ZOMBI_CATALOG_URI").split(",") if u.strip()]
+    if len(uris) == 1:
+        return uris[0]
+    standby = None
+    for uri in uris:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                return uri
+        except urllib.error.HTTPError as e:  # 503: a standby, or a node starting or stopping
+            try:
+                if standby is None and json.load(e).get("role") == "standby":
+                    standby = uri
+            except ValueError:
+                pass
+        except OSError:  # not running
+            pass
+    if standby is None:
+        print(f"query: no node of {', '.join(uris)} answers; trying {uris[0]}", file=sys.stderr)
+    return standby or uris[0]
 
 
 def duckdb_connection():
@@ -49,7 +80,7 @@ def duckdb_connection():
     token = os.environ.get("ZOMBI_CATALOG_TOKEN")
     auth = f"TOKEN {sql_literal(token)}" if token else "AUTHORIZATION_TYPE 'none'"
     con.execute(
-        f"ATTACH '' AS zombi (TYPE iceberg, ENDPOINT {sql_literal(env('ZOMBI_CATALOG_URI'))}, "
+        f"ATTACH '' AS zombi (TYPE iceberg, ENDPOINT {sql_literal(catalog_uri())}, "
         f"{auth}, ACCESS_DELEGATION_MODE 'none')"
     )
     con.execute(f"USE zombi.{env('ZOMBI_NAMESPACE', 'zombi')}")
@@ -61,7 +92,7 @@ def pyiceberg_catalog():
 
     props = {
         "type": "rest",
-        "uri": env("ZOMBI_CATALOG_URI"),
+        "uri": catalog_uri(),
         "s3.endpoint": env("S3_ENDPOINT"),
         "s3.access-key-id": env("S3_ACCESS_KEY"),
         "s3.secret-access-key": env("S3_SECRET_KEY"),

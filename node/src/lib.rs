@@ -124,6 +124,7 @@ pub async fn run(
         let Some(log) = acquired else {
             tracing::info!("shut down while standing by");
             stop_serving.cancel();
+            stopping.cancel();
             services.stop(Duration::from_millis(config.shutdown_timeout_ms)).await;
             return Ok(());
         };

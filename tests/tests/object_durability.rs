@@ -411,9 +411,12 @@ async fn of_two_nodes_started_at_once_for_one_log_exactly_one_serves() -> anyhow
     let weed = seaweed::start().await?;
     let env = standby_env(&weed);
     let nodes = [Node::spawn_listening(&env)?, Node::spawn_listening(&env)?];
-    wait_for("one node to be active", Duration::from_secs(60), || async {
-        let roles = [nodes[0].role().await, nodes[1].role().await];
-        roles.iter().any(|r| r.as_deref() == Some("active")).then_some(())
+    // Each node starts ("starting") before it either claims the log or stands by; wait
+    // until both have settled.
+    wait_for("one node active and one standing by", Duration::from_secs(60), || async {
+        let mut roles = [nodes[0].role().await, nodes[1].role().await];
+        roles.sort();
+        (roles == [Some("active".to_owned()), Some("standby".to_owned())]).then_some(())
     })
     .await?;
     // For longer than a takeover takes, exactly one is active and the other stands by.

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use zombi_shared::config::NodeConfig;
+use zombi_shared::config::{Durability, NodeConfig};
 use zombi_shared::wire::{Ack, Group};
 
 pub use error::CombinerError;
@@ -106,8 +106,16 @@ impl Combiner {
         config: &NodeConfig,
     ) -> std::io::Result<Self> {
         let c = &config.combiner;
+        // With `durability = "object"` a micro-batch's write waits for its log segment, so
+        // the segment window is where writes gather: one micro-batch per window and shard,
+        // and a write waits at most the window and one PUT (the log adds no window of its
+        // own, see `hot::logged::acquire_log`).
+        let window_us = match config.durability {
+            Durability::Object => c.batch_window_us.max(config.log.segment_window_ms * 1000),
+            _ => c.batch_window_us,
+        };
         let settings = worker::Settings {
-            window: Duration::from_micros(c.batch_window_us),
+            window: Duration::from_micros(window_us),
             max_events: c.batch_max_events as usize,
         };
         let mut shards = Vec::new();

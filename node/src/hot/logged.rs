@@ -388,8 +388,11 @@ pub async fn acquire_log(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<HotLog> {
     use std::time::Duration;
+    // Writes gather for `segment_window_ms` in the combiner (its micro-batch window in this
+    // mode); the log adds no window: a segment is cut as soon as the one before is written,
+    // holding everything that arrived meanwhile.
     let settings = crate::log::Settings {
-        window: Duration::from_millis(config.segment_window_ms),
+        window: Duration::ZERO,
         max_bytes: config.segment_max_bytes as usize,
         heartbeat: Duration::from_millis(config.heartbeat_ms),
     };

@@ -13,8 +13,9 @@ pub struct LogConfig {
     /// Folder of the log under the warehouse root: segments and checkpoints. Nodes that
     /// share the warehouse and this prefix share one log, so at most one of them writes.
     pub prefix: String,
-    /// How long the first record of a segment waits for more before the segment is
-    /// written, in ms. Bounds the PUT rate: at most 1000 / window segments per second.
+    /// How long writes gather before their segment is written, in ms: the combiner's
+    /// micro-batch window in `object` mode. Bounds the PUT rate: at most `combiner.shards`
+    /// × 1000 / window segments per second (fewer when the shards' writes share one).
     pub segment_window_ms: u64,
     /// A segment is written without waiting once it holds this many bytes.
     pub segment_max_bytes: u64,

@@ -23,6 +23,10 @@ pub struct Figures {
     pub takeovers: Vec<Duration>,
 }
 
+/// Edge settings: a batch to an `object` node waits about a segment window, so the edge
+/// keeps more batches in flight than its default 4 (docs/durability.md); `wal` gets the same.
+const EDGE_ENV: [(&str, &str); 1] = [("ZOMBI_EDGE__FORWARD__MAX_INFLIGHT_BATCHES", "32")];
+
 /// Node settings on the SeaweedFS warehouse.
 fn env<'a>(weed: &'a Seaweed, durability: &'a str) -> Vec<(&'static str, &'a str)> {
     let mut env = weed.node_env();
@@ -37,7 +41,7 @@ pub async fn run(connections: usize, duration: Duration, takeovers: usize) -> Re
     // `wal` on the same warehouse: the baseline.
     let wal = {
         let node = Node::start(&env(&weed, "wal")).await?;
-        let edge = Edge::start(&node.url(), &[]).await?;
+        let edge = Edge::start(&node.url(), &EDGE_ENV).await?;
         let target = single_target(addr_of(&edge.url())?, "wal");
         load::closed_loop(&target, connections, duration).await?
     };
@@ -45,7 +49,7 @@ pub async fn run(connections: usize, duration: Duration, takeovers: usize) -> Re
     // `object`, defaults otherwise.
     let (object, segment_bytes) = {
         let node = Node::start(&env(&weed, "object")).await?;
-        let edge = Edge::start(&node.url(), &[]).await?;
+        let edge = Edge::start(&node.url(), &EDGE_ENV).await?;
         let target = single_target(addr_of(&edge.url())?, "object");
         let out = load::closed_loop(&target, connections, duration).await?;
         let m = node.metrics().await?;
