@@ -41,9 +41,9 @@ pub async fn run(
     let (forwarder, dispatcher) = Forwarder::new(
         BatchLimits::from(&config.forward),
         config.forward.queue_depth as usize,
-        client,
+        client.clone(),
     );
-    let ingest = Arc::new(IngestService::new(&config, forwarder, shutdown.clone()));
+    let ingest = Arc::new(IngestService::new(&config, forwarder, client, shutdown.clone()));
     let app = http::router(http::AppState::new(ingest, config.limits.retry_after_secs));
 
     // Background services; dropping the set at return aborts whatever is left.

@@ -12,6 +12,7 @@
 //! | `zombi_edge_forward_batch_groups` | histogram | | producer requests coalesced into one batch |
 //! | `zombi_edge_forward_queue_depth` | gauge | | requests waiting for a batch slot |
 //! | `zombi_edge_node_failovers_total` | counter | | batches a node did not take (refused connection, `not_owner`, `shutting_down`) and that went to the next node of `node_url` |
+//! | `zombi_edge_commit_waits_total` | counter | `result` = `committed`\|`timeout`\|`failed` | writes with `?wait=committed`, by how the wait ended |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub const FORWARD_BATCH_EVENTS: &str = "zombi_edge_forward_batch_events";
 pub const FORWARD_BATCH_GROUPS: &str = "zombi_edge_forward_batch_groups";
 pub const FORWARD_QUEUE_DEPTH: &str = "zombi_edge_forward_queue_depth";
 pub const NODE_FAILOVERS: &str = "zombi_edge_node_failovers_total";
+pub const COMMIT_WAITS: &str = "zombi_edge_commit_waits_total";
 
 /// The recorder is process-global (the `metrics` facade has one recorder), so its handle
 /// is too; without one, `/metrics` renders nothing.
@@ -86,6 +88,7 @@ fn describe() {
     describe_histogram!(FORWARD_BATCH_GROUPS, "Producer requests coalesced into one batch.");
     describe_gauge!(FORWARD_QUEUE_DEPTH, "Producer requests waiting for a batch slot.");
     describe_counter!(NODE_FAILOVERS, "Batches a node did not take, sent to the next node.");
+    describe_counter!(COMMIT_WAITS, "Writes that waited for their commit, by how the wait ended.");
 }
 
 /// Why a producer request was rejected: the `reason` label of `zombi_edge_rejections_total`.
@@ -154,6 +157,11 @@ pub(crate) fn body_read(bytes: usize) {
 
 pub(crate) fn events_acknowledged(count: usize) {
     counter!(EVENTS).increment(count as u64);
+}
+
+/// `result`: `committed`, `timeout` or `failed`.
+pub(crate) fn commit_waited(result: &'static str) {
+    counter!(COMMIT_WAITS, "result" => result).increment(1);
 }
 
 pub(crate) fn inflight_bytes_changed(delta: f64) {

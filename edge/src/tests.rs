@@ -436,13 +436,20 @@ async fn requests_after_shutdown_began_are_refused() {
     use crate::ingest::{IngestService, Target};
 
     let config = EdgeConfig::default();
+    let client = NodeClient::new(&config).unwrap();
     let (forwarder, _dispatcher) =
-        Forwarder::new(BatchLimits::from(&config.forward), 1, NodeClient::new(&config).unwrap());
+        Forwarder::new(BatchLimits::from(&config.forward), 1, client.clone());
     let shutdown = CancellationToken::new();
-    let service = IngestService::new(&config, forwarder, shutdown.clone());
+    let service = IngestService::new(&config, forwarder, client, shutdown.clone());
     shutdown.cancel();
+    let uri = axum::http::Uri::from_static("/tables/t");
     let err = service
-        .ingest(Target::from_path("/tables/t"), &Default::default(), axum::body::Body::empty())
+        .ingest(
+            Target::from_path("/tables/t"),
+            &uri,
+            &Default::default(),
+            axum::body::Body::empty(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code().as_str(), "shutting_down");

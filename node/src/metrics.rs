@@ -24,6 +24,7 @@
 //! | `zombi_node_log_put_failures_total` | counter | segment puts that failed and were retried |
 //! | `zombi_node_log_append_seconds` | histogram | time a hot-store write waited for its segment |
 //! | `zombi_node_log_segments_truncated_total` | counter | segments deleted after a checkpoint covered them |
+//! | `zombi_node_commit_waits_total` | counter | edges' waits for committed events (`?wait=committed`), by `result`: `committed`, `timeout` |
 
 pub const INGEST_REQUESTS: &str = "zombi_node_ingest_requests_total";
 pub const INGEST_EVENTS: &str = "zombi_node_ingest_events_total";
@@ -48,6 +49,7 @@ pub const LOG_PUT_SECONDS: &str = "zombi_node_log_put_seconds";
 pub const LOG_PUT_FAILURES: &str = "zombi_node_log_put_failures_total";
 pub const LOG_APPEND_SECONDS: &str = "zombi_node_log_append_seconds";
 pub const LOG_SEGMENTS_TRUNCATED: &str = "zombi_node_log_segments_truncated_total";
+pub const COMMIT_WAITS: &str = "zombi_node_commit_waits_total";
 
 /// Describes every metric once so `/metrics` carries HELP lines.
 pub fn describe() {
@@ -56,6 +58,10 @@ pub fn describe() {
     describe_counter!(INGEST_EVENTS, Unit::Count, "Events received in valid batches.");
     describe_counter!(INGEST_BYTES, Unit::Bytes, "Internal batch body bytes.");
     describe_counter!(REJECTIONS, "Batches or groups refused, by reason.");
+    describe_counter!(
+        COMMIT_WAITS,
+        "Edges' waits for acknowledged events to be committed, by result (committed, timeout)."
+    );
     describe_counter!(EVENTS_WRITTEN, Unit::Count, "Events durably written to the hot store.");
     describe_counter!(DUPLICATES, Unit::Count, "Events answered from an idempotency record.");
     describe_counter!(

@@ -3,6 +3,11 @@
 //! A batch carries one [`Group`] per producer request. The node writes each group in a
 //! single RocksDB `WriteBatch`, so a group (a bulk request) is stored entirely or not at
 //! all, and answers with one [`GroupResult`] per group, in order.
+//!
+//! Besides, an edge may wait for acknowledged events to be committed to Iceberg
+//! (`POST /internal/v1/commit-wait`, JSON: [`CommitWait`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +15,46 @@ use serde::{Deserialize, Serialize};
 pub const MSGPACK_CONTENT_TYPE: &str = "application/msgpack";
 /// Path of the internal ingest endpoint on the node.
 pub const INGEST_PATH: &str = "/internal/v1/batches";
+
+/// Path of the internal endpoint where an edge waits for acknowledged events to be in a
+/// committed snapshot (a producer's `?wait=committed`). JSON bodies: [`CommitWait`] in,
+/// [`CommitWaitAnswer`] out.
+pub const COMMIT_WAIT_PATH: &str = "/internal/v1/commit-wait";
+/// The longest wait a producer may ask for, in ms.
+pub const MAX_COMMIT_WAIT_MS: u64 = 60_000;
+
+/// Wait until every partition of `table` named in `watermarks` has a committed watermark
+/// at least that high (one past the last sequence to wait for), for at most `timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitWait {
+    pub table: String,
+    pub watermarks: BTreeMap<u32, u64>,
+    pub timeout_ms: u64,
+}
+
+impl CommitWait {
+    /// What a producer waits for after `acks`: one past the highest sequence per partition.
+    pub fn after(table: &str, acks: &[Ack], timeout_ms: u64) -> Self {
+        let mut watermarks = BTreeMap::new();
+        for ack in acks {
+            let next = watermarks.entry(ack.partition).or_insert(0);
+            *next = (*next).max(ack.sequence + 1);
+        }
+        CommitWait { table: table.to_owned(), watermarks, timeout_ms }
+    }
+}
+
+/// The table's committed state when the wait ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitWaitAnswer {
+    /// Whether the committed watermarks reached the ones waited for.
+    pub committed: bool,
+    /// The current snapshot, which holds the events when `committed`.
+    pub snapshot_id: Option<i64>,
+    /// Its complete watermark map.
+    pub watermarks: BTreeMap<u32, u64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestBatch {
@@ -124,6 +169,19 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::d
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_wait_covers_the_highest_sequence_of_each_partition() {
+        let ack = |partition, sequence| Ack {
+            partition,
+            sequence,
+            duplicate: false,
+            dead_lettered: false,
+        };
+        let wait = CommitWait::after("t", &[ack(0, 4), ack(2, 9), ack(0, 7), ack(0, 5)], 100);
+        assert_eq!(wait.watermarks, BTreeMap::from([(0, 8), (2, 10)]));
+        assert_eq!((wait.table.as_str(), wait.timeout_ms), ("t", 100));
+    }
 
     #[test]
     fn batch_round_trips() {

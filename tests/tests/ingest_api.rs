@@ -353,3 +353,105 @@ async fn partitions_above_the_limit_are_refused() -> anyhow::Result<()> {
     assert_eq!(node.table_events("parts").await?, 1);
     Ok(())
 }
+
+/// `?wait=committed`: the answer comes once the events are in a committed snapshot that a
+/// reader sees, or as 202 with the sequences when the wait runs out; bad wait parameters
+/// are refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_can_wait_until_their_events_are_committed() -> anyhow::Result<()> {
+    use zombi_tests::engines::{iceberg_rust_rows, rows_of};
+    let node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "300")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let (catalog, base) = (node.url(), edge.url());
+    let single = |query: &str| format!("{base}/tables/orders{query}");
+    let event = serde_json::to_vec(&json!({"payload": {"v": 1}, "partition": 2}))?;
+
+    let r = post(&c, &single("?wait=committed"), JSON, Encoding::Identity, &event, &[]).await?;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["committed"], true, "{:?}", r.body);
+    let (partition, sequence) =
+        (r.body["partition"].as_u64().unwrap(), r.body["sequence"].as_u64().unwrap());
+    let snapshot = r.body["snapshot_id"].as_i64().expect("a committed write names its snapshot");
+    // The snapshot it names holds the event, read through the catalog.
+    let rows = rows_of(&iceberg_rust_rows(&catalog, "orders", Some(snapshot)).await?);
+    assert!(rows.iter().any(|(p, s, _)| (*p as u64, *s) == (partition, sequence)), "{rows:?}");
+
+    // Bulk, over three partitions, NDJSON: every record is in the answer's snapshot.
+    let records: Vec<Value> =
+        (0..30).map(|i| json!({"payload": {"v": i}, "partition": i % 3})).collect();
+    let r = post(
+        &c,
+        &format!("{base}/tables/orders/bulk?wait=committed&timeout_ms=20000"),
+        NDJSON,
+        Encoding::Identity,
+        &ndjson(&records),
+        &[],
+    )
+    .await?;
+    assert_eq!((r.status, &r.body["committed"]), (200, &json!(true)), "{:?}", r.body);
+    let snapshot = r.body["snapshot_id"].as_i64().unwrap();
+    let rows = rows_of(&iceberg_rust_rows(&catalog, "orders", Some(snapshot)).await?);
+    for range in r.body["partitions"].as_array().unwrap() {
+        let p = range["partition"].as_u64().unwrap() as u32;
+        let (first, last) =
+            (range["first_sequence"].as_u64().unwrap(), range["last_sequence"].as_u64().unwrap());
+        for s in first..=last {
+            assert!(rows.iter().any(|(rp, rs, _)| (*rp, *rs) == (p, s)), "({p}, {s}) missing");
+        }
+    }
+    // A write that does not wait is answered as before, without a commit outcome.
+    let r = post(&c, &single(""), JSON, Encoding::Identity, &event, &[]).await?;
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("committed").is_none(), "{:?}", r.body);
+
+    // Bad wait parameters: 400, nothing stored.
+    let before = node.table_events("orders").await?;
+    for query in [
+        "?wait=true",
+        "?timeout_ms=5",
+        "?wait=committed&timeout_ms=0",
+        "?wait=committed&timeout_ms=61000",
+        "?wiat=committed",
+    ] {
+        let r = post(&c, &single(query), JSON, Encoding::Identity, &event, &[]).await?;
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{query}: {:?}", r.body);
+    }
+    assert_eq!(node.table_events("orders").await?, before);
+
+    // The node refuses to wait for sequences it never acknowledged.
+    let answer = c
+        .post(format!("{catalog}/internal/v1/commit-wait"))
+        .json(&json!({"table": "orders", "watermarks": {"2": 1_000_000}, "timeout_ms": 10}))
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 400);
+    Ok(())
+}
+
+/// A wait that runs out answers 202 with the sequences: the events are durable and are
+/// committed later, so the producer must not write them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wait_that_runs_out_answers_202_and_the_events_still_commit() -> anyhow::Result<()>
+{
+    // Commits only on request during the test.
+    let node = Node::start(&[("ZOMBI_NODE__FLUSH__INTERVAL_MS", "600000")]).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let c = client();
+    let event = serde_json::to_vec(&json!({"payload": {"v": 7}}))?;
+    let url = format!("{}/tables/slow?wait=committed&timeout_ms=300", edge.url());
+    let started = std::time::Instant::now();
+    let r = post(&c, &url, JSON, Encoding::Identity, &event, &[]).await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(r.body["committed"], false);
+    assert!(r.body.get("snapshot_id").is_none(), "{:?}", r.body);
+    let sequence = r.body["sequence"].as_u64().unwrap();
+    // Stored once; a flush commits it.
+    let flushed = node.flush("slow").await?;
+    assert_eq!(flushed["watermarks"]["0"].as_u64(), Some(sequence + 1), "{flushed:?}");
+    assert_eq!(node.table_events("slow").await?, 1);
+    let m = edge.metrics().await?;
+    assert!(m.contains("zombi_edge_commit_waits_total{result=\"timeout\"} 1"), "{m}");
+    Ok(())
+}

@@ -7,7 +7,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use zombi_shared::config::EdgeConfig;
-use zombi_shared::wire::{self, BatchResponse, INGEST_PATH, IngestBatch, MSGPACK_CONTENT_TYPE};
+use zombi_shared::wire::{
+    self, BatchResponse, COMMIT_WAIT_PATH, CommitWait, CommitWaitAnswer, INGEST_PATH, IngestBatch,
+    MSGPACK_CONTENT_TYPE,
+};
 
 use super::ForwardError;
 
@@ -33,10 +36,15 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct NodeClient {
     http: reqwest::Client,
+    /// The nodes' ingest endpoints.
     urls: Arc<[String]>,
+    /// The nodes' commit-wait endpoints, in the same order.
+    commit_waits: Arc<[String]>,
     /// Index of the node batches go to.
     current: Arc<AtomicUsize>,
     token: Option<String>,
+    /// `forward.request_timeout_ms`: a commit wait may take that much beyond its own timeout.
+    request_timeout: Duration,
 }
 
 /// How one attempt on one node ended.
@@ -73,13 +81,16 @@ impl NodeClient {
             // The node is addressed directly; an ambient HTTP_PROXY must not reroute it.
             .no_proxy()
             .build()?;
-        let urls =
-            nodes.iter().map(|u| format!("{}{INGEST_PATH}", u.trim_end_matches('/'))).collect();
+        let endpoint = |path: &str| -> Arc<[String]> {
+            nodes.iter().map(|u| format!("{}{path}", u.trim_end_matches('/'))).collect()
+        };
         Ok(NodeClient {
             http,
-            urls,
+            urls: endpoint(INGEST_PATH),
+            commit_waits: endpoint(COMMIT_WAIT_PATH),
             current: Arc::new(AtomicUsize::new(0)),
             token: config.auth.internal_token.clone(),
+            request_timeout: Duration::from_millis(forward.request_timeout_ms),
         })
     }
 
@@ -111,6 +122,66 @@ impl NodeClient {
                 Attempt::NotHere(why) => {
                     metrics::counter!(crate::metrics::NODE_FAILOVERS).increment(1);
                     last = why;
+                }
+            }
+        }
+        Err(ForwardError::Unavailable(last))
+    }
+
+    /// Waits at the node until the events of `wait` are in a committed snapshot, or its
+    /// timeout runs out. Goes to the node batches go to, and to the next one if that one
+    /// is not active (after a takeover, the new active node commits them).
+    pub async fn commit_wait(&self, wait: &CommitWait) -> Result<CommitWaitAnswer, ForwardError> {
+        let body = serde_json::to_vec(wait)
+            .map_err(|e| ForwardError::Protocol(format!("cannot encode a commit wait: {e}")))?;
+        // The node answers when the wait ends; allow it the time of a batch on top.
+        let timeout = Duration::from_millis(wait.timeout_ms) + self.request_timeout;
+        let first = self.current.load(Ordering::Acquire);
+        let n = self.commit_waits.len();
+        let mut last = String::new();
+        for attempt in 0..n {
+            let url = &self.commit_waits[(first + attempt) % n];
+            let mut request = self
+                .http
+                .post(url)
+                .header(CONTENT_TYPE, "application/json")
+                .timeout(timeout)
+                .body(body.clone());
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => {
+                    last = chain(&e);
+                    continue;
+                }
+                Err(e) => return Err(ForwardError::Unavailable(chain(&e))),
+            };
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| ForwardError::Unavailable(chain(&e)))?;
+            match status {
+                StatusCode::OK => {
+                    return serde_json::from_slice(&body).map_err(|e| {
+                        ForwardError::Protocol(format!("undecodable commit-wait answer: {e}"))
+                    });
+                }
+                StatusCode::SERVICE_UNAVAILABLE
+                    if matches!(
+                        node_code(&body).as_deref(),
+                        Some("not_owner" | "shutting_down")
+                    ) =>
+                {
+                    last = node_message(&body);
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    return Err(ForwardError::Unavailable(node_message(&body)));
+                }
+                status => {
+                    return Err(ForwardError::Rejected {
+                        status: status.as_u16(),
+                        message: node_message(&body),
+                    });
                 }
             }
         }

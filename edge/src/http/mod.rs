@@ -49,7 +49,11 @@ async fn ingest(
     body: Body,
 ) -> Response {
     let target = Target::from_path(uri.path());
-    let response = match state.ingest.ingest(target, &headers, body).await {
+    let response = match state.ingest.ingest(target, &uri, &headers, body).await {
+        // Durable but not committed within the wait: 202, the write is not to be repeated.
+        Ok(accepted) if accepted.commit().is_some_and(|c| !c.committed) => {
+            (StatusCode::ACCEPTED, Json(accepted)).into_response()
+        }
         Ok(accepted) => Json(accepted).into_response(),
         Err(e) => e.into_response(),
     };

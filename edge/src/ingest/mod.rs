@@ -5,21 +5,21 @@ pub use zombi_shared::parse;
 pub mod reply;
 
 use axum::body::Body;
-use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::EdgeConfig;
 use zombi_shared::validate_producer_table;
-use zombi_shared::wire::Group;
+use zombi_shared::wire::{CommitWait, Group, MAX_COMMIT_WAIT_MS};
 
 use crate::auth::ProducerAuth;
 use crate::body::{ByteBudget, Encoding, read_body};
 use crate::error::ApiError;
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, NodeClient};
 use crate::metrics::{self, Endpoint};
 
 use parse::ParseLimits;
-pub use reply::{Accepted, BulkAccepted, SingleAccepted};
+pub use reply::{Accepted, BulkAccepted, CommitOutcome, SingleAccepted};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -73,12 +73,48 @@ impl BodyFormat {
     }
 }
 
+/// How long a producer's `?wait=committed` waits unless it says (`timeout_ms`).
+pub const DEFAULT_COMMIT_WAIT_MS: u64 = 10_000;
+
+/// The query string of a write: `?wait=committed[&timeout_ms=N]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteQuery {
+    wait: Option<String>,
+    timeout_ms: Option<String>,
+}
+
+/// How long to wait for the commit, if the producer asked to.
+fn commit_wait(uri: &Uri) -> Result<Option<u64>, ApiError> {
+    let invalid = |m: String| ApiError::InvalidRequest(m);
+    let axum::extract::Query(q) = axum::extract::Query::<WriteQuery>::try_from_uri(uri)
+        .map_err(|e| invalid(format!("invalid query string: {}", e.body_text())))?;
+    match (q.wait.as_deref(), q.timeout_ms) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid("timeout_ms needs wait=committed".into())),
+        (Some("committed"), timeout) => {
+            let Some(timeout) = timeout else { return Ok(Some(DEFAULT_COMMIT_WAIT_MS)) };
+            match timeout.parse::<u64>() {
+                Ok(ms) if (1..=MAX_COMMIT_WAIT_MS).contains(&ms) => Ok(Some(ms)),
+                _ => Err(invalid(format!(
+                    "timeout_ms must be a whole number of milliseconds from 1 to {MAX_COMMIT_WAIT_MS}, not {timeout:?}"
+                ))),
+            }
+        }
+        (Some(other), _) => {
+            Err(invalid(format!("wait must be \"committed\" (the only value), not {other:?}")))
+        }
+    }
+}
+
 /// Decides what happens to a producer write.
 #[derive(Debug)]
 pub struct IngestService {
     auth: ProducerAuth,
     budget: ByteBudget,
     forwarder: Forwarder,
+    /// For commit waits; batches go through the forwarder.
+    client: NodeClient,
     shutdown: CancellationToken,
     max_request_bytes: usize,
     body_timeout: std::time::Duration,
@@ -86,12 +122,18 @@ pub struct IngestService {
 }
 
 impl IngestService {
-    pub fn new(config: &EdgeConfig, forwarder: Forwarder, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: &EdgeConfig,
+        forwarder: Forwarder,
+        client: NodeClient,
+        shutdown: CancellationToken,
+    ) -> Self {
         let limits = &config.limits;
         IngestService {
             auth: ProducerAuth::new(&config.auth.producer_tokens),
             budget: ByteBudget::new(limits.max_inflight_bytes as usize),
             forwarder,
+            client,
             shutdown,
             max_request_bytes: limits.max_request_bytes as usize,
             body_timeout: std::time::Duration::from_millis(limits.body_read_timeout_ms),
@@ -102,11 +144,13 @@ impl IngestService {
         }
     }
 
-    /// Handles one `POST /tables/{table}[/bulk]`. A success means the node acknowledged
-    /// every event as durable.
+    /// Handles one `POST /tables/{table}[/bulk][?wait=committed]`. A success means the
+    /// node acknowledged every event as durable; with `wait=committed`, the reply also says
+    /// whether they are in a committed snapshot.
     pub async fn ingest(
         &self,
         target: Target<'_>,
+        uri: &Uri,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Accepted, ApiError> {
@@ -115,6 +159,7 @@ impl IngestService {
         }
         self.auth.check(headers)?;
         validate_producer_table(target.table)?;
+        let wait_ms = commit_wait(uri)?;
         let format = BodyFormat::from_headers(headers, target.endpoint)?;
         let encoding = Encoding::from_headers(headers)?;
         let header_key = idempotency_header(headers, target.endpoint)?;
@@ -142,7 +187,11 @@ impl IngestService {
         let group = Group { table: table.clone(), events };
         let acks = self.forwarder.submit_holding(group, Some(reservation)).await?;
         metrics::events_acknowledged(acks.len());
-        Ok(match target.endpoint {
+        let commit = match wait_ms {
+            Some(ms) => Some(self.wait_for_commit(CommitWait::after(&table, &acks, ms)).await),
+            None => None,
+        };
+        let mut accepted = match target.endpoint {
             Endpoint::Single => {
                 let ack = acks.first().copied().ok_or_else(|| {
                     ApiError::Internal("the node acknowledged a single event with no ack".into())
@@ -150,7 +199,31 @@ impl IngestService {
                 Accepted::Single(SingleAccepted::new(table, ack))
             }
             Endpoint::Bulk => Accepted::Bulk(BulkAccepted::new(table, &acks)),
-        })
+        };
+        if let Some(commit) = commit {
+            accepted.set_commit(commit);
+        }
+        Ok(accepted)
+    }
+
+    /// Waits at the node for acknowledged events to be committed. The events are durable
+    /// whatever happens here, so a failed wait is answered like one that timed out
+    /// (`committed: false`), never as an error that would make the producer write again.
+    async fn wait_for_commit(&self, wait: CommitWait) -> CommitOutcome {
+        match self.client.commit_wait(&wait).await {
+            Ok(answer) => {
+                metrics::commit_waited(if answer.committed { "committed" } else { "timeout" });
+                CommitOutcome {
+                    committed: answer.committed,
+                    snapshot_id: answer.snapshot_id.filter(|_| answer.committed),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(table = %wait.table, error = %e, "waiting for the commit failed; answering committed: false");
+                metrics::commit_waited("failed");
+                CommitOutcome { committed: false, snapshot_id: None }
+            }
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -176,6 +249,29 @@ fn idempotency_header(headers: &HeaderMap, endpoint: Endpoint) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_may_wait_for_the_commit() {
+        let wait = |q: &str| commit_wait(&Uri::try_from(format!("/tables/t{q}")).unwrap());
+        assert_eq!(wait("").unwrap(), None);
+        assert_eq!(wait("?wait=committed").unwrap(), Some(DEFAULT_COMMIT_WAIT_MS));
+        assert_eq!(wait("?wait=committed&timeout_ms=250").unwrap(), Some(250));
+        assert_eq!(wait("?timeout_ms=60000&wait=committed").unwrap(), Some(60_000));
+        for bad in [
+            "?wait=true",
+            "?wait=",
+            "?timeout_ms=100",
+            "?wait=committed&timeout_ms=0",
+            "?wait=committed&timeout_ms=60001",
+            "?wait=committed&timeout_ms=1.5",
+            "?wait=committed&timeout_ms=-1",
+            "?wiat=committed",
+            "?wait=committed&wait=committed",
+        ] {
+            let err = wait(bad).unwrap_err();
+            assert_eq!(err.code().as_str(), "invalid_request", "{bad}");
+        }
+    }
 
     #[test]
     fn paths_address_single_or_bulk() {

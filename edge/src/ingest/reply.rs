@@ -12,6 +12,34 @@ pub enum Accepted {
     Bulk(BulkAccepted),
 }
 
+impl Accepted {
+    /// Records how a wait for the commit (`?wait=committed`) ended.
+    pub fn set_commit(&mut self, commit: CommitOutcome) {
+        match self {
+            Accepted::Single(s) => s.commit = Some(commit),
+            Accepted::Bulk(b) => b.commit = Some(commit),
+        }
+    }
+
+    /// How a wait for the commit ended; `None` when the producer did not wait.
+    pub fn commit(&self) -> Option<&CommitOutcome> {
+        match self {
+            Accepted::Single(s) => s.commit.as_ref(),
+            Accepted::Bulk(b) => b.commit.as_ref(),
+        }
+    }
+}
+
+/// Added to a reply when the producer waited for the commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitOutcome {
+    /// Whether every event of the request is in a committed snapshot.
+    pub committed: bool,
+    /// That snapshot, when `committed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SingleAccepted {
     pub table: String,
@@ -22,6 +50,8 @@ pub struct SingleAccepted {
     /// The event did not fit its typed table and went to its dead-letter table.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dead_lettered: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitOutcome>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +65,8 @@ pub struct BulkAccepted {
     pub dead_lettered: usize,
     /// Sorted by partition.
     pub partitions: Vec<PartitionRange>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitOutcome>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +85,7 @@ impl SingleAccepted {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
             dead_lettered: ack.dead_lettered,
+            commit: None,
         }
     }
 }
@@ -86,6 +119,7 @@ impl BulkAccepted {
             duplicates: acks.iter().filter(|a| a.duplicate).count(),
             dead_lettered: acks.iter().filter(|a| a.dead_lettered).count(),
             partitions: ranges.into_values().collect(),
+            commit: None,
         }
     }
 }
@@ -104,6 +138,22 @@ mod tests {
         assert_eq!(json, serde_json::json!({"table": "t", "partition": 1, "sequence": 7}));
         let json = serde_json::to_value(SingleAccepted::new("t".into(), ack(1, 7, true))).unwrap();
         assert_eq!(json["duplicate"], true);
+    }
+
+    #[test]
+    fn a_commit_wait_adds_its_outcome() {
+        let mut single = Accepted::Single(SingleAccepted::new("t".into(), ack(0, 3, false)));
+        single.set_commit(CommitOutcome { committed: true, snapshot_id: Some(42) });
+        let json = serde_json::to_value(&single).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"table": "t", "partition": 0, "sequence": 3, "committed": true, "snapshot_id": 42})
+        );
+        let mut bulk = Accepted::Bulk(BulkAccepted::new("t".into(), &[ack(0, 3, false)]));
+        bulk.set_commit(CommitOutcome { committed: false, snapshot_id: None });
+        let json = serde_json::to_value(&bulk).unwrap();
+        assert_eq!(json["committed"], false);
+        assert!(json.get("snapshot_id").is_none());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum FlushError {
     UnknownTable(String),
     #[error("the flusher is shutting down")]
     ShuttingDown,
+    /// A commit wait named a sequence the table has not acknowledged.
+    #[error("partition {partition} of table {table} has no acknowledged sequence {sequence}")]
+    NotAcknowledged { table: String, partition: u32, sequence: u64 },
     #[error("a blocking task of the flush failed")]
     Blocking(#[from] tokio::task::JoinError),
     /// An explicit flush of `table` failed in the table's task.
@@ -37,6 +40,7 @@ impl CodedError for FlushError {
         match self {
             FlushError::UnknownTable(_) => ErrorCode::NotFound,
             FlushError::ShuttingDown => ErrorCode::ShuttingDown,
+            FlushError::NotAcknowledged { .. } => ErrorCode::BadRequest,
             FlushError::Failed { source, .. } => source.code(),
             // The node retries a failed flush with backoff: a later one may succeed.
             FlushError::Iceberg(_)

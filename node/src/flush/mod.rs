@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::NodeConfig;
@@ -44,7 +44,8 @@ pub struct Ctx {
 }
 
 /// Answer to an explicit flush: the snapshot that holds everything acknowledged before it.
-#[derive(Debug, Clone, Serialize)]
+/// Also what a table publishes after each commit (see [`Flusher::wait_committed`]).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FlushOutcome {
     pub table: String,
     pub snapshot_id: Option<i64>,
@@ -56,6 +57,8 @@ type FlushReply = oneshot::Sender<Result<FlushOutcome, Arc<FlushError>>>;
 struct Handle {
     requests: mpsc::Sender<FlushReply>,
     status: Arc<Mutex<TableStatus>>,
+    /// The committed state, published by the table's task at start and after each commit.
+    committed: watch::Receiver<FlushOutcome>,
 }
 
 #[derive(Clone)]
@@ -118,14 +121,65 @@ impl Flusher {
         let id = self.ctx.store.table_id(table)?;
         let (tx, rx) = mpsc::channel(64);
         let status = Arc::new(Mutex::new(TableStatus::default()));
+        let outcome = FlushOutcome { table: table.to_owned(), ..FlushOutcome::default() };
+        let (publish, committed) = watch::channel(outcome);
         self.tasks.lock().unwrap().spawn(supervise(
             self.ctx.clone(),
-            Task { table: table.to_owned(), id, status: status.clone() },
+            Task {
+                table: table.to_owned(),
+                id,
+                status: status.clone(),
+                publish: Arc::new(publish),
+            },
             rx,
             self.cancel.clone(),
         ));
-        tables.insert(table.to_owned(), Handle { requests: tx.clone(), status });
+        tables.insert(table.to_owned(), Handle { requests: tx.clone(), status, committed });
         Some(tx)
+    }
+
+    /// Waits until `table`'s committed watermarks reach `watermarks` in every partition
+    /// named there, for at most `timeout`; returns whether they did and the committed state
+    /// when the wait ended. Waiting costs the flusher nothing: it publishes its committed
+    /// state after every commit anyway, and commits when its snapshot policy says so.
+    pub async fn wait_committed(
+        &self,
+        table: &str,
+        watermarks: &BTreeMap<u32, u64>,
+        timeout: Duration,
+    ) -> Result<(bool, FlushOutcome), FlushError> {
+        let unknown = || FlushError::UnknownTable(table.to_owned());
+        self.ensure(table).ok_or_else(unknown)?;
+        let mut committed = {
+            let tables = self.tables.lock().unwrap();
+            tables.get(table).ok_or_else(unknown)?.committed.clone()
+        };
+        // Waiting for sequences not acknowledged yet could only time out.
+        let id = self.ctx.store.table_id(table).ok_or_else(unknown)?;
+        let store = self.ctx.store.clone();
+        let high = tokio::task::spawn_blocking(move || store.table_counters(id)).await??;
+        if let Some((p, w)) = watermarks
+            .iter()
+            .find(|(p, w)| **w > high.high_water_marks.get(p).copied().unwrap_or(0))
+        {
+            return Err(FlushError::NotAcknowledged {
+                table: table.to_owned(),
+                partition: *p,
+                sequence: w - 1,
+            });
+        }
+        let covers = |o: &FlushOutcome| {
+            watermarks.iter().all(|(p, w)| o.watermarks.get(p).copied().unwrap_or(0) >= *w)
+        };
+        let reached = tokio::select! {
+            reached = tokio::time::timeout(timeout, committed.wait_for(covers)) => {
+                matches!(reached, Ok(Ok(_)))
+            }
+            // At shutdown, answer with what is committed rather than hold the request.
+            () = self.cancel.cancelled() => false,
+        };
+        let outcome = committed.borrow().clone();
+        Ok((reached && covers(&outcome), outcome))
     }
 
     /// Flushes and commits everything acknowledged in `table` so far.
@@ -168,6 +222,7 @@ struct Task {
     table: String,
     id: crate::hot::TableId,
     status: Arc<Mutex<TableStatus>>,
+    publish: Arc<watch::Sender<FlushOutcome>>,
 }
 
 /// Runs one table's loop and restarts it (from the snapshot, like a process restart) if it
@@ -178,11 +233,12 @@ async fn supervise(
     requests: mpsc::Receiver<FlushReply>,
     cancel: CancellationToken,
 ) {
-    let Task { table, id, status } = task;
+    let Task { table, id, status, publish } = task;
     let mut requests = requests;
     let backoff = backoff(&ctx);
     for restarts in 1u32.. {
-        let flusher = TableFlusher::new(ctx.clone(), table.clone(), id, status.clone());
+        let flusher =
+            TableFlusher::new(ctx.clone(), table.clone(), id, status.clone(), publish.clone());
         let run = run_table(flusher, &mut requests, cancel.clone());
         match std::panic::AssertUnwindSafe(run).catch_unwind().await {
             Err(_) => {

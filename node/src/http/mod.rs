@@ -18,7 +18,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use zombi_shared::auth::check_bearer;
 use zombi_shared::config::NodeConfig;
-use zombi_shared::wire::{BatchResponse, GroupResult, INGEST_PATH, MSGPACK_CONTENT_TYPE};
+use zombi_shared::wire::{
+    BatchResponse, COMMIT_WAIT_PATH, CommitWait, CommitWaitAnswer, GroupResult, INGEST_PATH,
+    MAX_COMMIT_WAIT_MS, MSGPACK_CONTENT_TYPE,
+};
 
 pub use error::ApiError;
 
@@ -50,6 +53,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(INGEST_PATH, post(ingest))
+        .route(COMMIT_WAIT_PATH, post(commit_wait))
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/metrics", get(prometheus))
@@ -280,6 +284,45 @@ async fn ingest_inner(
     let body = read_limited(headers, body, limit).await?;
     metrics::counter!(m::INGEST_BYTES).increment(body.len() as u64);
     Ok(state.ingest.ingest(&body).await?)
+}
+
+/// Largest commit-wait request body: a table name and a watermark per partition.
+const MAX_COMMIT_WAIT_BYTES: usize = 64 << 10;
+
+/// `POST /internal/v1/commit-wait` (edges, internal token): answers once the events an edge
+/// acknowledged are in a committed snapshot, or when the wait times out.
+async fn commit_wait(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !state.role.is_active() {
+        return Err(state.role.refusal());
+    }
+    check_bearer(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        &state.config.auth.internal_tokens,
+    )?;
+    let body = read_limited(&headers, body, MAX_COMMIT_WAIT_BYTES).await?;
+    let wait: CommitWait = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid commit wait: {e}")))?;
+    valid_table(&wait.table)?;
+    if wait.timeout_ms > MAX_COMMIT_WAIT_MS {
+        return Err(ApiError::bad_request(format!(
+            "timeout_ms must be at most {MAX_COMMIT_WAIT_MS}"
+        )));
+    }
+    let timeout = std::time::Duration::from_millis(wait.timeout_ms);
+    let (committed, outcome) =
+        state.flusher.wait_committed(&wait.table, &wait.watermarks, timeout).await?;
+    metrics::counter!(m::COMMIT_WAITS, "result" => if committed { "committed" } else { "timeout" })
+        .increment(1);
+    Ok(Json(CommitWaitAnswer {
+        committed,
+        snapshot_id: outcome.snapshot_id,
+        watermarks: outcome.watermarks,
+    })
+    .into_response())
 }
 
 /// Bodies refused for their declared size are still read (and dropped) up to this excess.

@@ -139,6 +139,7 @@ impl TableFlusher {
             status.last_commit_ms = Some(hot::now_ms());
         }
         self.committed = watermarks.clone();
+        self.publish_committed();
         self.pending = Pending::default();
         self.history.push_back((Instant::now(), watermarks));
         self.watermarks_unsaved = true;

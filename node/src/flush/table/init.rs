@@ -48,10 +48,13 @@ impl TableFlusher {
         self.pending = Pending::default();
         // Deletion clocks restart with the process: conservative, never early.
         self.history = VecDeque::from([(Instant::now(), from_snapshot)]);
-        let mut status = self.status.lock().unwrap();
-        status.snapshot_id = table.metadata().current_snapshot_id();
-        status.watermarks = self.committed.clone();
-        status.floors = self.floors.clone();
+        {
+            let mut status = self.status.lock().unwrap();
+            status.snapshot_id = table.metadata().current_snapshot_id();
+            status.watermarks = self.committed.clone();
+            status.floors = self.floors.clone();
+        }
+        self.publish_committed();
         Ok(())
     }
 }

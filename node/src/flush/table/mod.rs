@@ -97,6 +97,8 @@ pub(in crate::flush) struct TableFlusher {
     /// before the first read): unchanged means nothing new to read.
     read_at_activity: Option<u64>,
     pub(in crate::flush) status: Arc<Mutex<TableStatus>>,
+    /// Where the committed state goes for those waiting on it.
+    publish: Arc<tokio::sync::watch::Sender<super::FlushOutcome>>,
 }
 
 /// What one read of the hot store returned.
@@ -120,6 +122,7 @@ impl TableFlusher {
         name: String,
         id: TableId,
         status: Arc<Mutex<TableStatus>>,
+        publish: Arc<tokio::sync::watch::Sender<super::FlushOutcome>>,
     ) -> Self {
         let ident = ctx.catalog.ident(&name);
         let settings = ctx.config.table_flush(&name);
@@ -136,6 +139,7 @@ impl TableFlusher {
             watermarks_unsaved: false,
             read_at_activity: None,
             status,
+            publish,
         }
     }
 
@@ -187,6 +191,13 @@ impl TableFlusher {
             snapshot_id: status.snapshot_id,
             watermarks: self.committed.clone(),
         }
+    }
+
+    /// Tells those waiting for commits ([`super::Flusher::wait_committed`]) what is
+    /// committed now.
+    pub(in crate::flush) fn publish_committed(&self) {
+        let outcome = self.outcome();
+        self.publish.send_replace(outcome);
     }
 
     /// One flush: read → write Parquet → maybe commit → maybe delete. `force` commits

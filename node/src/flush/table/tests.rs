@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use zombi_shared::config::NodeConfig;
 use zombi_shared::wire::Payload;
 
 use super::{TableFlusher, TableStatus};
 use crate::catalog::ZombiCatalog;
 use crate::catalog::pointers::MemoryPointers;
-use crate::flush::Ctx;
 use crate::flush::store::MemoryStore;
+use crate::flush::{Ctx, FlushOutcome};
 use crate::hot::lease::Leases;
 use crate::hot::{Role, StoredEvent, TableId};
 use crate::schema::summary;
@@ -50,8 +50,21 @@ fn fixture(config: NodeConfig) -> Fixture {
 
 impl Fixture {
     fn flusher(&self) -> TableFlusher {
+        self.publishing_flusher().0
+    }
+
+    /// A flusher and what it publishes after its commits.
+    fn publishing_flusher(&self) -> (TableFlusher, watch::Receiver<FlushOutcome>) {
         let status = Arc::new(Mutex::new(TableStatus::default()));
-        TableFlusher::new(self.ctx.clone(), TABLE.to_owned(), self.id, status)
+        let (publish, committed) = watch::channel(FlushOutcome::default());
+        let flusher = TableFlusher::new(
+            self.ctx.clone(),
+            TABLE.to_owned(),
+            self.id,
+            status,
+            Arc::new(publish),
+        );
+        (flusher, committed)
     }
 
     /// Acknowledges `n` more events in `partition`, as the combiner writes them.
@@ -100,6 +113,33 @@ async fn a_flush_commits_every_acknowledged_event_once_with_the_complete_waterma
     f.write(1, 2);
     flusher.cycle(true).await.unwrap();
     assert_eq!(f.committed().await, (10, map(&[(0, 5), (1, 5)])));
+}
+
+#[tokio::test]
+async fn the_committed_state_is_published_at_start_and_after_each_commit_only() {
+    let f = fixture(NodeConfig::default());
+    f.write(0, 3);
+    let (mut flusher, committed) = f.publishing_flusher();
+    flusher.init().await.unwrap();
+    assert_eq!(committed.borrow().watermarks, map(&[]));
+    assert_eq!(committed.borrow().snapshot_id, None);
+    flusher.cycle(true).await.unwrap();
+    let first = committed.borrow().clone();
+    assert_eq!(first.watermarks, map(&[(0, 3)]));
+    assert!(first.snapshot_id.is_some());
+    // Acknowledged but not committed yet: nothing new is published.
+    f.write(0, 2);
+    f.write(1, 1);
+    assert_eq!(committed.borrow().watermarks, map(&[(0, 3)]));
+    flusher.cycle(true).await.unwrap();
+    let second = committed.borrow().clone();
+    assert_eq!(second.watermarks, map(&[(0, 5), (1, 1)]));
+    assert_ne!(second.snapshot_id, first.snapshot_id);
+    // A restarted flusher publishes what the snapshot holds.
+    let (mut restarted, again) = f.publishing_flusher();
+    restarted.init().await.unwrap();
+    assert_eq!(again.borrow().watermarks, map(&[(0, 5), (1, 1)]));
+    assert_eq!(again.borrow().snapshot_id, second.snapshot_id);
 }
 
 #[tokio::test]
