@@ -247,6 +247,8 @@ impl Node {
             self.proc.kill9();
         }
         let addr = self.proc.addr;
+        // The port was just released; another process could grab it in between, so retry
+        // briefly rather than assume.
         let proc = wait_for("the node to rebind its port", Duration::from_secs(20), || {
             let r = Self::spawn(&self.data_dir, &self.env, addr).ok();
             async move { r }
@@ -286,18 +288,7 @@ impl Node {
 
     /// Starts the node again on the same address and data directory.
     pub async fn restart(&mut self) -> Result<()> {
-        if self.proc.is_running() {
-            self.proc.kill9();
-        }
-        let addr = self.proc.addr;
-        // The port was just released; another process could grab it in between, so retry
-        // briefly rather than assume.
-        let proc = wait_for("the node to rebind its port", Duration::from_secs(20), || {
-            let r = Self::spawn(&self.data_dir, &self.env, addr).ok();
-            async move { r }
-        })
-        .await?;
-        self.proc = proc;
+        self.restart_listening().await?;
         wait_healthy(&self.url()).await
     }
 

@@ -35,7 +35,10 @@ fn object_env(weed: &Seaweed) -> Vec<(&'static str, &str)> {
 }
 
 /// One producer: alternates single events and bulk requests of five, each event with a
-/// unique `v`, until `stop` or its bounds, recording acknowledgements and every answer.
+/// unique `v` and idempotency key, until `stop` or its bounds. A request that gets no 200
+/// is retried with the same keys until it does: one whose answer was lost (the node died
+/// after its segment was written) comes back as a duplicate with its original sequence.
+/// Records acknowledgements, every answer, and how many retries were duplicates.
 async fn produce(
     edge: String,
     producer: i64,
@@ -45,39 +48,56 @@ async fn produce(
 ) {
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(300);
+    let stopped = || stop.load(Ordering::Acquire) || Instant::now() > deadline;
+    let mut duplicates = 0;
     for round in 0..50_000i64 {
-        if stop.load(Ordering::Acquire) || Instant::now() > deadline {
-            break;
-        }
         let partition = ((producer + round) % 3) as u32;
         let v = producer * 1_000_000_000 + round * 10;
-        let (status, events) = if round % 2 == 0 {
-            let env = json!({"payload": {"v": v}, "partition": partition});
-            match send_one(&c, &edge, "orders", &env).await {
-                Ok(r) if r.status == 200 => {
-                    let seq = r.body["sequence"].as_u64().unwrap();
-                    (200, vec![(partition, seq, v)])
+        let key = |i: i64| format!("p{producer}-r{round}-{i}");
+        while !stopped() {
+            let (status, events) = if round % 2 == 0 {
+                let env =
+                    json!({"payload": {"v": v}, "partition": partition, "idempotency_key": key(0)});
+                match send_one(&c, &edge, "orders", &env).await {
+                    Ok(r) if r.status == 200 => {
+                        duplicates += usize::from(r.body["duplicate"] == true);
+                        let seq = r.body["sequence"].as_u64().unwrap();
+                        (200, vec![(partition, seq, v)])
+                    }
+                    Ok(r) => (r.status, vec![]),
+                    Err(_) => (0, vec![]),
                 }
-                Ok(r) => (r.status, vec![]),
-                Err(_) => (0, vec![]),
-            }
-        } else {
-            let records: Vec<Value> =
-                (0..5).map(|i| json!({"payload": {"v": v + i}, "partition": partition})).collect();
-            match send_bulk(&c, &edge, "orders", &records).await {
-                Ok(r) if r.status == 200 => {
-                    let first = r.body["partitions"][0]["first_sequence"].as_u64().unwrap();
-                    (200, (0..5).map(|i| (partition, first + i as u64, v + i as i64)).collect())
+            } else {
+                let records: Vec<Value> = (0..5)
+                    .map(|i| json!({"payload": {"v": v + i}, "partition": partition, "idempotency_key": key(i)}))
+                    .collect();
+                match send_bulk(&c, &edge, "orders", &records).await {
+                    Ok(r) if r.status == 200 => {
+                        // A group is stored whole or not at all: all five new, or all five
+                        // duplicates of one earlier group, with consecutive sequences.
+                        duplicates += usize::from(r.body["duplicates"].as_u64() == Some(5));
+                        let first = r.body["partitions"][0]["first_sequence"].as_u64().unwrap();
+                        (200, (0..5).map(|i| (partition, first + i as u64, v + i as i64)).collect())
+                    }
+                    Ok(r) => (r.status, vec![]),
+                    Err(_) => (0, vec![]),
                 }
-                Ok(r) => (r.status, vec![]),
-                Err(_) => (0, vec![]),
+            };
+            answers.lock().await.push((status, Instant::now()));
+            acked.lock().await.extend(events);
+            if status == 200 {
+                break;
             }
-        };
-        answers.lock().await.push((status, Instant::now()));
-        acked.lock().await.extend(events);
-        if status != 200 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if stopped() {
+            break;
+        }
+    }
+    if duplicates > 0 {
+        eprintln!(
+            "producer {producer}: {duplicates} retries found their write already acknowledged"
+        );
     }
 }
 

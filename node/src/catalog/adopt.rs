@@ -41,10 +41,9 @@ fn by_version(files: &[String]) -> Vec<(u64, &str)> {
 }
 
 impl ZombiCatalog {
-    /// Adopts every table of the namespace folder that holds Iceberg metadata but has no
-    /// pointer, registering it in the hot store so its flusher starts. Returns the names
-    /// adopted. Fails (to be retried) when the warehouse cannot be listed or read.
-    pub async fn adopt_all(&self) -> Result<Vec<String>> {
+    /// The folders of the namespace named like tables (none without a lister). Fails
+    /// when the warehouse cannot be listed.
+    pub(super) async fn table_dirs(&self) -> Result<Vec<String>> {
         let Some(lister) = &self.lister else { return Ok(Vec::new()) };
         let dirs = lister.list_dirs(&self.namespace_location).await.map_err(|e| {
             Error::new(
@@ -52,11 +51,15 @@ impl ZombiCatalog {
                 format!("cannot list {}: {e}", self.namespace_location),
             )
         })?;
+        Ok(dirs.into_iter().filter(|d| zombi_shared::validate_table_name(d).is_ok()).collect())
+    }
+
+    /// Adopts every table of the namespace folder that holds Iceberg metadata but has no
+    /// pointer, registering it in the hot store so its flusher starts. Returns the names
+    /// adopted. Fails (to be retried) when the warehouse cannot be listed or read.
+    pub async fn adopt_all(&self) -> Result<Vec<String>> {
         let mut adopted = Vec::new();
-        for name in dirs {
-            if zombi_shared::validate_table_name(&name).is_err() {
-                continue;
-            }
+        for name in self.table_dirs().await? {
             if self.adopt(&name).await?.is_some() {
                 adopted.push(name);
             }
@@ -190,18 +193,8 @@ impl ZombiCatalog {
     /// so that a node paused through the takeover can commit nothing. Returns the tables.
     pub async fn take_tables(&self) -> Result<Vec<String>> {
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
-        let Some(lister) = &self.lister else { return Ok(Vec::new()) };
-        let dirs = lister.list_dirs(&self.namespace_location).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Unexpected,
-                format!("cannot list {}: {e}", self.namespace_location),
-            )
-        })?;
         let mut taken = Vec::new();
-        for name in dirs {
-            if zombi_shared::validate_table_name(&name).is_err() {
-                continue;
-            }
+        for name in self.table_dirs().await? {
             let ident = self.ident(&name);
             for attempt in 1.. {
                 {

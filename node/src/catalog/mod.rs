@@ -489,21 +489,11 @@ impl Catalog for ZombiCatalog {
 
     async fn list_tables(&self, ns: &NamespaceIdent) -> Result<Vec<TableIdent>> {
         self.check_namespace(ns)?;
-        if self.follows
-            && let Some(lister) = &self.lister
-        {
-            let dirs = lister.list_dirs(&self.namespace_location).await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Unexpected,
-                    format!("cannot list {}: {e}", self.namespace_location),
-                )
-            })?;
+        if self.follows && self.lister.is_some() {
             let mut tables = Vec::new();
-            for name in dirs {
+            for name in self.table_dirs().await? {
                 let ident = TableIdent::new(ns.clone(), name);
-                if zombi_shared::validate_table_name(ident.name()).is_ok()
-                    && self.pointer(&ident).await?.is_some()
-                {
+                if self.pointer(&ident).await?.is_some() {
                     tables.push(ident);
                 }
             }

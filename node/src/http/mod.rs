@@ -265,13 +265,7 @@ async fn ingest_inner(
     if state.draining.load(Ordering::Acquire) {
         return Err(ApiError::new(ErrorCode::ShuttingDown, "node is shutting down"));
     }
-    if !state.role.is_active() {
-        return Err(state.role.refusal());
-    }
-    check_bearer(
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        &state.config.auth.internal_tokens,
-    )?;
+    check_internal(state, headers)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some(MSGPACK_CONTENT_TYPE)
     {
@@ -286,6 +280,19 @@ async fn ingest_inner(
     Ok(state.ingest.ingest(&body).await?)
 }
 
+/// The edges' endpoints: only the active node serves them (a standby answers 503
+/// `not_owner`, and the edge tries the next node), with an internal token.
+fn check_internal(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !state.role.is_active() {
+        return Err(state.role.refusal());
+    }
+    check_bearer(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        &state.config.auth.internal_tokens,
+    )?;
+    Ok(())
+}
+
 /// Largest commit-wait request body: a table name and a watermark per partition.
 const MAX_COMMIT_WAIT_BYTES: usize = 64 << 10;
 
@@ -296,13 +303,7 @@ async fn commit_wait(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if !state.role.is_active() {
-        return Err(state.role.refusal());
-    }
-    check_bearer(
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        &state.config.auth.internal_tokens,
-    )?;
+    check_internal(&state, &headers)?;
     let body = read_limited(&headers, body, MAX_COMMIT_WAIT_BYTES).await?;
     let wait: CommitWait = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid commit wait: {e}")))?;
