@@ -17,6 +17,12 @@ run:
     cargo build --bins
     scripts/run-local.sh "$CARGO_TARGET_DIR/debug"
 
+# The `zombi` CLI (docs/cli.md), e.g. `just zombi load events.ndjson -t clicks` or
+# `just zombi status`.
+zombi *args:
+    cargo build -q -p zombi-cli
+    "$CARGO_TARGET_DIR/debug/zombi" {{args}}
+
 # The whole test suite: unit tests and integration tests that spawn the real binaries
 # (built with crash failpoints, which do nothing unless a test arms one).
 test: venv plugin

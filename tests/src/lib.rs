@@ -35,7 +35,8 @@ pub fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
 }
 
-fn binary(name: &str) -> PathBuf {
+/// The path of a workspace binary, built by `cargo build --bins`.
+pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(path.is_file(), "{} not found: run `cargo build --bins` first", path.display());
     path

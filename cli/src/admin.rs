@@ -1,0 +1,169 @@
+//! `zombi status`, `zombi flush`, `zombi compact`: the node's admin API from a terminal.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+pub struct Node {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Node {
+    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .no_proxy()
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Node { http, url: url.trim_end_matches('/').to_owned(), token })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node at {}", self.url))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let m = match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
+                (Some(code), Some(m)) => format!("{code}: {m}"),
+                _ => body.to_string(),
+            };
+            bail!("the node answered {path} with HTTP {}: {m}", status.as_u16());
+        }
+        Ok(body)
+    }
+
+    pub async fn stats(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/stats").await
+    }
+
+    pub async fn flush(&self, table: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, &format!("/tables/{table}/flush")).await
+    }
+
+    pub async fn compact(&self, table: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, &format!("/tables/{table}/compact")).await
+    }
+}
+
+/// `/stats` as a table for people: one line per table.
+pub fn render_status(stats: &Value, now_ms: i64) -> String {
+    let node = &stats["node"];
+    let mut out = format!("node: {}", node["role"].as_str().unwrap_or("unknown"));
+    if let Some(since) = node["since_ms"].as_i64() {
+        out.push_str(&format!(" for {}", ago(now_ms - since)));
+    }
+    if let Some(log) = stats.get("log").filter(|l| l.is_object()) {
+        out.push_str(&format!(
+            ", log: next segment {}, {} retained",
+            log["next_segment"], log["retained_segments"]
+        ));
+    }
+    out.push('\n');
+    let header = [
+        "TABLE",
+        "EVENTS",
+        "BACKLOG",
+        "LAG",
+        "SNAPSHOT",
+        "LAST COMMIT",
+        "FILES",
+        "SNAPSHOTS",
+        "MAINTENANCE",
+        "PROBLEM",
+    ];
+    let mut rows = vec![header.map(str::to_owned).to_vec()];
+    let empty = serde_json::Map::new();
+    for (name, t) in stats["tables"].as_object().unwrap_or(&empty) {
+        let (f, m) = (&t["flush"], &t["maintenance"]);
+        let num = |v: &Value| v.as_u64().map_or("-".to_owned(), |n| n.to_string());
+        let problem = match (f["last_error"].as_str(), m["last_error"].as_str()) {
+            (Some(e), _) => format!("flush failing ({}x): {e}", num(&f["consecutive_failures"])),
+            (None, Some(e)) => format!("maintenance failed: {e}"),
+            _ => String::new(),
+        };
+        let maintenance = match (m["last_run_ms"].as_i64(), m["last_outcome"].as_str()) {
+            (Some(at), Some(outcome)) => format!("{outcome} {} ago", ago(now_ms - at)),
+            _ => "-".to_owned(),
+        };
+        rows.push(vec![
+            name.clone(),
+            num(&t["events"]),
+            num(&f["backlog_rows"]),
+            f["freshness_lag_seconds"].as_f64().map_or("-".into(), |s| format!("{s:.1}s")),
+            f["snapshot_id"].as_i64().map_or("-".into(), |s| s.to_string()),
+            f["last_commit_ms"]
+                .as_i64()
+                .map_or("-".into(), |at| format!("{} ago", ago(now_ms - at))),
+            num(&m["data_files"]),
+            num(&m["snapshots"]),
+            maintenance,
+            problem,
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> =
+            row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A duration in ms as people read it: `850ms`, `12s`, `4m05s`, `3h02m`.
+fn ago(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1_000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_each_table_on_a_line() {
+        let stats = serde_json::json!({
+            "node": {"role": "active", "since_ms": 1_000},
+            "tables": {
+                "clicks": {
+                    "events": 120,
+                    "flush": {"backlog_rows": 20, "freshness_lag_seconds": 0.8, "snapshot_id": 77,
+                              "last_commit_ms": 61_000, "last_error": null},
+                    "maintenance": {"data_files": 3, "snapshots": 9, "last_run_ms": 2_000,
+                                    "last_outcome": "ok", "last_error": null}
+                },
+                "orders": {"events": 5, "flush": {"last_error": "the catalog or the warehouse failed",
+                                                  "consecutive_failures": 4}, "maintenance": null}
+            }
+        });
+        let out = render_status(&stats, 62_500);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "node: active for 1m01s");
+        assert!(lines[1].starts_with("TABLE "), "{out}");
+        assert!(lines[2].starts_with("clicks "), "{out}");
+        for cell in ["120", "20", "0.8s", "77", "1s ago", "3", "9", "ok 1m00s ago"] {
+            assert!(lines[2].contains(cell), "{cell} in {out}");
+        }
+        assert!(
+            lines[3].contains("flush failing (4x): the catalog or the warehouse failed"),
+            "{out}"
+        );
+    }
+}
