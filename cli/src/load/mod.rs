@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::Value;
+use zombi_shared::error_chain;
 
 use progress::Progress;
 use records::{Counter, Format, Shape};
@@ -235,17 +236,6 @@ fn absolute(message: &str, first: u64) -> String {
         }
         Err(_) => message.to_owned(),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use zombi_shared::config::EdgeConfig;
+use zombi_shared::error_chain;
 use zombi_shared::wire::{
     self, BatchResponse, COMMIT_WAIT_PATH, CommitWait, CommitWaitAnswer, INGEST_PATH, IngestBatch,
     MSGPACK_CONTENT_TYPE,
@@ -153,13 +154,14 @@ impl NodeClient {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => {
-                    last = chain(&e);
+                    last = error_chain(&e);
                     continue;
                 }
-                Err(e) => return Err(ForwardError::Unavailable(chain(&e))),
+                Err(e) => return Err(ForwardError::Unavailable(error_chain(&e))),
             };
             let status = response.status();
-            let body = response.bytes().await.map_err(|e| ForwardError::Unavailable(chain(&e)))?;
+            let body =
+                response.bytes().await.map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
             match status {
                 StatusCode::OK => {
                     return serde_json::from_slice(&body).map_err(|e| {
@@ -228,13 +230,13 @@ impl NodeClient {
         // proves the batch was not sent.
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) if e.is_connect() => return Attempt::NotHere(chain(&e)),
-            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(chain(&e)))),
+            Err(e) if e.is_connect() => return Attempt::NotHere(error_chain(&e)),
+            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(error_chain(&e)))),
         };
         let status = response.status();
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(chain(&e)))),
+            Err(e) => return Attempt::Done(Err(ForwardError::Unavailable(error_chain(&e)))),
         };
         Attempt::Done(match status {
             StatusCode::OK => wire::decode::<BatchResponse>(&body)
@@ -281,18 +283,6 @@ fn node_message(body: &[u8]) -> String {
             end -= 1;
         }
         message.truncate(end);
-    }
-    message
-}
-
-/// reqwest's top-level message hides the cause ("error sending request"); include it.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
     }
     message
 }
