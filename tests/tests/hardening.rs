@@ -691,6 +691,36 @@ async fn the_rest_catalog_conforms_to_the_iceberg_openapi_spec() -> anyhow::Resu
     Ok(())
 }
 
+/// The edge serves its OpenAPI document (the one in the repository), and schemathesis sends
+/// generated requests, valid and invalid, to every operation of it
+/// (`tests/python/openapi_check.py`): no 5xx, every status, content type and body as
+/// documented, and every request that breaks the schema refused with a 4xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_producer_api_conforms_to_its_openapi_document() -> anyhow::Result<()> {
+    let token = "producer-token-0123456789";
+    let node = Node::start(&[]).await?;
+    let edge = Edge::start(
+        &node.url(),
+        &[("ZOMBI_EDGE__AUTH__PRODUCER_TOKENS", &format!("[\"{token}\"]"))],
+    )
+    .await?;
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/openapi/openapi.json");
+    let served = client().get(format!("{}/openapi.json", edge.url())).send().await?;
+    assert_eq!(served.headers()["content-type"], "application/json");
+    let served: Value = served.json().await?;
+    let kept: Value = serde_json::from_slice(&std::fs::read(&spec)?)?;
+    assert_eq!(served, kept, "the edge serves another document than the repository's");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/openapi_check.py");
+    let out = std::process::Command::new(zombi_tests::engines::venv_python())
+        .arg(script)
+        .args([spec.to_str().unwrap(), &edge.url(), "30", token])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("No issues found"), "{text}");
+    Ok(())
+}
+
 /// The node checks event times against its own clock, which may differ a little from the
 /// edge's: an event outside its bounds refuses only the request (group) that holds it, never
 /// the other producers' requests combined into the same batch.

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{*rest}", tables)
         .route("/health", get(health).fallback(method_not_allowed))
         .route("/metrics", get(render_metrics).fallback(method_not_allowed))
+        .route("/openapi.json", get(openapi).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(state.clone(), add_retry_after))
         .with_state(state)
@@ -72,6 +73,14 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn render_metrics() -> Response {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
     ([(CONTENT_TYPE, content_type)], metrics::render()).into_response()
+}
+
+/// The producer API described for clients and validators, kept in the repository beside
+/// the crate (`edge/openapi/openapi.json`) and served as it is.
+pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI).into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
