@@ -721,6 +721,35 @@ async fn the_producer_api_conforms_to_its_openapi_document() -> anyhow::Result<(
     Ok(())
 }
 
+/// The node's admin API, the same way: its document (`node/openapi/openapi.json`) is what
+/// it serves, and schemathesis finds every answer as documented, for tables that do not
+/// exist and for one that does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_node_admin_api_conforms_to_its_openapi_document() -> anyhow::Result<()> {
+    let token = "admin-token-0123456789";
+    let node = Node::start(&[
+        ("ZOMBI_NODE__AUTH__ADMIN_TOKEN", token),
+        ("ZOMBI_NODE__AUTH__CATALOG_TOKEN", token),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    send_acked(&client(), &edge.url(), "orders", 0, &[(BASE, 1), (BASE + HOUR, 2)]).await?;
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/openapi/openapi.json");
+    let served: Value =
+        client().get(format!("{}/openapi.json", node.url())).send().await?.json().await?;
+    let kept: Value = serde_json::from_slice(&std::fs::read(&spec)?)?;
+    assert_eq!(served, kept, "the node serves another document than the repository's");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/openapi_check.py");
+    let out = std::process::Command::new(zombi_tests::engines::venv_python())
+        .arg(script)
+        .args([spec.to_str().unwrap(), &node.url(), "30", token, "orders,missing"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.matches(" passed").count() >= 2, "{text}");
+    Ok(())
+}
+
 /// The node checks event times against its own clock, which may differ a little from the
 /// edge's: an event outside its bounds refuses only the request (group) that holds it, never
 /// the other producers' requests combined into the same batch.

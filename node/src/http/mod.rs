@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/metrics", get(prometheus))
+        .route("/openapi.json", get(openapi))
         .route("/tables/{table}/watermark", get(watermark))
         .route("/tables/{table}/hot", get(hot))
         .route("/tables/{table}/hot/segments", get(hot_segments))
@@ -65,6 +66,13 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{table}/compact", post(compact))
         .route("/tables/{table}/replay", post(replay))
         .with_state(state)
+}
+
+/// The node's admin API described (`node/openapi/openapi.json`), served as it is.
+pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn check_token(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
