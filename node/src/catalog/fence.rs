@@ -76,8 +76,12 @@ impl Fence {
     }
 
     /// Creates the copy of version `N` of `metadata` (at `metadata_location`): the commit
-    /// point. A transient failure is retried with the same bytes until the copy is there
-    /// (ours) or another node's is.
+    /// point. A failed or timed-out PUT is retried with the same bytes, without end, until
+    /// the copy is there (ours) or another node's is: a PUT that timed out may still land
+    /// (a stalled store answers it later), so giving up would leave the outcome unknown,
+    /// and a new attempt with other bytes would find this one's copy and take it for
+    /// another node's, committing the same rows twice. While the store is down the table's
+    /// flush waits here, like the log's writes; other tables are not held up.
     pub async fn commit(
         &self,
         metadata_location: &str,
@@ -106,15 +110,11 @@ impl Fence {
                 Err(e) => e,
             };
             failures += 1;
-            if failures >= 5 {
-                return Err(Error::new(
-                    ErrorKind::Unexpected,
-                    format!("cannot create {copy}, the commit point of version {version}"),
-                )
-                .with_source(outcome));
+            if failures == 1 || failures.is_multiple_of(10) {
+                tracing::warn!(error = %crate::error::Chain(&outcome), %copy, version, failures, "cannot create a commit point; retrying with the same bytes until it exists");
             }
-            tracing::warn!(error = %crate::error::Chain(&outcome), %copy, "cannot create a commit point; retrying");
-            tokio::time::sleep(std::time::Duration::from_millis(200 << failures)).await;
+            let backoff = std::time::Duration::from_millis(200 << failures.min(5));
+            tokio::time::sleep(backoff.min(std::time::Duration::from_secs(5))).await;
         }
     }
 
