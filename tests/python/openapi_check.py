@@ -57,11 +57,13 @@ def run(spec_path, url, seconds, token):
     ]
     if token:
         cmd += ["--header", f"Authorization: Bearer {token}"]
-    return subprocess.run(cmd).returncode
+    # Schemathesis keeps a cache in its working directory: not in the checkout.
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run(cmd, cwd=cwd).returncode
 
 
 def main():
-    spec, url, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    spec, url, seconds = os.path.abspath(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     token = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
     tables = sys.argv[5].split(",") if len(sys.argv) > 5 else None
     if not tables:
