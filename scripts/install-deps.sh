@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Zombi needs on a fresh Debian machine with the Rust
 # toolchain: libclang (for the rocksdb crate's bindings), a JDK (Spark, the Iceberg plugin),
-# just and cargo-nextest.
+# Chromium (the status page's test), just and cargo-nextest.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ dpkg -s faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null || missing+=(curl)
 # Java: Spark in the engine tests, and javac for the Iceberg plugin (`just plugin`).
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+# Headless Chromium: the test of the node's status page (`/ui`) renders it.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

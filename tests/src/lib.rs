@@ -319,9 +319,20 @@ impl Node {
         .await
     }
 
+    /// `request` with the node's admin token, when it was started with one.
+    fn admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.env.iter().find(|(k, _)| k == "ZOMBI_NODE__AUTH__ADMIN_TOKEN") {
+            Some((_, token)) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// `POST /tables/{table}/flush`: returns after the commit with snapshot and watermarks.
     pub async fn flush(&self, table: &str) -> Result<Value> {
-        let r = client().post(format!("{}/tables/{table}/flush", self.url())).send().await?;
+        let r = self
+            .admin(client().post(format!("{}/tables/{table}/flush", self.url())))
+            .send()
+            .await?;
         let status = r.status();
         let body: Value = r.json().await?;
         anyhow::ensure!(status == 200, "flush {table}: {status} {body}");
@@ -330,7 +341,10 @@ impl Node {
 
     /// `POST /tables/{table}/compact`: runs maintenance now and returns its report.
     pub async fn compact(&self, table: &str) -> Result<Value> {
-        let r = client().post(format!("{}/tables/{table}/compact", self.url())).send().await?;
+        let r = self
+            .admin(client().post(format!("{}/tables/{table}/compact", self.url())))
+            .send()
+            .await?;
         let status = r.status();
         let body: Value = r.json().await?;
         anyhow::ensure!(status == 200, "compact {table}: {status} {body}");
@@ -366,7 +380,7 @@ impl Node {
     }
 
     pub async fn stats(&self) -> Result<Value> {
-        let r = client().get(format!("{}/stats", self.url())).send().await?;
+        let r = self.admin(client().get(format!("{}/stats", self.url()))).send().await?;
         anyhow::ensure!(r.status() == 200, "GET /stats: {}", r.status());
         Ok(r.json().await?)
     }

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats", get(stats))
         .route("/metrics", get(prometheus))
         .route("/openapi.json", get(openapi))
+        .route("/ui", get(ui))
         .route("/tables/{table}/watermark", get(watermark))
         .route("/tables/{table}/hot", get(hot))
         .route("/tables/{table}/hot/segments", get(hot_segments))
@@ -73,6 +74,40 @@ pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The status page: one file, its script and styles inline, no assets from elsewhere.
+const UI: &str = include_str!("../../ui/index.html");
+
+#[derive(serde::Deserialize)]
+struct UiQuery {
+    token: Option<String>,
+}
+
+/// `GET /ui[?token=…]`: protected by the admin token like `/stats`, which a browser passes
+/// in the query (the page then sends it to `/stats` as a bearer token).
+async fn ui(
+    State(state): State<AppState>,
+    query: Result<Query<UiQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut headers = headers;
+    if let Some(token) = q.token.filter(|_| !headers.contains_key(header::AUTHORIZATION)) {
+        let value = header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ApiError::bad_request("the token is not visible ASCII"))?;
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    check_token(&headers, &state.config.auth.admin_token)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("referrer-policy"), "no-referrer"),
+        ],
+        UI,
+    )
+        .into_response())
 }
 
 fn check_token(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
