@@ -33,11 +33,11 @@ impl Node {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let m = match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
-                (Some(code), Some(m)) => format!("{code}: {m}"),
-                _ => body.to_string(),
-            };
-            bail!("the node answered {path} with HTTP {}: {m}", status.as_u16());
+            bail!(
+                "the node answered {path} with HTTP {}: {}",
+                status.as_u16(),
+                error_message(&body)
+            );
         }
         Ok(body)
     }
@@ -52,6 +52,15 @@ impl Node {
 
     pub async fn compact(&self, table: &str) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, &format!("/tables/{table}/compact")).await
+    }
+}
+
+/// A Zombi error body (`{"error":{"code","message"}}`, edge or node) as `code: message`;
+/// any other body as it is.
+pub fn error_message(body: &Value) -> String {
+    match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
+        (Some(code), Some(m)) => format!("{code}: {m}"),
+        _ => body.to_string(),
     }
 }
 

@@ -34,7 +34,8 @@ def pinned(spec, tables):
     return spec
 
 
-def run(spec_path, url, seconds, token):
+def run(spec_path, url, seconds, token, checks=CHECKS, seed=20261207):
+    """One schemathesis run of `spec_path` against `url` (also used by conformance.py)."""
     cmd = [
         os.path.join(os.path.dirname(sys.executable), "schemathesis"),
         "run",
@@ -42,7 +43,7 @@ def run(spec_path, url, seconds, token):
         "--url",
         url,
         "--checks",
-        CHECKS,
+        checks,
         "--mode",
         "all",
         "--max-time",
@@ -50,7 +51,7 @@ def run(spec_path, url, seconds, token):
         "--workers",
         "1",
         "--seed",
-        "20261207",
+        str(seed),
         "--suppress-health-check",
         "all",
         "--no-color",

@@ -196,13 +196,14 @@ async fn send(
                             duplicates: body["duplicates"].as_u64().unwrap_or(0),
                         });
                     }
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                        (retry_after, format!("HTTP {}: {}", status.as_u16(), message(&body)))
-                    }
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => (
+                        retry_after,
+                        format!("HTTP {}: {}", status.as_u16(), crate::admin::error_message(&body)),
+                    ),
                     _ => bail!(
                         "the edge refused {records} with HTTP {}: {}",
                         status.as_u16(),
-                        absolute(&message(&body), batch.first)
+                        absolute(&crate::admin::error_message(&body), batch.first)
                     ),
                 }
             }
@@ -214,13 +215,6 @@ async fn send(
         }
         tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-fn message(body: &Value) -> String {
-    match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
-        (Some(code), Some(m)) => format!("{code}: {m}"),
-        _ => body.to_string(),
     }
 }
 

@@ -168,12 +168,7 @@ impl NodeClient {
                         ForwardError::Protocol(format!("undecodable commit-wait answer: {e}"))
                     });
                 }
-                StatusCode::SERVICE_UNAVAILABLE
-                    if matches!(
-                        node_code(&body).as_deref(),
-                        Some("not_owner" | "shutting_down")
-                    ) =>
-                {
+                StatusCode::SERVICE_UNAVAILABLE if another_node_may(&body) => {
                     last = node_message(&body);
                 }
                 StatusCode::SERVICE_UNAVAILABLE => {
@@ -243,7 +238,7 @@ impl NodeClient {
                 .map_err(|e| ForwardError::Protocol(format!("undecodable batch response: {e}"))),
             StatusCode::TOO_MANY_REQUESTS => Err(ForwardError::NodeOverloaded(node_message(&body))),
             StatusCode::SERVICE_UNAVAILABLE => {
-                if matches!(node_code(&body).as_deref(), Some("not_owner" | "shutting_down")) {
+                if another_node_may(&body) {
                     return Attempt::NotHere(node_message(&body));
                 }
                 Err(ForwardError::Unavailable(node_message(&body)))
@@ -254,6 +249,12 @@ impl NodeClient {
             }),
         })
     }
+}
+
+/// Whether a node's 503 says it took nothing and another node may (`not_owner`: a standby
+/// or a node that lost its log; `shutting_down`).
+fn another_node_may(body: &[u8]) -> bool {
+    matches!(node_code(body).as_deref(), Some("not_owner" | "shutting_down"))
 }
 
 /// The node's error code: the `error.code` of its JSON error body, if it has one.
