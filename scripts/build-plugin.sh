@@ -14,17 +14,19 @@ sites=("$venv"/lib/python3*/site-packages)
 site=${sites[0]}
 runtime=$site/snowpark_connect_deps_iceberg/jars/iceberg-spark-runtime-3.5_2.12-1.10.2.jar
 [[ -f $runtime ]] || { echo "build-plugin: missing $runtime (run: just venv)" >&2; exit 1; }
-# Besides Iceberg, the plugin uses Hadoop's Configuration/FileSystem and SLF4J, both in Spark.
-deps=("$site"/pyspark/jars/hadoop-client-api-*.jar "$site"/pyspark/jars/slf4j-api-*.jar)
-[[ ${#deps[@]} -eq 2 ]] || { echo "build-plugin: hadoop-client-api or slf4j-api missing in $site/pyspark/jars" >&2; exit 1; }
+# Besides Iceberg, the plugin uses Hadoop's Configuration/FileSystem, SLF4J and Jackson, all in Spark.
+deps=("$site"/pyspark/jars/hadoop-client-api-*.jar "$site"/pyspark/jars/slf4j-api-*.jar
+    "$site"/pyspark/jars/jackson-core-2*.jar "$site"/pyspark/jars/jackson-databind-*.jar)
+[[ ${#deps[@]} -eq 4 ]] || { echo "build-plugin: hadoop-client-api, slf4j-api or jackson missing in $site/pyspark/jars" >&2; exit 1; }
 
 out=$plugin/build
 rm -rf "$out/classes"
 mkdir -p "$out/classes"
-mapfile -t sources < <(find "$plugin/src/main/java" -name '*.java' | sort)
+# The plugin's own sources and the hot-segment code it shares with the Trino connector.
+mapfile -t sources < <(find "$plugin/src/main/java" "$root/plugins/hot-java/src/main/java" -name '*.java' | sort)
 
 javac --release 11 -encoding UTF-8 -Xlint:all,-serial,-processing,-path -Werror \
-    -cp "$runtime:${deps[0]}:${deps[1]}" \
+    -cp "$runtime:$(IFS=:; echo "${deps[*]}")" \
     -d "$out/classes" "${sources[@]}"
 
 version=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)

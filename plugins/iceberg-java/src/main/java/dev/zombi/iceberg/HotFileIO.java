@@ -1,5 +1,7 @@
 package dev.zombi.iceberg;
 
+import dev.zombi.hot.HotHttp;
+import dev.zombi.hot.HotSegment;
 import java.io.IOException;
 import java.util.Map;
 import java.util.function.Function;

@@ -1,12 +1,14 @@
 package dev.zombi.iceberg;
 
+import dev.zombi.hot.HotHttp;
+import dev.zombi.hot.HotSegment;
+import dev.zombi.hot.NodeUnavailableException;
+import dev.zombi.hot.WatermarkTooOldException;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import org.apache.iceberg.Snapshot;
 import org.apache.iceberg.io.FileIO;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -21,9 +23,6 @@ import org.slf4j.LoggerFactory;
  */
 final class HotSource {
   private static final Logger LOG = LoggerFactory.getLogger(HotSource.class);
-
-  /** Snapshot summary key prefix of the watermark map (SPEC §4). */
-  static final String WATERMARK_PREFIX = "zombi.watermark.";
 
   private final ZombiProperties props;
   private final HotHttp planningHttp;
@@ -59,29 +58,6 @@ final class HotSource {
   /** The table's FileIO for scans: hot files from the node, the rest from {@code delegate}. */
   FileIO io(FileIO delegate) {
     return new HotFileIO(delegate, readHttp);
-  }
-
-  /**
-   * The {@code watermarks} query value of a snapshot: {@code partition:next_sequence} pairs, or
-   * "" for no snapshot (everything is hot). Null when the snapshot carries no watermark map: it
-   * was not committed by Zombi, and reading hot events on top of it could duplicate rows.
-   */
-  static String watermarks(Snapshot snapshot) {
-    if (snapshot == null) {
-      return "";
-    }
-    Map<Long, String> byPartition = new TreeMap<>();
-    Map<String, String> summary = snapshot.summary();
-    if (summary != null) {
-      summary.forEach(
-          (key, value) -> {
-            if (key.startsWith(WATERMARK_PREFIX)) {
-              long partition = Long.parseLong(key.substring(WATERMARK_PREFIX.length()));
-              byPartition.put(partition, partition + ":" + Long.parseLong(value.trim()));
-            }
-          });
-    }
-    return byPartition.isEmpty() ? null : String.join(",", byPartition.values());
   }
 
   /**

@@ -1,5 +1,9 @@
 package dev.zombi.iceberg;
 
+import dev.zombi.hot.HotSegment;
+import dev.zombi.hot.HotTasks;
+import dev.zombi.hot.WatermarkTooOldException;
+import dev.zombi.hot.Watermarks;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
@@ -10,27 +14,16 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.stream.Collectors;
-import org.apache.iceberg.BaseFileScanTask;
 import org.apache.iceberg.CombinedScanTask;
-import org.apache.iceberg.DataFile;
 import org.apache.iceberg.FileScanTask;
-import org.apache.iceberg.PartitionSpec;
-import org.apache.iceberg.PartitionSpecParser;
 import org.apache.iceberg.Schema;
-import org.apache.iceberg.SchemaParser;
 import org.apache.iceberg.Snapshot;
 import org.apache.iceberg.SnapshotRef;
-import org.apache.iceberg.StructLike;
 import org.apache.iceberg.Table;
 import org.apache.iceberg.TableScan;
 import org.apache.iceberg.exceptions.ForbiddenException;
 import org.apache.iceberg.exceptions.NotAuthorizedException;
-import org.apache.iceberg.expressions.Evaluator;
 import org.apache.iceberg.expressions.Expression;
-import org.apache.iceberg.expressions.Expressions;
-import org.apache.iceberg.expressions.InclusiveMetricsEvaluator;
-import org.apache.iceberg.expressions.Projections;
-import org.apache.iceberg.expressions.ResidualEvaluator;
 import org.apache.iceberg.io.CloseableIterable;
 import org.apache.iceberg.metrics.MetricsReporter;
 import org.apache.iceberg.types.Types;
@@ -259,7 +252,7 @@ final class HotTableScan implements TableScan {
   private List<FileScanTask> hotTasks(Snapshot snapshot) {
     String watermarks;
     try {
-      watermarks = HotSource.watermarks(snapshot);
+      watermarks = Watermarks.of(snapshot);
     } catch (NumberFormatException e) {
       watermarks = null;
     }
@@ -285,62 +278,31 @@ final class HotTableScan implements TableScan {
       return List.of();
     }
 
-    PartitionSpec spec = table.spec();
-    Schema schema = table.schema();
-    Expression filter = cold.filter();
-    boolean caseSensitive = cold.isCaseSensitive();
-    Evaluator partitions =
-        new Evaluator(
-            spec.partitionType(),
-            Projections.inclusive(spec, caseSensitive).project(filter),
-            caseSensitive);
-    InclusiveMetricsEvaluator metrics =
-        new InclusiveMetricsEvaluator(schema, filter, caseSensitive);
-    ResidualEvaluator residuals =
-        ResidualEvaluator.of(
-            spec, ignoreResiduals ? Expressions.alwaysTrue() : filter, caseSensitive);
-    String schemaJson = SchemaParser.toJson(schema);
-    String specJson = PartitionSpecParser.toJson(spec);
-    Set<Integer> statsIds = statsColumnIds(schema, caseSensitive);
-
-    List<FileScanTask> tasks = new ArrayList<>();
-    long rows = 0;
-    for (HotSegment segment : segments) {
-      StructLike partition = segment.partitionIn(spec, schema);
-      if (partition == null) {
-        LOG.warn(
-            "{}: partition spec {} is not one hot segments can fill; reading committed data only",
-            table.name(),
-            spec);
-        return List.of();
-      }
-      if (!partitions.eval(partition)) {
-        continue;
-      }
-      DataFile file = segment.toDataFile(spec, schema, partition);
-      if (!metrics.eval(file)) {
-        continue;
-      }
-      tasks.add(
-          new BaseFileScanTask(withStats(file, statsIds), null, schemaJson, specJson, residuals));
-      rows += segment.recordCount;
+    HotTasks.Planned planned =
+        HotTasks.plan(
+            segments,
+            table.spec(),
+            table.schema(),
+            cold.filter(),
+            cold.isCaseSensitive(),
+            ignoreResiduals,
+            keepStats,
+            statsColumnIds(table.schema(), cold.isCaseSensitive()));
+    if (planned == null) {
+      LOG.warn(
+          "{}: partition spec {} is not one hot segments can fill; reading committed data only",
+          table.name(),
+          table.spec());
+      return List.of();
     }
     LOG.info(
         "{}: snapshot {}: {} of {} hot segments ({} rows) match the scan",
         table.name(),
         snapshot == null ? "none" : snapshot.snapshotId(),
-        tasks.size(),
-        segments.size(),
-        rows);
-    return tasks;
-  }
-
-  /** Like Iceberg's own planning: stats only when asked for, and only of the asked columns. */
-  private DataFile withStats(DataFile file, Set<Integer> statsIds) {
-    if (!keepStats) {
-      return file.copyWithoutStats();
-    }
-    return statsIds == null ? file.copy() : file.copyWithStats(statsIds);
+        planned.tasks.size(),
+        planned.listed,
+        planned.rows);
+    return planned.tasks;
   }
 
   private Set<Integer> statsColumnIds(Schema schema, boolean caseSensitive) {

@@ -1,5 +1,7 @@
 package dev.zombi.iceberg;
 
+import dev.zombi.hot.NodeCalls;
+import dev.zombi.hot.NodeUnavailableException;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -512,18 +514,10 @@ public class ZombiCatalog extends RESTCatalog {
     long now = System.nanoTime();
     lastFailureNanos = now == 0 ? 1 : now;
     LOG.warn(
-        "zombi catalog {}: node {} did not answer: {}", catalogName, zombi.uri, describe(e));
+        "zombi catalog {}: node {} did not answer: {}", catalogName, zombi.uri, NodeCalls.describe(e));
   }
 
   /** The failure and its root cause in one line ("… request: Connection refused"). */
-  static String describe(Throwable e) {
-    Throwable root = e;
-    while (root.getCause() != null && root.getCause() != root) {
-      root = root.getCause();
-    }
-    return root == e ? e.toString() : e.getMessage() + ": " + root;
-  }
-
   private void requireNode() {
     if (!connect()) {
       throw new NodeUnavailableException(

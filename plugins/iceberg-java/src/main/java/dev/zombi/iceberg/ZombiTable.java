@@ -1,5 +1,6 @@
 package dev.zombi.iceberg;
 
+import dev.zombi.hot.NodeCalls;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.iceberg.BaseTable;

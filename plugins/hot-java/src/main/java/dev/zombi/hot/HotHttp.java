@@ -1,4 +1,4 @@
-package dev.zombi.iceberg;
+package dev.zombi.hot;
 
 import java.io.IOException;
 import java.io.Serializable;
@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
  * (executors). Serializable so the hot FileIO can carry it; it holds the base URL, the hot token
  * and the timeouts, and builds its {@link HttpClient} lazily in each JVM.
  */
-final class HotHttp implements Serializable {
+public final class HotHttp implements Serializable {
   private static final long serialVersionUID = 1L;
   private static final Logger LOG = LoggerFactory.getLogger(HotHttp.class);
 
@@ -40,14 +40,14 @@ final class HotHttp implements Serializable {
   private final long connectTimeoutMs;
   private final long readTimeoutMs;
 
-  HotHttp(String baseUri, String token, long connectTimeoutMs, long readTimeoutMs) {
+  public HotHttp(String baseUri, String token, long connectTimeoutMs, long readTimeoutMs) {
     this.baseUri = baseUri;
     this.token = token;
     this.connectTimeoutMs = connectTimeoutMs;
     this.readTimeoutMs = readTimeoutMs;
   }
 
-  String baseUri() {
+  public String baseUri() {
     return baseUri;
   }
 
@@ -72,14 +72,14 @@ final class HotHttp implements Serializable {
    * @throws NodeUnavailableException on no answer in time, a connection error or any other
    *     status
    */
-  byte[] listSegments(String table, String watermarks, long timeoutMs) {
+  public byte[] listSegments(String table, String watermarks, long timeoutMs) {
     String path = "/tables/" + table + "/hot/segments?watermarks=" + watermarks;
     HttpResponse<byte[]> response;
     try {
       response = send(path, timeoutMs);
     } catch (IOException e) {
       throw new NodeUnavailableException(
-          "hot segment listing " + path + ": " + ZombiCatalog.describe(e), e);
+          "hot segment listing " + path + ": " + NodeCalls.describe(e), e);
     }
     int status = response.statusCode();
     switch (status) {
@@ -107,7 +107,7 @@ final class HotHttp implements Serializable {
    * with jittered exponential backoff, honouring Retry-After, until {@code readTimeoutMs} is
    * spent.
    */
-  byte[] readSegment(String path) {
+  public byte[] readSegment(String path) {
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(readTimeoutMs);
     long backoffMs = 50;
     for (int attempt = 1; ; attempt++) {

@@ -1,4 +1,4 @@
-package dev.zombi.iceberg;
+package dev.zombi.hot;
 
 import java.io.IOException;
 import java.net.http.HttpTimeoutException;
@@ -23,7 +23,7 @@ import org.apache.iceberg.exceptions.ServiceUnavailableException;
  * at most the planning timeout bounds everything. A call given up on finishes or times out on
  * its worker by itself.
  */
-final class NodeCalls {
+public final class NodeCalls {
   private static final AtomicInteger THREADS = new AtomicInteger();
 
   private static final ExecutorService WORKERS =
@@ -36,7 +36,7 @@ final class NodeCalls {
 
   private NodeCalls() {}
 
-  static <T> Future<T> submit(Callable<T> call) {
+  public static <T> Future<T> submit(Callable<T> call) {
     return WORKERS.submit(call);
   }
 
@@ -44,11 +44,11 @@ final class NodeCalls {
    * Runs {@code call} and waits for it at most {@code timeoutMs}. A failure of the call is
    * rethrown as is (unchecked); running out of time throws {@link NodeUnavailableException}.
    */
-  static <T> T bounded(Callable<T> call, long timeoutMs, String what) {
+  public static <T> T bounded(Callable<T> call, long timeoutMs, String what) {
     return await(WORKERS.submit(call), timeoutMs, what);
   }
 
-  static <T> T await(Future<T> future, long timeoutMs, String what) {
+  public static <T> T await(Future<T> future, long timeoutMs, String what) {
     try {
       return future.get(timeoutMs, TimeUnit.MILLISECONDS);
     } catch (TimeoutException e) {
@@ -74,7 +74,7 @@ final class NodeCalls {
    * True when {@code e} says the node did not answer usefully: no connection, no answer in time,
    * a broken answer, or a 5xx. Client errors (401, 403, 404, 400) are not: they are answers.
    */
-  static boolean isUnavailable(Throwable e) {
+  public static boolean isUnavailable(Throwable e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof NodeUnavailableException
           || t instanceof ServiceUnavailableException
@@ -91,5 +91,14 @@ final class NodeCalls {
       }
     }
     return false;
+  }
+
+  /** A failure as one line: its message and, when it differs, its root cause. */
+  public static String describe(Throwable e) {
+    Throwable root = e;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    return root == e ? e.toString() : e.getMessage() + ": " + root;
   }
 }

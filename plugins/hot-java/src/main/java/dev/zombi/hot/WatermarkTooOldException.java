@@ -1,13 +1,13 @@
-package dev.zombi.iceberg;
+package dev.zombi.hot;
 
 /**
  * The node answered 410 to a segment listing: a watermark of the scanned snapshot is below the
  * partition's deletion floor, so the reader must reload the table and plan again.
  */
-class WatermarkTooOldException extends RuntimeException {
+public class WatermarkTooOldException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 
-  WatermarkTooOldException(String message) {
+  public WatermarkTooOldException(String message) {
     super(message);
   }
 }

@@ -1,12 +1,13 @@
-package dev.zombi.iceberg;
+package dev.zombi.hot;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.apache.iceberg.DataFile;
@@ -17,46 +18,50 @@ import org.apache.iceberg.PartitionField;
 import org.apache.iceberg.PartitionSpec;
 import org.apache.iceberg.Schema;
 import org.apache.iceberg.StructLike;
-import org.apache.iceberg.shaded.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.iceberg.transforms.Transform;
 import org.apache.iceberg.types.Conversions;
 import org.apache.iceberg.types.Type;
 import org.apache.iceberg.types.Types;
-import org.apache.iceberg.util.JsonUtil;
 
 /**
  * One entry of the node's hot-segment listing (docs/realtime.md): a pinned sequence range of one
  * partition and one event hour, and everything an Iceberg data file carries about it.
  */
-final class HotSegment {
-  /** Location scheme of hot files; {@link HotFileIO} reads them from the node. */
-  static final String SCHEME = "zombi-hot://";
+public final class HotSegment {
+  /** Location scheme of hot files; each engine plugin reads them from the node. */
+  public static final String SCHEME = "zombi-hot://";
+
+  /**
+   * Spark and Trino both bring an unshaded Jackson; Iceberg's own (shaded in Spark's runtime jar)
+   * is not shared between the engines.
+   */
+  private static final ObjectMapper MAPPER = new ObjectMapper();
 
   /** Each segment file is one row group starting right after the "PAR1" magic. */
   private static final List<Long> SPLIT_OFFSETS = Collections.singletonList(4L);
 
-  final String path;
-  final long partition;
-  final long fromSequence;
-  final long toSequence;
-  final int eventDateDays;
-  final int eventHour;
-  final long recordCount;
-  final long fileSizeInBytes;
+  public final String path;
+  public final long partition;
+  public final long fromSequence;
+  public final long toSequence;
+  public final int eventDateDays;
+  public final int eventHour;
+  public final long recordCount;
+  public final long fileSizeInBytes;
   final Map<Integer, Long> valueCounts;
   final Map<Integer, Long> nullValueCounts;
   final Map<Integer, Long> lowerBounds;
   final Map<Integer, Long> upperBounds;
 
   private HotSegment(JsonNode node) {
-    this.path = JsonUtil.getString("path", node);
-    this.partition = JsonUtil.getLong("partition", node);
-    this.fromSequence = JsonUtil.getLong("from_sequence", node);
-    this.toSequence = JsonUtil.getLong("to_sequence", node);
-    this.eventDateDays = JsonUtil.getInt("event_date_days", node);
-    this.eventHour = JsonUtil.getInt("event_hour", node);
-    this.recordCount = JsonUtil.getLong("record_count", node);
-    this.fileSizeInBytes = JsonUtil.getLong("file_size_in_bytes", node);
+    this.path = textField(node, "path");
+    this.partition = longField(node, "partition");
+    this.fromSequence = longField(node, "from_sequence");
+    this.toSequence = longField(node, "to_sequence");
+    this.eventDateDays = intField(node, "event_date_days");
+    this.eventHour = intField(node, "event_hour");
+    this.recordCount = longField(node, "record_count");
+    this.fileSizeInBytes = longField(node, "file_size_in_bytes");
     this.valueCounts = idMap("value_counts", node);
     this.nullValueCounts = idMap("null_value_counts", node);
     this.lowerBounds = idMap("lower_bounds", node);
@@ -67,10 +72,10 @@ final class HotSegment {
   }
 
   /** Parses the {@code segments} array of a listing body. */
-  static List<HotSegment> parseListing(byte[] body) {
+  public static List<HotSegment> parseListing(byte[] body) {
     JsonNode root;
     try {
-      root = JsonUtil.mapper().readTree(body);
+      root = MAPPER.readTree(body);
     } catch (IOException e) {
       throw new UncheckedIOException("hot segment listing is not JSON", e);
     }
@@ -85,14 +90,45 @@ final class HotSegment {
     return out;
   }
 
+  private static JsonNode field(JsonNode node, String property) {
+    JsonNode value = node.get(property);
+    if (value == null || value.isNull()) {
+      throw new IllegalArgumentException("hot segment has no '" + property + "'");
+    }
+    return value;
+  }
+
+  private static String textField(JsonNode node, String property) {
+    JsonNode value = field(node, property);
+    if (!value.isTextual()) {
+      throw new IllegalArgumentException("hot segment '" + property + "' is not a string: " + value);
+    }
+    return value.asText();
+  }
+
+  private static long longField(JsonNode node, String property) {
+    JsonNode value = field(node, property);
+    if (!value.canConvertToLong()) {
+      throw new IllegalArgumentException("hot segment '" + property + "' is not an integer: " + value);
+    }
+    return value.asLong();
+  }
+
+  private static int intField(JsonNode node, String property) {
+    JsonNode value = field(node, property);
+    if (!value.canConvertToInt()) {
+      throw new IllegalArgumentException("hot segment '" + property + "' is not an int: " + value);
+    }
+    return value.asInt();
+  }
+
   private static Map<Integer, Long> idMap(String property, JsonNode node) {
     JsonNode map = node.get(property);
     if (map == null || map.isNull()) {
       return Collections.emptyMap();
     }
     Map<Integer, Long> out = new HashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : map.properties()) {
       if (!e.getValue().canConvertToLong()) {
         throw new IllegalArgumentException(
             "hot segment " + property + "[" + e.getKey() + "] is not an integer: " + e.getValue());
@@ -102,7 +138,7 @@ final class HotSegment {
     return out;
   }
 
-  String location() {
+  public String location() {
     return SCHEME + path;
   }
 
@@ -111,7 +147,7 @@ final class HotSegment {
    * whose value a segment does not fix (only {@code event_date}, {@code event_hour} and {@code
    * partition} are fixed per segment).
    */
-  StructLike partitionIn(PartitionSpec spec, Schema schema) {
+  public StructLike partitionIn(PartitionSpec spec, Schema schema) {
     List<PartitionField> fields = spec.fields();
     Object[] values = new Object[fields.size()];
     for (int i = 0; i < values.length; i++) {
@@ -146,7 +182,7 @@ final class HotSegment {
   }
 
   /** The segment as a data file of {@code spec}, with exact counts and bounds. */
-  DataFile toDataFile(PartitionSpec spec, Schema schema, StructLike partitionTuple) {
+  public DataFile toDataFile(PartitionSpec spec, Schema schema, StructLike partitionTuple) {
     Metrics metrics =
         new Metrics(
             recordCount,
