@@ -25,9 +25,10 @@ zombi *args:
 
 # The whole test suite: unit tests and integration tests that spawn the real binaries
 # (built with crash failpoints, which do nothing unless a test arms one).
+# One Trino server serves the whole run (scripts/trino.sh run sets ZOMBI_TRINO_URL).
 test: venv plugin
     cargo build --bins --features zombi-node/failpoints
-    cargo nextest run --workspace --features zombi-node/failpoints --profile ci
+    scripts/trino.sh run cargo nextest run --workspace --features zombi-node/failpoints --profile ci
 
 # Create or refresh the engines venv (PyIceberg, DuckDB, Spark, moto) and fetch the jars.
 venv:
@@ -52,10 +53,12 @@ bench-aging:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench-aging"
 
-# The Spark/Iceberg engine plugin (plugins/iceberg-java/README.md), compiled against the venv's jars:
-# build plugins/iceberg-java/build/zombi-iceberg.jar offline with javac (no Maven needed).
+# The engine plugins, compiled with javac: the Spark/Iceberg plugin against the venv's jars
+# (plugins/iceberg-java/build/zombi-iceberg.jar) and the Trino connector against the Trino server
+# the tests run (plugins/trino/build/plugin/, downloaded once by scripts/trino.sh).
 plugin:
     scripts/build-plugin.sh
+    scripts/build-trino-plugin.sh
 
 # Fuzz the decoders (producer envelopes and bodies, internal batches, table names) for
 # `secs` seconds each with cargo-fuzz; crashes are kept in fuzz/regressions/ (see scripts/fuzz.sh).

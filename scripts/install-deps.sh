@@ -12,6 +12,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 # libfaketime: tests run the node with its wall clock stepped.
 dpkg -s faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null || missing+=(curl)
+# unzip: the Trino Iceberg plugin archive (scripts/trino.sh).
+command -v unzip >/dev/null || missing+=(unzip)
 # Java: Spark in the engine tests, and javac for the Iceberg plugin (`just plugin`).
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 # Headless Chromium: the test of the node's status page (`/ui`) renders it.

@@ -122,16 +122,7 @@ def spark_stats(args):
     spark = b.getOrCreate()
     try:
         t = f"zombi.zombi.{args.table}"
-        row = spark.sql(
-            f"SELECT count(*), count(DISTINCT partition, sequence), "
-            f"coalesce(sum(CAST(partition AS BIGINT) * {PAIR_FACTOR} + sequence), 0), "
-            f"coalesce(sum(CAST(get_json_object(payload, '$.v') AS BIGINT)), 0) FROM {t}"
-        ).collect()[0]
-        out = {"count": row[0], "distinct": row[1], "pair_checksum": int(row[2]), "sum_v": int(row[3])}
-        if args.date:
-            out["date_count"] = spark.sql(
-                f"SELECT count(*) FROM {t} WHERE event_date = DATE '{args.date}'"
-            ).collect()[0][0]
+        out = spark_sql_figures(spark, t, args.date)
         tables = [r.tableName for r in spark.sql("SHOW TABLES IN zombi.zombi").collect()]
         assert args.table in tables, tables
         return out
@@ -139,7 +130,63 @@ def spark_stats(args):
         spark.stop()
 
 
-ENGINES = {"pyiceberg": pyiceberg_stats, "duckdb": duckdb_stats, "spark": spark_stats}
+def spark_sql_figures(spark, t, date):
+    row = spark.sql(
+        f"SELECT count(*), count(DISTINCT partition, sequence), "
+        f"coalesce(sum(CAST(partition AS BIGINT) * {PAIR_FACTOR} + sequence), 0), "
+        f"coalesce(sum(CAST(get_json_object(payload, '$.v') AS BIGINT)), 0) FROM {t}"
+    ).collect()[0]
+    out = {"count": row[0], "distinct": row[1], "pair_checksum": int(row[2]), "sum_v": int(row[3])}
+    if date:
+        out["date_count"] = spark.sql(
+            f"SELECT count(*) FROM {t} WHERE event_date = DATE '{date}'"
+        ).collect()[0][0]
+    return out
+
+
+def zombi_python_stats(args):
+    """The real-time Python reader (plugins/python): committed + hot rows."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "python", "src"))
+    import zombi_iceberg
+
+    props = {}
+    if args.token:
+        props["token"] = args.token
+    catalog = zombi_iceberg.load_catalog("zombi", uri=args.uri, **props)
+    t = catalog.load_table(args.table).scan().to_arrow()
+    parts = t.column("partition").to_pylist()
+    seqs = t.column("sequence").to_pylist()
+    vs = [json.loads(p).get("v", 0) for p in t.column("payload").to_pylist()]
+    out = {
+        "count": t.num_rows,
+        "distinct": len(set(zip(parts, seqs))),
+        "pair_checksum": sum(p * PAIR_FACTOR + s for p, s in zip(parts, seqs)),
+        "sum_v": sum(vs),
+    }
+    if args.date:
+        out["date_count"] = sum(1 for d in t.column("event_date").to_pylist() if str(d) == args.date)
+    return out
+
+
+def zombi_spark_stats(args):
+    """Spark SQL with the real-time plugin (plugins/iceberg-java): committed + hot rows."""
+    from zombi_spark import session
+
+    props = {"token": args.token} if args.token else {}
+    spark = session({"zombi": args.uri}, {"zombi": props})
+    try:
+        return spark_sql_figures(spark, f"zombi.zombi.{args.table}", args.date)
+    finally:
+        spark.stop()
+
+
+ENGINES = {
+    "pyiceberg": pyiceberg_stats,
+    "duckdb": duckdb_stats,
+    "spark": spark_stats,
+    "zombi_python": zombi_python_stats,
+    "zombi_spark": zombi_spark_stats,
+}
 
 
 def main():

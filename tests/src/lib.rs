@@ -16,6 +16,7 @@ pub mod engines;
 pub mod moto;
 pub mod producer;
 pub mod seaweed;
+pub mod trino;
 
 /// Directory holding the built binaries: `$ZOMBI_BIN_DIR`, else next to the test's `deps/`.
 /// This package's folder (`tests/`): the one the test runner names at run time, else the
