@@ -192,7 +192,10 @@ async fn the_zombi_connector_reads_hot_rows_exactly_once() -> anyhow::Result<()>
     all.extend(send(&edge, "live", 1, DAY2_H11 + 10_000, 2000, 15).await?);
     all.extend(send(&edge, "live", 3, DAY2_H11 + 20_000, 3000, 5).await?);
 
-    let zombi = trino.catalog("zombi", &rest_catalog(&node.url(), None)).await?;
+    let mut zombi_props = rest_catalog(&node.url(), None);
+    zombi_props.push(("zombi.planning-timeout-ms", "2000".to_owned()));
+    zombi_props.push(("zombi.node-retry-interval-ms", "1000".to_owned()));
+    let zombi = trino.catalog("zombi", &zombi_props).await?;
     let iceberg = trino.catalog("iceberg", &rest_catalog(&node.url(), None)).await?;
     let want_all = with_date(&all, 75);
     let want_committed = with_date(&committed, 50);

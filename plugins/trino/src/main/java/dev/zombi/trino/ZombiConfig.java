@@ -16,6 +16,8 @@ final class ZombiConfig {
   final boolean hotEnabled;
   final long planningTimeoutMs;
   final long hotReadTimeoutMs;
+  final String warehouse;
+  final long nodeRetryIntervalMs;
   final Map<String, String> iceberg;
 
   private ZombiConfig(Map<String, String> config) {
@@ -45,12 +47,15 @@ final class ZombiConfig {
     ours.remove("zombi.hot-enabled");
     this.planningTimeoutMs = millis(ours, "zombi.planning-timeout-ms", 5_000);
     this.hotReadTimeoutMs = millis(ours, "zombi.hot-read-timeout-ms", 120_000);
+    this.nodeRetryIntervalMs = millis(ours, "zombi.node-retry-interval-ms", 10_000);
+    String warehouse = ours.remove("zombi.warehouse");
+    this.warehouse = warehouse == null ? null : warehouse.replaceAll("/+$", "");
     if (!ours.isEmpty()) {
       throw new IllegalArgumentException(
           "zombi connector: unknown properties "
               + ours.keySet()
               + " (known: zombi.hot-token, zombi.hot-enabled, zombi.planning-timeout-ms,"
-              + " zombi.hot-read-timeout-ms)");
+              + " zombi.hot-read-timeout-ms, zombi.node-retry-interval-ms, zombi.warehouse)");
     }
     this.iceberg = Map.copyOf(rest);
   }

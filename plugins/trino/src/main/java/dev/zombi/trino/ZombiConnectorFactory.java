@@ -47,7 +47,7 @@ public final class ZombiConnectorFactory implements ConnectorFactory {
         };
     Connector iceberg =
         IcebergConnectorFactory.createConnector(
-            catalogName, zombi.iceberg, context, module, Optional.empty());
+            catalogName, zombi.iceberg, context, module, Optional.of(new ZombiCatalogModule()));
     return ZombiConnector.wrap(iceberg, holder.splits, pins);
   }
 

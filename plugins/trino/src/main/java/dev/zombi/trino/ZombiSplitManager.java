@@ -19,7 +19,6 @@ import io.trino.plugin.iceberg.IcebergFileSystemFactory;
 import io.trino.plugin.iceberg.IcebergSplitSource;
 import io.trino.plugin.iceberg.IcebergTableHandle;
 import io.trino.plugin.iceberg.TableType;
-import io.trino.plugin.iceberg.catalog.TrinoCatalogFactory;
 import io.trino.spi.TrinoException;
 import io.trino.spi.connector.ConnectorSession;
 import io.trino.spi.connector.ConnectorSplitManager;
@@ -52,7 +51,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
   private static final int MAX_PLANS = 3;
 
   private final ConnectorSplitManager iceberg;
-  private final TrinoCatalogFactory catalogs;
+  private final ZombiCatalogFactory catalogs;
   private final IcebergFileSystemFactory fileSystems;
   private final TypeManager types;
   private final ListeningExecutorService splitSourceExecutor;
@@ -64,7 +63,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
   @Inject
   ZombiSplitManager(
       ConnectorSplitManager iceberg,
-      TrinoCatalogFactory catalogs,
+      ZombiCatalogFactory catalogs,
       IcebergFileSystemFactory fileSystems,
       TypeManager types,
       @ForIcebergSplitSource ListeningExecutorService splitSourceExecutor,
@@ -152,6 +151,10 @@ final class ZombiSplitManager implements ConnectorSplitManager {
 
   private Hot listHot(ConnectorSession session, IcebergTableHandle handle) {
     String name = handle.getSchemaTableName().toString();
+    if (catalogs.away()) {
+      LOG.info("%s: the node did not answer recently; reading committed data only", name);
+      return Hot.none(null);
+    }
     Table table;
     try {
       table =
@@ -163,7 +166,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
       if (!NodeCalls.isUnavailable(e)) {
         throw e;
       }
-      LOG.warn("%s: the node did not answer, reading committed data only: %s", name, NodeCalls.describe(e));
+      catalogs.wentAway("load " + name, e);
       return Hot.none(null);
     }
     Snapshot snapshot = null;
@@ -194,7 +197,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
       if (!NodeCalls.isUnavailable(e)) {
         throw new TrinoException(GENERIC_USER_ERROR, "zombi: hot segments of " + name + ": " + e.getMessage(), e);
       }
-      LOG.warn("%s: hot segments unavailable, reading committed data only: %s", name, NodeCalls.describe(e));
+      catalogs.wentAway("hot segments of " + name, e);
       return Hot.none(table);
     }
     List<HotSegment> segments = HotSegment.parseListing(body);
