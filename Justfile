@@ -53,9 +53,9 @@ bench-aging:
     cargo build --release --bins
     ZOMBI_BIN_DIR="$CARGO_TARGET_DIR/release" "$CARGO_TARGET_DIR/release/zombi-bench-aging"
 
-# The engine plugins, compiled with javac: the Spark/Iceberg plugin against the venv's jars
-# (plugins/iceberg-java/build/zombi-iceberg.jar) and the Trino connector against the Trino server
-# the tests run (plugins/trino/build/plugin/, downloaded once by scripts/trino.sh).
+# The engine plugins, built with Maven from their pom.xml: the Spark/Iceberg plugin
+# (plugins/iceberg-java/build/zombi-iceberg.jar) and the Trino connector with its plugin folder
+# (plugins/trino/build/plugin/, beside the Trino server scripts/trino.sh downloads once).
 plugin:
     scripts/build-plugin.sh
     scripts/build-trino-plugin.sh

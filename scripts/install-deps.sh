@@ -16,6 +16,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v unzip >/dev/null || missing+=(unzip)
 # Java: Spark in the engine tests, and javac for the Iceberg plugin (`just plugin`).
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+# Maven: both engine plugins build from their pom.xml (`just plugin`).
+command -v mvn >/dev/null || missing+=(maven)
 # Headless Chromium: the test of the node's status page (`/ui`) renders it.
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
