@@ -9,6 +9,10 @@ query per reader. Readers:
   cold     plain PyIceberg on the REST catalog (committed snapshots only: the flush path)
   python   zombi_iceberg (PyIceberg + hot segments)
   spark    Spark SQL with the dev.zombi.iceberg.ZombiCatalog plugin
+  trino_cold  Trino's Iceberg connector on the REST catalog (committed snapshots only)
+  trino    Trino with the zombi connector (plugins/trino)
+
+The Trino readers need --trino (a server with the zombi plugin installed, scripts/trino.sh).
 
 Prints one JSON line: {"<reader>": {"p50_ms", "p99_ms", "samples", "query_ms_p50"}}.
 """
@@ -34,6 +38,21 @@ def post_event(edge: str, table: str, i: int) -> int:
     )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)["sequence"]
+
+
+def trino_query(url: str, sql: str):
+    req = urllib.request.Request(f"{url}/v1/statement", data=sql.encode(), headers={"X-Trino-User": "bench"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        reply = json.load(r)
+    rows = []
+    while True:
+        rows.extend(reply.get("data", []))
+        if "error" in reply:
+            raise SystemExit(f"trino: {sql}: {reply['error'].get('message')}")
+        if "nextUri" not in reply:
+            return rows
+        with urllib.request.urlopen(reply["nextUri"], timeout=60) as r:
+            reply = json.load(r)
 
 
 def percentile(values, q):
@@ -74,6 +93,7 @@ def main():
     ap.add_argument("--table", default="realtime")
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--readers", default="cold,python,spark")
+    ap.add_argument("--trino", help="Trino server URL for the trino_cold and trino readers")
     args = ap.parse_args()
     readers = args.readers.split(",")
     # The table must exist before the readers load it.
@@ -130,6 +150,28 @@ def main():
             out["spark"] = measure("spark", spark_query, args.edge, args.table, args.samples)
         finally:
             spark.stop()
+
+    for reader, connector in [("trino_cold", "iceberg"), ("trino", "zombi")]:
+        if reader not in readers:
+            continue
+        if not args.trino:
+            raise SystemExit(f"{reader}: --trino is required")
+        catalog = f"bench_{reader}_{int(time.time() * 1000)}"
+        trino_query(
+            args.trino,
+            f"CREATE CATALOG {catalog} USING {connector} WITH ("
+            f"\"iceberg.catalog.type\" = 'rest', \"iceberg.rest-catalog.uri\" = '{args.node}', "
+            f"\"fs.native-local.enabled\" = 'true', \"local.location\" = '/')",
+        )
+        try:
+
+            def trino_reader(seq, catalog=catalog):
+                q = f"SELECT count(*) FROM {catalog}.zombi.{args.table} WHERE partition = 0 AND sequence = {seq}"
+                return trino_query(args.trino, q)[0][0] > 0
+
+            out[reader] = measure(reader, trino_reader, args.edge, args.table, args.samples)
+        finally:
+            trino_query(args.trino, f"DROP CATALOG {catalog}")
 
     print(json.dumps(out))
 

@@ -36,6 +36,10 @@ impl Trino {
         Ok(Trino { url, own: Some(dir) })
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Runs one statement and returns its rows; a failed query is an error with Trino's message.
     pub async fn query(&self, sql: &str) -> Result<Vec<Vec<Value>>> {
         let c = crate::client();

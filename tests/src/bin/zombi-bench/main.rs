@@ -603,12 +603,17 @@ async fn bench() -> Result<()> {
     // path (plain PyIceberg on committed snapshots), with default settings.
     if plan.runs("realtime") {
         let (node, edge) = start_pair("wal").await?;
-        let figures = realtime_visibility(&node, &edge, plan.realtime_samples)?;
+        // The shared server of a test run, or one of the bench's own (scripts/trino.sh).
+        let trino = zombi_tests::trino::Trino::start()?;
+        let figures = realtime_visibility(&node, &edge, &trino.url(), plan.realtime_samples)?;
         let cold_p50 = figures["cold"]["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        let trino_cold_p50 = figures["trino_cold"]["p50_ms"].as_f64().unwrap_or(f64::NAN);
         for (reader, label) in [
             ("cold", "plain PyIceberg (committed snapshots only)"),
             ("python", "zombi_iceberg (PyIceberg + hot segments)"),
             ("spark", "Spark SQL + ZombiCatalog plugin"),
+            ("trino_cold", "Trino, Iceberg connector (committed snapshots only)"),
+            ("trino", "Trino + zombi connector"),
         ] {
             let f = &figures[reader];
             let (p50, p99) = (
@@ -624,12 +629,16 @@ async fn bench() -> Result<()> {
             report.row(
                 &format!("ack → visible to a query, p50 / p99 ms: {label}"),
                 format!("{} / {}", fmt(p50), fmt(p99)),
-                if reader == "cold" {
-                    format!("flush interval {FLUSH_INTERVAL_MS:.0} ms")
-                } else {
-                    format!("cold p50 {}", fmt(cold_p50))
+                match reader {
+                    "cold" | "trino_cold" => format!("flush interval {FLUSH_INTERVAL_MS:.0} ms"),
+                    "trino" => format!("Trino cold p50 {}", fmt(trino_cold_p50)),
+                    _ => format!("cold p50 {}", fmt(cold_p50)),
                 },
-                if reader == "cold" { ratio(p50, FLUSH_INTERVAL_MS) } else { ratio(p50, cold_p50) },
+                match reader {
+                    "cold" | "trino_cold" => ratio(p50, FLUSH_INTERVAL_MS),
+                    "trino" => ratio(p50, trino_cold_p50),
+                    _ => ratio(p50, cold_p50),
+                },
                 "—",
             );
         }
@@ -682,14 +691,15 @@ async fn bench() -> Result<()> {
     Ok(())
 }
 
-/// Runs `tests/python/realtime_bench.py` (the venv's Python, the plugin jar) against a
-/// running node and edge and returns its figures per reader.
-fn realtime_visibility(node: &Node, edge: &Edge, samples: usize) -> Result<Value> {
+/// Runs `tests/python/realtime_bench.py` (the venv's Python, the plugin jar, a Trino server with
+/// the zombi connector) against a running node and edge and returns its figures per reader.
+fn realtime_visibility(node: &Node, edge: &Edge, trino: &str, samples: usize) -> Result<Value> {
     let python = zombi_tests::engines::venv_python();
     anyhow::ensure!(python.exists(), "{} missing: run `just venv`", python.display());
     let out = std::process::Command::new(python)
         .arg(repo_root().join("tests/python/realtime_bench.py"))
         .args(["--edge", &edge.url(), "--node", &node.url(), "--samples", &samples.to_string()])
+        .args(["--readers", "cold,python,spark,trino_cold,trino", "--trino", trino])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("cannot run realtime_bench.py")?;
