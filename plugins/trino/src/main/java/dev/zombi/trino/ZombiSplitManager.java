@@ -20,6 +20,7 @@ import io.trino.plugin.iceberg.IcebergSplitSource;
 import io.trino.plugin.iceberg.IcebergTableHandle;
 import io.trino.plugin.iceberg.TableType;
 import io.trino.spi.TrinoException;
+import io.trino.spi.classloader.ThreadContextClassLoader;
 import io.trino.spi.connector.ConnectorSession;
 import io.trino.spi.connector.ConnectorSplitManager;
 import io.trino.spi.connector.ConnectorSplitSource;
@@ -84,6 +85,19 @@ final class ZombiSplitManager implements ConnectorSplitManager {
 
   @Override
   public ConnectorSplitSource getSplits(
+      ConnectorTransactionHandle transaction,
+      ConnectorSession session,
+      ConnectorTableHandle handle,
+      DynamicFilter dynamicFilter,
+      Constraint constraint) {
+    // Iceberg and the REST client load classes through the thread's context class loader.
+    try (ThreadContextClassLoader ignored =
+        new ThreadContextClassLoader(ZombiSplitManager.class.getClassLoader())) {
+      return splits(transaction, session, handle, dynamicFilter, constraint);
+    }
+  }
+
+  private ConnectorSplitSource splits(
       ConnectorTransactionHandle transaction,
       ConnectorSession session,
       ConnectorTableHandle handle,
