@@ -7,7 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pom=$root/plugins/iceberg-java/pom.xml
 mvn_args=(-B -q -Dstyle.color=never -f "$pom" package)
-mvn -o "${mvn_args[@]}" >/dev/null 2>&1 || mvn "${mvn_args[@]}"
+# Offline first (quiet); when that fails (a dependency not cached yet, or a compile error), a clean
+# build online shows why.
+mvn -o "${mvn_args[@]}" >/dev/null 2>&1 || mvn clean "${mvn_args[@]}"
 
 jar=$root/plugins/iceberg-java/build/zombi-iceberg.jar
 # Only our classes: Iceberg and Spark come from the runtime jar and Spark itself.

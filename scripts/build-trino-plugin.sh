@@ -11,7 +11,9 @@ home=$("$root/scripts/trino.sh" home)
 export JAVA_HOME=${ZOMBI_TRINO_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 
 mvn_args=(-B -q -Dstyle.color=never -f "$plugin/pom.xml" package)
-mvn -o "${mvn_args[@]}" >/dev/null 2>&1 || mvn "${mvn_args[@]}"
+# Offline first (quiet); when that fails (a dependency not cached yet, or a compile error), a clean
+# build online shows why.
+mvn -o "${mvn_args[@]}" >/dev/null 2>&1 || mvn clean "${mvn_args[@]}"
 
 out=$plugin/build
 rm -rf "$out/plugin"

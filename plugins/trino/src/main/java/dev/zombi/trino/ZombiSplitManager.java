@@ -91,7 +91,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
       DynamicFilter dynamicFilter,
       Constraint constraint) {
     // Iceberg and the REST client load classes through the thread's context class loader.
-    try (ThreadContextClassLoader ignored =
+    try (ThreadContextClassLoader _ =
         new ThreadContextClassLoader(ZombiSplitManager.class.getClassLoader())) {
       return splits(transaction, session, handle, dynamicFilter, constraint);
     }
