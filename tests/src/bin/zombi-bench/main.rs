@@ -605,7 +605,7 @@ async fn bench() -> Result<()> {
         let (node, edge) = start_pair("wal").await?;
         // The shared server of a test run, or one of the bench's own (scripts/trino.sh).
         let trino = zombi_tests::trino::Trino::start()?;
-        let figures = realtime_visibility(&node, &edge, &trino.url(), plan.realtime_samples)?;
+        let figures = realtime_visibility(&node, &edge, trino.url(), plan.realtime_samples)?;
         let cold_p50 = figures["cold"]["p50_ms"].as_f64().unwrap_or(f64::NAN);
         let trino_cold_p50 = figures["trino_cold"]["p50_ms"].as_f64().unwrap_or(f64::NAN);
         for (reader, label) in [
