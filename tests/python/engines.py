@@ -18,6 +18,18 @@ import sys
 PAIR_FACTOR = 1000003
 
 
+def arrow_figures(t):
+    """count, distinct, pair_checksum and sum_v of a table read into Arrow."""
+    parts = t.column("partition").to_pylist()
+    seqs = t.column("sequence").to_pylist()
+    return {
+        "count": t.num_rows,
+        "distinct": len(set(zip(parts, seqs))),
+        "pair_checksum": sum(p * PAIR_FACTOR + s for p, s in zip(parts, seqs)),
+        "sum_v": sum(json.loads(p)["v"] for p in t.column("payload").to_pylist() if p is not None),
+    }
+
+
 def pyiceberg_stats(args):
     from pyiceberg.catalog import load_catalog
     from pyiceberg.expressions import EqualTo
@@ -36,17 +48,7 @@ def pyiceberg_stats(args):
     assert ("zombi",) in cat.list_namespaces(), cat.list_namespaces()
     tbl = cat.load_table(f"zombi.{args.table}")
     scan = tbl.scan(snapshot_id=args.snapshot_id) if args.snapshot_id else tbl.scan()
-    t = scan.to_arrow()
-    parts = t.column("partition").to_pylist()
-    seqs = t.column("sequence").to_pylist()
-    pairs = set(zip(parts, seqs))
-    sum_v = sum(json.loads(p)["v"] for p in t.column("payload").to_pylist() if p is not None)
-    out = {
-        "count": t.num_rows,
-        "distinct": len(pairs),
-        "pair_checksum": sum(p * PAIR_FACTOR + s for p, s in zip(parts, seqs)),
-        "sum_v": sum_v,
-    }
+    out = arrow_figures(scan.to_arrow())
     if args.date:
         flt = EqualTo("event_date", args.date)
         out["date_count"] = tbl.scan(row_filter=flt).to_arrow().num_rows
@@ -154,15 +156,7 @@ def zombi_python_stats(args):
         props["token"] = args.token
     catalog = zombi_iceberg.load_catalog("zombi", uri=args.uri, **props)
     t = catalog.load_table(args.table).scan().to_arrow()
-    parts = t.column("partition").to_pylist()
-    seqs = t.column("sequence").to_pylist()
-    vs = [json.loads(p).get("v", 0) for p in t.column("payload").to_pylist()]
-    out = {
-        "count": t.num_rows,
-        "distinct": len(set(zip(parts, seqs))),
-        "pair_checksum": sum(p * PAIR_FACTOR + s for p, s in zip(parts, seqs)),
-        "sum_v": sum(vs),
-    }
+    out = arrow_figures(t)
     if args.date:
         out["date_count"] = sum(1 for d in t.column("event_date").to_pylist() if str(d) == args.date)
     return out

@@ -680,15 +680,40 @@ async fn the_rest_catalog_conforms_to_the_iceberg_openapi_spec() -> anyhow::Resu
         send_acked(&client(), &edge.url(), table, 0, &[(BASE, 1), (BASE + HOUR, 2)]).await?;
         node.flush(table).await?;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/conformance.py");
-    let out = std::process::Command::new(zombi_tests::engines::venv_python())
-        .arg(script)
-        .args([&node.url(), "40", "zombi", "orders,clicks,missing", token])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text =
+        python("conformance.py", &[&node.url(), "40", "zombi", "orders,clicks,missing", token])?;
     assert!(text.contains("passed"), "{text}");
     Ok(())
+}
+
+/// Runs `tests/python/<script>` in the engines venv; its stdout, or an error with its output.
+fn python(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(zombi_tests::engines::venv_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script))
+        .args(args)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "{script}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text)
+}
+
+/// `{url}/openapi.json` is `<component>/openapi/openapi.json` of the repository; then
+/// schemathesis runs against it (`tests/python/openapi_check.py`).
+async fn served_document_conforms(
+    component: &str,
+    url: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let spec =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{component}/openapi/openapi.json"));
+    let served: Value = client().get(format!("{url}/openapi.json")).send().await?.json().await?;
+    let kept: Value = serde_json::from_slice(&std::fs::read(&spec)?)?;
+    assert_eq!(served, kept, "the {component} serves another document than the repository's");
+    python("openapi_check.py", &[&[spec.to_str().unwrap(), url], args].concat())
 }
 
 /// The edge serves its OpenAPI document (the one in the repository), and schemathesis sends
@@ -704,19 +729,9 @@ async fn the_producer_api_conforms_to_its_openapi_document() -> anyhow::Result<(
         &[("ZOMBI_EDGE__AUTH__PRODUCER_TOKENS", &format!("[\"{token}\"]"))],
     )
     .await?;
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/openapi/openapi.json");
     let served = client().get(format!("{}/openapi.json", edge.url())).send().await?;
     assert_eq!(served.headers()["content-type"], "application/json");
-    let served: Value = served.json().await?;
-    let kept: Value = serde_json::from_slice(&std::fs::read(&spec)?)?;
-    assert_eq!(served, kept, "the edge serves another document than the repository's");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/openapi_check.py");
-    let out = std::process::Command::new(zombi_tests::engines::venv_python())
-        .arg(script)
-        .args([spec.to_str().unwrap(), &edge.url(), "30", token])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = served_document_conforms("edge", &edge.url(), &["30", token]).await?;
     assert!(text.contains("No issues found"), "{text}");
     Ok(())
 }
@@ -734,18 +749,8 @@ async fn the_node_admin_api_conforms_to_its_openapi_document() -> anyhow::Result
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     send_acked(&client(), &edge.url(), "orders", 0, &[(BASE, 1), (BASE + HOUR, 2)]).await?;
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/openapi/openapi.json");
-    let served: Value =
-        client().get(format!("{}/openapi.json", node.url())).send().await?.json().await?;
-    let kept: Value = serde_json::from_slice(&std::fs::read(&spec)?)?;
-    assert_eq!(served, kept, "the node serves another document than the repository's");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/openapi_check.py");
-    let out = std::process::Command::new(zombi_tests::engines::venv_python())
-        .arg(script)
-        .args([spec.to_str().unwrap(), &node.url(), "30", token, "orders,missing"])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text =
+        served_document_conforms("node", &node.url(), &["30", token, "orders,missing"]).await?;
     assert!(text.matches(" passed").count() >= 2, "{text}");
     Ok(())
 }

@@ -169,19 +169,10 @@ final class ZombiSplitManager implements ConnectorSplitManager {
       LOG.info("%s: the node did not answer recently; reading committed data only", name);
       return Hot.none(null);
     }
-    Table table;
-    try {
-      table =
-          NodeCalls.bounded(
-              () -> catalogs.create(session.getIdentity()).loadTable(session, handle.getSchemaTableName()),
-              config.planningTimeoutMs,
-              "load " + name);
-    } catch (RuntimeException e) {
-      if (!NodeCalls.isUnavailable(e)) {
-        throw e;
-      }
-      catalogs.wentAway("load " + name, e);
-      return Hot.none(null);
+    // The catalog bounds the load and reads the warehouse when the node does not answer.
+    Table table = catalogs.create(session.getIdentity()).loadTable(session, handle.getSchemaTableName());
+    if (catalogs.away()) {
+      return Hot.none(table);
     }
     Snapshot snapshot = null;
     if (handle.getSnapshotId().isPresent()) {
