@@ -7,6 +7,7 @@ pub mod combiner;
 pub mod compact;
 pub mod cpu;
 pub mod dump;
+pub mod erase;
 pub mod error;
 pub mod failpoints;
 pub mod flush;
@@ -258,6 +259,7 @@ pub async fn run(
         draining: draining.clone(),
         prometheus,
         flusher: flusher.clone(),
+        eraser: Arc::new(erase::Eraser::new(catalog.clone(), flusher.clone(), maintainer.clone())),
         maintainer,
         reads: Arc::new(ReadService::new(
             store.clone(),

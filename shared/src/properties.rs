@@ -20,7 +20,12 @@ pub const UNKNOWN_FIELDS: &str = "zombi.unknown-fields";
 /// `false` | `true`: whether numbers sent as strings convert into numeric columns.
 pub const NUMBERS_IN_STRINGS: &str = "zombi.numbers-in-strings";
 
+/// How long a table keeps its events, by event time (`90d`, `12h`, `off`); see
+/// [`parse_retention`]. Takes a duration rather than one of a list of values.
+pub const RETENTION: &str = "zombi.retention";
+
 /// Every `zombi.*` table property a user may set, with the values it takes (first: default).
+/// [`RETENTION`] is settable too, and takes a duration.
 pub const USER_PROPERTIES: &[(&str, &[&str])] = &[
     (EVOLVE, &["none", "additive"]),
     (ON_ERROR, &["reject", "dead_letter"]),
@@ -37,14 +42,69 @@ pub const WATERMARK_PREFIX: &str = "zombi.watermark.";
 /// Snapshot summary key of the unique id of the flush that made the snapshot.
 pub const COMMIT_ID: &str = "zombi.commit-id";
 
+/// Parses a retention: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90d`), into
+/// seconds, or `off` (keep everything) into `None`.
+pub fn parse_retention(value: &str) -> Result<Option<u64>, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "retention {} is not a duration such as 90d, 12h, 30m, 2w or off",
+            crate::quote::quoted(value)
+        )
+    };
+    let split = v.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    // At most a thousand years: beyond it, `off` says it better.
+    match n.checked_mul(unit_secs) {
+        Some(0) => Err(format!(
+            "retention {} keeps nothing; use at least 1s, or off",
+            crate::quote::quoted(value)
+        )),
+        Some(secs) if secs <= 1000 * 365 * 86_400 => Ok(Some(secs)),
+        _ => Err(format!(
+            "retention {} is longer than a thousand years; use off to keep everything",
+            crate::quote::quoted(value)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn retention_parses_whole_units_and_off() {
+        assert_eq!(parse_retention("90d"), Ok(Some(90 * 86_400)));
+        assert_eq!(parse_retention("12h"), Ok(Some(12 * 3600)));
+        assert_eq!(parse_retention("30m"), Ok(Some(1800)));
+        assert_eq!(parse_retention("2w"), Ok(Some(14 * 86_400)));
+        assert_eq!(parse_retention("45s"), Ok(Some(45)));
+        assert_eq!(parse_retention("off"), Ok(None));
+        for bad in ["", "d", "90", "1.5d", "-1d", "90 days", "0d", "99999999999999999999d"] {
+            let e = parse_retention(bad).unwrap_err();
+            assert!(e.contains("retention"), "{bad}: {e}");
+        }
+        assert!(parse_retention("1001y").is_err());
+        assert!(parse_retention("400000d").unwrap_err().contains("thousand years"));
+    }
+
+    #[test]
     fn every_key_is_a_zombi_key_and_defined_once() {
         let mut keys: Vec<&str> = USER_PROPERTIES.iter().map(|(k, _)| *k).collect();
         keys.extend(ZOMBI_PROPERTIES);
+        keys.push(RETENTION);
         keys.extend([WATERMARK_PREFIX, COMMIT_ID]);
         assert!(keys.iter().all(|k| k.starts_with("zombi.")), "{keys:?}");
         let mut unique = keys.clone();

@@ -321,7 +321,7 @@ impl Node {
     }
 
     /// `request` with the node's admin token, when it was started with one.
-    fn admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self.env.iter().find(|(k, _)| k == "ZOMBI_NODE__AUTH__ADMIN_TOKEN") {
             Some((_, token)) => request.bearer_auth(token),
             None => request,

@@ -32,7 +32,7 @@ const NODE: &[&[&str]] = &[
     // The engines of the node: writes, flushes, maintenance, hot reads.
     &["combiner", "flush", "compact", "read"],
     // Services built from them.
-    &["ingest", "replay", "dump"],
+    &["ingest", "replay", "erase", "dump"],
     // The HTTP surface and the process's telemetry.
     &["http", "telemetry"],
 ];

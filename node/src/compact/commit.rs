@@ -55,7 +55,7 @@ pub async fn rebuild_with_replace(
     let parent = metadata.current_snapshot().ok_or_else(|| {
         Error::new(ErrorKind::DataInvalid, "the table has no snapshot to maintain")
     })?;
-    let summary = replace_summary(&parent.summary().additional_properties, staged);
+    let summary = carried_summary(&parent.summary().additional_properties, staged);
     let snapshot =
         snapshot_on(current, staged, Operation::Replace, summary).await.map_err(|e| {
             if e.kind() == ErrorKind::CatalogCommitConflicts {
@@ -75,6 +75,26 @@ pub async fn rebuild_with_replace(
         .into_builder(current.metadata_location().map(str::to_owned))
         .set_branch_snapshot(snapshot, MAIN_BRANCH)?
         .remove_snapshots(&expire)
+        .build()?
+        .metadata)
+}
+
+/// The metadata that commits a removal (`remove.rs`) on top of `current`: a `delete`
+/// snapshot when `staged` only removes files, an `overwrite` snapshot when it also adds
+/// the rewritten ones.
+pub async fn rebuild_with_removal(current: &Table, staged: &Staged) -> Result<TableMetadata> {
+    let metadata = current.metadata();
+    let parent = metadata.current_snapshot().ok_or_else(|| {
+        Error::new(ErrorKind::DataInvalid, "the table has no snapshot to remove rows from")
+    })?;
+    let summary = carried_summary(&parent.summary().additional_properties, staged);
+    let operation = if staged.added.is_empty() { Operation::Delete } else { Operation::Overwrite };
+    let snapshot = snapshot_on(current, staged, operation, summary).await?;
+    crash_point("remove-before-commit");
+    Ok(metadata
+        .clone()
+        .into_builder(current.metadata_location().map(str::to_owned))
+        .set_branch_snapshot(snapshot, MAIN_BRANCH)?
         .build()?
         .metadata)
 }
@@ -108,9 +128,9 @@ pub fn rebuild_with_expiry(current: &Table, expiry: Expiry) -> Result<Option<Tab
     ))
 }
 
-/// The summary of a replace snapshot: the parent's watermark map (the hot/cold contract
+/// The summary of a maintenance snapshot: the parent's watermark map (the hot/cold contract
 /// holds across maintenance), a new commit id, and the usual counts and totals.
-fn replace_summary(parent: &HashMap<String, String>, staged: &Staged) -> HashMap<String, String> {
+fn carried_summary(parent: &HashMap<String, String>, staged: &Staged) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = parent
         .iter()
         .filter(|(k, _)| k.starts_with(summary::WATERMARK_PREFIX))

@@ -14,6 +14,8 @@ pub enum MaintenanceError {
     IncompleteListing(String),
     #[error("the file rewrite failed")]
     Rewrite(#[source] tokio::task::JoinError),
+    #[error("table {table} has settings maintenance cannot apply: {reason}")]
+    Settings { table: String, reason: String },
     #[error("maintenance panicked")]
     Panicked,
     #[error("table {0} does not exist")]
@@ -33,6 +35,7 @@ impl CodedError for MaintenanceError {
     fn code(&self) -> ErrorCode {
         match self {
             MaintenanceError::UnknownTable(_) => ErrorCode::NotFound,
+            MaintenanceError::Settings { .. } => ErrorCode::BadRequest,
             MaintenanceError::ShuttingDown => ErrorCode::ShuttingDown,
             MaintenanceError::Failed { source, .. } => source.code(),
             // A later run may succeed: the worker retries with backoff.

@@ -10,6 +10,7 @@
 //! | `zombi_node_manifests_merged_total{table}` | counter | manifests replaced by merged ones |
 //! | `zombi_node_snapshots_expired_total{table}` | counter | snapshots expired |
 //! | `zombi_node_files_deleted_total{table}` | counter | unreferenced files deleted |
+//! | `zombi_node_rows_deleted_total{table,reason}` | counter | rows removed by retention (`retention`) and deletes on request (`request`) |
 //! | `zombi_node_maintenance_last_run_failed{table}` | gauge | 1 when the table's last run failed |
 //! | `zombi_node_table_data_files{table}` | gauge | live data files in the current snapshot |
 //! | `zombi_node_table_manifests{table}` | gauge | manifests the current snapshot lists |
@@ -24,6 +25,7 @@ pub const WRITTEN_FILES: &str = "zombi_node_compaction_written_files_total";
 pub const MANIFESTS_MERGED: &str = "zombi_node_manifests_merged_total";
 pub const SNAPSHOTS_EXPIRED: &str = "zombi_node_snapshots_expired_total";
 pub const FILES_DELETED: &str = "zombi_node_files_deleted_total";
+pub const ROWS_DELETED: &str = "zombi_node_rows_deleted_total";
 pub const LAST_RUN_FAILED: &str = "zombi_node_maintenance_last_run_failed";
 pub const DATA_FILES: &str = "zombi_node_table_data_files";
 pub const MANIFESTS: &str = "zombi_node_table_manifests";
@@ -44,6 +46,7 @@ pub fn describe() {
     describe_counter!(MANIFESTS_MERGED, "manifests replaced by merged ones");
     describe_counter!(SNAPSHOTS_EXPIRED, "snapshots expired");
     describe_counter!(FILES_DELETED, "unreferenced files deleted");
+    describe_counter!(ROWS_DELETED, "rows removed by retention and by deletes on request");
     describe_gauge!(LAST_RUN_FAILED, "1 when the table's last maintenance run failed");
     describe_gauge!(DATA_FILES, "live data files in the current snapshot");
     describe_gauge!(MANIFESTS, "manifests the current snapshot lists");

@@ -25,6 +25,8 @@ mod error;
 mod manifests;
 pub mod metrics;
 mod plan;
+pub mod remove;
+mod retention;
 mod rewrite;
 mod table;
 
@@ -38,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use zombi_shared::config::NodeConfig;
 
 pub use error::MaintenanceError;
+pub use remove::{FileMatch, Removal, RowMatch};
 pub use table::{MaintenanceStatus, Report};
 
 use crate::catalog::ZombiCatalog;
@@ -53,9 +56,16 @@ pub struct Ctx {
     pub config: Arc<NodeConfig>,
 }
 
-struct Request {
-    table: String,
-    reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>>,
+/// What the worker is asked to do now.
+enum Request {
+    /// A maintenance run (`POST /tables/{t}/compact`).
+    Run { table: String, reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>> },
+    /// Remove the matching rows (`POST /tables/{t}/delete`).
+    Remove {
+        table: String,
+        matcher: Arc<dyn RowMatch>,
+        reply: oneshot::Sender<Result<Removal, Arc<MaintenanceError>>>,
+    },
 }
 
 #[derive(Clone)]
@@ -63,6 +73,7 @@ pub struct Maintainer {
     requests: mpsc::Sender<Request>,
     statuses: Arc<Mutex<HashMap<String, MaintenanceStatus>>>,
     store: Arc<dyn TableRegistry>,
+    ctx: Arc<Ctx>,
 }
 
 impl Maintainer {
@@ -77,7 +88,7 @@ impl Maintainer {
         metrics::describe();
         let ctx = Arc::new(Ctx { store: store.clone(), catalog, config });
         let (requests, rx) = mpsc::channel(64);
-        let maintainer = Maintainer { requests, statuses: Arc::default(), store };
+        let maintainer = Maintainer { requests, statuses: Arc::default(), store, ctx: ctx.clone() };
         let worker = Worker {
             ctx,
             statuses: maintainer.statuses.clone(),
@@ -95,7 +106,37 @@ impl Maintainer {
             return Err(MaintenanceError::UnknownTable(table.to_owned()));
         }
         let (reply, rx) = oneshot::channel();
-        let request = Request { table: table.to_owned(), reply };
+        let request = Request::Run { table: table.to_owned(), reply };
+        self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
+        rx.await
+            .map_err(|_| MaintenanceError::ShuttingDown)?
+            .map_err(|source| MaintenanceError::Failed { table: table.to_owned(), source })
+    }
+
+    /// `table`'s retention in seconds (its `zombi.retention`, else the configuration's),
+    /// `None` when off.
+    pub async fn retention_secs(&self, table: &str) -> Result<Option<u64>, MaintenanceError> {
+        let ident = self.ctx.catalog.ident(table);
+        let loaded = iceberg::Catalog::load_table(self.ctx.catalog.as_ref(), &ident).await?;
+        retention::retention_secs(
+            loaded.metadata().properties(),
+            &self.ctx.config.table_maintenance(table),
+        )
+        .map_err(|reason| MaintenanceError::Settings { table: table.to_owned(), reason })
+    }
+
+    /// Removes the rows of `table`'s current snapshot that `matcher` matches, in one commit
+    /// ([`remove`]). Runs on the maintenance worker, so it never races a compaction.
+    pub async fn remove_rows(
+        &self,
+        table: &str,
+        matcher: Arc<dyn RowMatch>,
+    ) -> Result<Removal, MaintenanceError> {
+        if self.store.table_id(table).is_none() {
+            return Err(MaintenanceError::UnknownTable(table.to_owned()));
+        }
+        let (reply, rx) = oneshot::channel();
+        let request = Request::Remove { table: table.to_owned(), matcher, reply };
         self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
         rx.await
             .map_err(|_| MaintenanceError::ShuttingDown)?
@@ -142,12 +183,20 @@ impl Worker {
             let wait = next_due.saturating_duration_since(now).min(DISCOVERY_EVERY);
             match schedule.wait(wait, requests.recv()).await {
                 Wake::Cancelled => return,
-                Wake::Event(request) => {
+                Wake::Event(Request::Run { table, reply }) => {
                     let result = tokio::select! {
                         () = cancel.cancelled() => return,
-                        r = self.maintain(&request.table, true) => r,
+                        r = self.maintain(&table, true) => r,
                     };
-                    let _ = request.reply.send(result.map_err(Arc::new));
+                    let _ = reply.send(result.map_err(Arc::new));
+                    continue;
+                }
+                Wake::Event(Request::Remove { table, matcher, reply }) => {
+                    let result = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        r = self.remove(&table, matcher) => r,
+                    };
+                    let _ = reply.send(result.map_err(Arc::new));
                     continue;
                 }
                 Wake::Due => {}
@@ -169,6 +218,32 @@ impl Worker {
                 self.due.insert(name, started + wait);
             }
         }
+    }
+
+    /// Removes the rows `matcher` matches from `table`; a panic is contained to the request.
+    async fn remove(
+        &mut self,
+        name: &str,
+        matcher: Arc<dyn RowMatch>,
+    ) -> Result<Removal, MaintenanceError> {
+        let state = self.tables.entry(name.to_owned()).or_default();
+        let ctx = self.ctx.clone();
+        let outcome = std::panic::AssertUnwindSafe(state.remove_rows(&ctx, name, matcher))
+            .catch_unwind()
+            .await;
+        let removal = match outcome {
+            Ok(r) => r?,
+            Err(_) => {
+                self.tables.remove(name);
+                return Err(MaintenanceError::Panicked);
+            }
+        };
+        ::metrics::counter!(metrics::ROWS_DELETED, "table" => name.to_owned(), "reason" => "request")
+            .increment(removal.rows_deleted);
+        if removal.rows_deleted > 0 {
+            tracing::info!(table = %name, rows = removal.rows_deleted, removed = removal.files_removed, rewritten = removal.files_rewritten, "deleted rows on request");
+        }
+        Ok(removal)
     }
 
     /// One run of `table`, recorded in its status and metrics; a panic is contained to the
@@ -230,6 +305,9 @@ impl Worker {
                 status.bytes_rewritten += report.bytes_rewritten;
                 status.snapshots_expired += report.snapshots_expired;
                 status.files_deleted += report.files_deleted;
+                status.rows_expired += report.retention.as_ref().map_or(0, |r| r.rows_deleted);
+                status.retention_secs = report.retention_secs;
+                status.oldest_event_time_ms = report.oldest_event_time_ms;
                 status.last_outcome = Some("ok".into());
                 status.last_error = None;
                 status.last_report = Some(report.clone());

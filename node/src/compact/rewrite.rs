@@ -39,12 +39,7 @@ pub async fn rewrite(
     let mut rows = 0u64;
     while let Some(batch) = merge.next_batch().await? {
         rows += batch.num_rows() as u64;
-        let batch =
-            RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
-                Error::new(ErrorKind::DataInvalid, "merged rows do not fit the table schema")
-                    .with_source(e)
-            })?;
-        writer.write(batch).await?;
+        writer.write(in_table_schema(&schema, &batch)?).await?;
     }
     let files = writer.close().await?;
     let expected: u64 = inputs.iter().map(DataFile::record_count).sum();
@@ -87,6 +82,46 @@ fn column(batch: &RecordBatch, name: &str) -> Result<Int64Array> {
         .ok_or_else(|| Error::new(ErrorKind::DataInvalid, format!("data file lacks column {name}")))
 }
 
+/// Streams every row of `file` in the table schema `schema` (projected on `field_ids`), in
+/// file order, `BATCH_ROWS` at a time.
+pub fn read_file(
+    table: &Table,
+    file: &DataFile,
+    schema: &iceberg::spec::SchemaRef,
+    field_ids: &[i32],
+) -> Result<ArrowRecordBatchStream> {
+    let task = FileScanTask::builder()
+        .with_file_size_in_bytes(file.file_size_in_bytes())
+        .with_start(0)
+        .with_length(file.file_size_in_bytes())
+        .with_record_count(Some(file.record_count()))
+        .with_data_file_path(file.file_path().to_owned())
+        .with_data_file_format(DataFileFormat::Parquet)
+        .with_schema(schema.clone())
+        .with_project_field_ids(field_ids.to_vec())
+        // No partition constants: `event_date` and `event_hour` are read from the file as
+        // plain columns, the form the writer takes.
+        .with_case_sensitive(true)
+        .build();
+    let reader = table
+        .reader_builder()
+        .with_batch_size(BATCH_ROWS)
+        .with_data_file_concurrency_limit(1)
+        .build();
+    Ok(reader.read(Box::pin(futures::stream::iter([Ok(task)])))?.stream())
+}
+
+/// `batch` (as a reader returned it) in the Arrow form of the table schema, which the writer
+/// takes.
+pub fn in_table_schema(
+    schema: &arrow_schema::SchemaRef,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
+        Error::new(ErrorKind::DataInvalid, "rows read do not fit the table schema").with_source(e)
+    })
+}
+
 impl Merge {
     async fn open(table: &Table, files: &[DataFile]) -> Result<Merge> {
         let metadata = table.metadata();
@@ -94,25 +129,7 @@ impl Merge {
         let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
         let mut merge = Merge { inputs: Vec::new(), held: Vec::new(), heap: BinaryHeap::new() };
         for file in files {
-            let task = FileScanTask::builder()
-                .with_file_size_in_bytes(file.file_size_in_bytes())
-                .with_start(0)
-                .with_length(file.file_size_in_bytes())
-                .with_record_count(Some(file.record_count()))
-                .with_data_file_path(file.file_path().to_owned())
-                .with_data_file_format(DataFileFormat::Parquet)
-                .with_schema(schema.clone())
-                .with_project_field_ids(field_ids.clone())
-                // No partition constants: `event_date` and `event_hour` are read from the
-                // file as plain columns, the form the writer takes.
-                .with_case_sensitive(true)
-                .build();
-            let reader = table
-                .reader_builder()
-                .with_batch_size(BATCH_ROWS)
-                .with_data_file_concurrency_limit(1)
-                .build();
-            let stream = reader.read(Box::pin(futures::stream::iter([Ok(task)])))?.stream();
+            let stream = read_file(table, file, &schema, &field_ids)?;
             let index = merge.inputs.len();
             merge.inputs.push(Input {
                 stream,

@@ -17,7 +17,7 @@ use super::error::MaintenanceError;
 use super::manifests::{Entries, ManifestCache};
 use super::metrics as m;
 use super::plan::{self, FileInfo, PlanSettings};
-use super::{Ctx, rewrite};
+use super::{Ctx, remove, retention, rewrite};
 use crate::failpoints::crash_point;
 use crate::hot;
 
@@ -42,6 +42,11 @@ pub struct Report {
     pub files_awaiting_deletion: u64,
     /// The rewrite budget cut the run short: the next run continues.
     pub more: bool,
+    /// The table's retention in seconds (`None`: off), and what it removed in this run.
+    pub retention_secs: Option<u64>,
+    pub retention: Option<super::Removal>,
+    /// The oldest event time the table holds after the run (Unix ms; `None`: no rows).
+    pub oldest_event_time_ms: Option<i64>,
     pub duration_ms: u64,
 }
 
@@ -59,6 +64,12 @@ pub struct MaintenanceStatus {
     pub bytes_rewritten: u64,
     pub snapshots_expired: u64,
     pub files_deleted: u64,
+    /// Rows retention removed, over all runs of this process.
+    pub rows_expired: u64,
+    /// The table's retention in seconds (`None`: off), and the oldest event time it still
+    /// holds (Unix ms), as of the last run.
+    pub retention_secs: Option<u64>,
+    pub oldest_event_time_ms: Option<i64>,
     /// Unix time of the last run's end, in ms.
     pub last_run_ms: Option<i64>,
     pub last_run_seconds: f64,
@@ -98,6 +109,8 @@ impl TableMaintenance {
             now_ms: hot::now_ms(),
         };
         let table = ctx.catalog.load_table(&ident).await?;
+        // Retention first, in its own commit: compaction then plans on what is left.
+        let table = self.retain(ctx, table, settings, expiry.now_ms, &mut report).await?;
         let before = table.metadata().snapshots().len() as u64;
         // A compaction that fails (a damaged input, a conflict) must not keep expiry and
         // cleanup from bounding the metadata: they run anyway, and the error is the run's.
@@ -142,6 +155,56 @@ impl TableMaintenance {
         report.snapshot_id = current.metadata().current_snapshot_id();
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Removes the rows older than the table's retention (a `delete` or `overwrite` commit)
+    /// and records the oldest event time left; returns the table after it.
+    async fn retain(
+        &mut self,
+        ctx: &Ctx,
+        table: Table,
+        settings: &MaintenanceConfig,
+        now_ms: i64,
+        report: &mut Report,
+    ) -> Result<Table, MaintenanceError> {
+        let name = table.identifier().name().to_owned();
+        let secs = retention::retention_secs(table.metadata().properties(), settings)
+            .map_err(|reason| MaintenanceError::Settings { table: name.clone(), reason })?;
+        report.retention_secs = secs;
+        let mut table = table;
+        if let Some(secs) = secs {
+            let cutoff_us =
+                now_ms.saturating_sub((secs as i64).saturating_mul(1000)).saturating_mul(1000);
+            let matcher = std::sync::Arc::new(retention::OlderThan { cutoff_us });
+            let (removal, after) =
+                remove::remove(ctx, &mut self.manifests, &table, matcher, "retention").await?;
+            ::metrics::counter!(m::ROWS_DELETED, "table" => name.clone(), "reason" => "retention")
+                .increment(removal.rows_deleted);
+            if removal.rows_deleted > 0 {
+                tracing::info!(table = %name, rows = removal.rows_deleted, removed = removal.files_removed, rewritten = removal.files_rewritten, retention_secs = secs, "removed rows past retention");
+            }
+            report.retention = Some(removal);
+            if let Some(after) = after {
+                table = after;
+            }
+        }
+        let (_, files) = remove::live_files(&mut self.manifests, &table).await?;
+        report.oldest_event_time_ms =
+            files.iter().filter_map(retention::oldest_event_us).min().map(|us| us.div_euclid(1000));
+        Ok(table)
+    }
+
+    /// Removes the rows `matcher` matches from the table's current snapshot.
+    pub async fn remove_rows(
+        &mut self,
+        ctx: &Ctx,
+        name: &str,
+        matcher: std::sync::Arc<dyn super::RowMatch>,
+    ) -> Result<super::Removal, MaintenanceError> {
+        let table = ctx.catalog.load_table(&ctx.catalog.ident(name)).await?;
+        let (removal, _) =
+            remove::remove(ctx, &mut self.manifests, &table, matcher, "delete").await?;
+        Ok(removal)
     }
 
     /// Rewrites small files and merges manifests in one `replace` commit that also expires

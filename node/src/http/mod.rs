@@ -46,6 +46,7 @@ pub struct AppState {
     pub maintainer: Maintainer,
     pub reads: Arc<ReadService>,
     pub replayer: Arc<crate::replay::Replayer>,
+    pub eraser: Arc<crate::erase::Eraser>,
     pub role: Arc<role::RoleState>,
 }
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{table}/flush", post(flush))
         .route("/tables/{table}/compact", post(compact))
         .route("/tables/{table}/replay", post(replay))
+        .route("/tables/{table}/delete", post(delete))
         .with_state(state)
 }
 
@@ -252,6 +254,11 @@ async fn compact(
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
+    // With a retention, everything acknowledged is committed first, so that once the run
+    // answers no read (real-time ones included) shows a row older than the window.
+    if state.maintainer.retention_secs(&table).await.ok().flatten().is_some() {
+        state.flusher.flush_now(&table).await?;
+    }
     Ok(Json(state.maintainer.run_now(&table).await?).into_response())
 }
 
@@ -273,6 +280,24 @@ async fn replay(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let chunk = query.chunk.unwrap_or(crate::replay::DEFAULT_CHUNK);
     Ok(Json(state.replayer.replay(&table, chunk).await?).into_response())
+}
+
+/// Most bytes of a delete request's body.
+const MAX_DELETE_BODY: usize = 1 << 20;
+
+/// `POST /tables/{table}/delete`: deletes the rows a predicate matches (`crate::erase`).
+async fn delete(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_token(&headers, &state.config.auth.admin_token)?;
+    valid_table(&table)?;
+    let body = read_limited(&headers, body, MAX_DELETE_BODY).await?;
+    let request: crate::erase::predicate::DeleteRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the delete request is not valid: {e}")))?;
+    Ok(Json(state.eraser.delete(&table, &request).await?).into_response())
 }
 
 /// Internal ingest. Every refusal is counted here, once: a whole batch by its error code,

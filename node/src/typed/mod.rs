@@ -67,8 +67,13 @@ pub fn check_properties(props: &HashMap<String, String>) -> Result<(), TypedErro
         if properties::ZOMBI_PROPERTIES.contains(&key.as_str()) {
             continue;
         }
+        if key == properties::RETENTION {
+            properties::parse_retention(value).map_err(TypedError::Property)?;
+            continue;
+        }
         let Some((_, values)) = USER_PROPERTIES.iter().find(|(k, _)| *k == key) else {
-            let known: Vec<&str> = USER_PROPERTIES.iter().map(|(k, _)| *k).collect();
+            let mut known: Vec<&str> = USER_PROPERTIES.iter().map(|(k, _)| *k).collect();
+            known.push(properties::RETENTION);
             return Err(TypedError::Property(format!(
                 "unknown table property zombi.{name}; Zombi's table properties are {}",
                 known.join(", ")

@@ -33,6 +33,9 @@ pub struct MaintenanceConfig {
     pub file_grace_secs: u64,
     /// How often the warehouse is listed to delete unreferenced files, in seconds.
     pub cleanup_interval_secs: u64,
+    /// How long tables keep their events, by event time (`90d`, `12h`, …, or `off`): older
+    /// rows are deleted by maintenance runs. A table's `zombi.retention` property wins.
+    pub retention: String,
 }
 
 /// `[tables.<name>.maintenance]`: any subset of [`MaintenanceConfig`].
@@ -49,6 +52,7 @@ pub struct MaintenanceOverrides {
     pub max_snapshot_age_secs: Option<u64>,
     pub file_grace_secs: Option<u64>,
     pub cleanup_interval_secs: Option<u64>,
+    pub retention: Option<String>,
 }
 
 impl MaintenanceConfig {
@@ -67,6 +71,7 @@ impl MaintenanceConfig {
             max_snapshot_age_secs: o.max_snapshot_age_secs.unwrap_or(self.max_snapshot_age_secs),
             file_grace_secs: o.file_grace_secs.unwrap_or(self.file_grace_secs),
             cleanup_interval_secs: o.cleanup_interval_secs.unwrap_or(self.cleanup_interval_secs),
+            retention: o.retention.clone().unwrap_or_else(|| self.retention.clone()),
         }
     }
 
@@ -94,7 +99,15 @@ impl MaintenanceConfig {
         check_range(key!("max_snapshots"), self.max_snapshots, 1, 100_000)?;
         check_range(key!("max_snapshot_age_secs"), self.max_snapshot_age_secs, 0, 365 * 24 * 3600)?;
         check_range(key!("file_grace_secs"), self.file_grace_secs, 0, 30 * 24 * 3600)?;
-        check_range(key!("cleanup_interval_secs"), self.cleanup_interval_secs, 0, 7 * 24 * 3600)
+        check_range(key!("cleanup_interval_secs"), self.cleanup_interval_secs, 0, 7 * 24 * 3600)?;
+        crate::properties::parse_retention(&self.retention).map(|_| ()).map_err(|reason| {
+            ConfigError::invalid(key!("retention"), format!("is not valid: {reason}"))
+        })
+    }
+
+    /// The retention in seconds, `None` when off (a valid configuration parses).
+    pub fn retention_secs(&self) -> Option<u64> {
+        crate::properties::parse_retention(&self.retention).ok().flatten()
     }
 }
 
@@ -111,6 +124,7 @@ impl Default for MaintenanceConfig {
             max_snapshot_age_secs: 24 * 3600,
             file_grace_secs: 600,
             cleanup_interval_secs: 300,
+            retention: "off".into(),
         }
     }
 }

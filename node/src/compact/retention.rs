@@ -1,0 +1,108 @@
+//! Retention: the rows of a table whose event time is older than its retention are removed
+//! by each maintenance run (`remove.rs`). Files wholly older than the cutoff (with the
+//! hourly partitions, every hour before the cutoff's) are removed unread in a `delete`
+//! snapshot; only the files that straddle the cutoff are rewritten (`overwrite`).
+//!
+//! A table's `zombi.retention` property (set with the table, or later through the catalog)
+//! wins over `maintenance.retention` of the node's configuration (`[tables.<name>.
+//! maintenance]`, then `[maintenance]`); off unless one of them is set.
+
+use std::collections::HashMap;
+
+use arrow_array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use iceberg::spec::{DataFile, Datum, PrimitiveLiteral};
+use zombi_shared::config::MaintenanceConfig;
+
+use super::remove::{FileMatch, RowMatch};
+use crate::schema::{self, properties};
+
+/// The retention of a table with `properties` and maintenance `settings`, in seconds.
+pub fn retention_secs(
+    properties: &HashMap<String, String>,
+    settings: &MaintenanceConfig,
+) -> Result<Option<u64>, String> {
+    match properties.get(properties::RETENTION) {
+        Some(value) => properties::parse_retention(value),
+        None => Ok(settings.retention_secs()),
+    }
+}
+
+/// Rows whose event time is before `cutoff_us` (µs since the epoch).
+pub struct OlderThan {
+    pub cutoff_us: i64,
+}
+
+/// The value of a `timestamptz` bound.
+fn micros(bound: Option<&Datum>) -> Option<i64> {
+    match bound?.literal() {
+        PrimitiveLiteral::Long(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// The lowest event time `file` may hold, from its metrics (µs).
+pub fn oldest_event_us(file: &DataFile) -> Option<i64> {
+    micros(file.lower_bounds().get(&schema::FIELD_EVENT_TIME))
+}
+
+impl RowMatch for OlderThan {
+    fn file(&self, file: &DataFile) -> FileMatch {
+        let upper = micros(file.upper_bounds().get(&schema::FIELD_EVENT_TIME));
+        match (oldest_event_us(file), upper) {
+            (Some(lower), _) if lower >= self.cutoff_us => FileMatch::None,
+            (_, Some(upper)) if upper < self.cutoff_us => FileMatch::All,
+            _ => FileMatch::Some,
+        }
+    }
+
+    fn rows(&self, batch: &RecordBatch) -> Result<BooleanArray, String> {
+        let times = batch
+            .column_by_name("event_time")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            .ok_or("the rows have no event_time column of microseconds")?;
+        Ok(times.iter().map(|t| Some(t.is_some_and(|t| t < self.cutoff_us))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+
+    #[test]
+    fn a_table_property_wins_over_the_configuration() {
+        let mut settings = MaintenanceConfig::default();
+        let none = HashMap::new();
+        assert_eq!(retention_secs(&none, &settings), Ok(None));
+        settings.retention = "7d".into();
+        assert_eq!(retention_secs(&none, &settings), Ok(Some(7 * 86_400)));
+        let set = HashMap::from([(properties::RETENTION.to_owned(), "12h".to_owned())]);
+        assert_eq!(retention_secs(&set, &settings), Ok(Some(12 * 3600)));
+        let off = HashMap::from([(properties::RETENTION.to_owned(), "off".to_owned())]);
+        assert_eq!(retention_secs(&off, &settings), Ok(None));
+        let bad = HashMap::from([(properties::RETENTION.to_owned(), "soon".to_owned())]);
+        assert!(retention_secs(&bad, &settings).is_err());
+    }
+
+    #[test]
+    fn rows_before_the_cutoff_match_and_at_it_do_not() {
+        let m = OlderThan { cutoff_us: 100 };
+        let field = Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            true,
+        );
+        let times = TimestampMicrosecondArray::from(vec![Some(99), Some(100), None, Some(5)])
+            .with_timezone("+00:00");
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![Arc::new(times)])
+            .unwrap();
+        let hit = m.rows(&batch).unwrap();
+        assert_eq!(
+            hit.iter().collect::<Vec<_>>(),
+            [Some(true), Some(false), Some(false), Some(true)]
+        );
+    }
+}
