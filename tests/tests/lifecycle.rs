@@ -254,6 +254,25 @@ async fn a_delete_removes_one_users_rows_cold_and_hot_and_leaves_every_other_row
     let old: Vec<Acked> = old.into_iter().collect();
     assert_eq!(figures(&read["pyiceberg"])?, expected(&old), "{}", read["pyiceberg"]);
 
+    // Compaction with an expiry takes the deleted rows out of time travel.
+    let r = node
+        .admin(client().post(format!(
+            "{}/tables/events/compact?expire_snapshots_older_than_secs=0",
+            node.url()
+        )))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let table: Value = client()
+        .get(format!("{}/v1/namespaces/zombi/tables/events", node.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let snapshots = table["metadata"]["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1, "only the current snapshot is left: {table}");
+    assert!(iceberg_rust_rows(&node.url(), "events", flushed).await.is_err(), "expired");
+
     // Column conditions: partition 1 before Jan 2. Files of Jan 2's hours are ruled out
     // by their bounds, unread.
     let body = json!({"where": [

@@ -59,7 +59,12 @@ pub struct Ctx {
 /// What the worker is asked to do now.
 enum Request {
     /// A maintenance run (`POST /tables/{t}/compact`).
-    Run { table: String, reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>> },
+    Run {
+        table: String,
+        /// Overrides `max_snapshot_age_secs` for this run.
+        expire_after_secs: Option<u64>,
+        reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>>,
+    },
     /// Remove the matching rows (`POST /tables/{t}/delete`).
     Remove {
         table: String,
@@ -102,11 +107,22 @@ impl Maintainer {
     /// Runs maintenance of `table` now, with every hour treated as quiet, and answers what
     /// it did. Unreferenced files still wait out their grace period.
     pub async fn run_now(&self, table: &str) -> Result<Report, MaintenanceError> {
+        self.run_now_expiring(table, None).await
+    }
+
+    /// [`Maintainer::run_now`], expiring the snapshots older than `expire_after_secs` (when
+    /// given) instead of `max_snapshot_age_secs`: `0` expires every snapshot but the
+    /// current one, which is how the rows of a delete leave time travel at once.
+    pub async fn run_now_expiring(
+        &self,
+        table: &str,
+        expire_after_secs: Option<u64>,
+    ) -> Result<Report, MaintenanceError> {
         if self.store.table_id(table).is_none() {
             return Err(MaintenanceError::UnknownTable(table.to_owned()));
         }
         let (reply, rx) = oneshot::channel();
-        let request = Request::Run { table: table.to_owned(), reply };
+        let request = Request::Run { table: table.to_owned(), expire_after_secs, reply };
         self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
         rx.await
             .map_err(|_| MaintenanceError::ShuttingDown)?
@@ -183,10 +199,10 @@ impl Worker {
             let wait = next_due.saturating_duration_since(now).min(DISCOVERY_EVERY);
             match schedule.wait(wait, requests.recv()).await {
                 Wake::Cancelled => return,
-                Wake::Event(Request::Run { table, reply }) => {
+                Wake::Event(Request::Run { table, expire_after_secs, reply }) => {
                     let result = tokio::select! {
                         () = cancel.cancelled() => return,
-                        r = self.maintain(&table, true) => r,
+                        r = self.maintain(&table, true, expire_after_secs) => r,
                     };
                     let _ = reply.send(result.map_err(Arc::new));
                     continue;
@@ -211,7 +227,7 @@ impl Worker {
                 if self.ctx.config.table_maintenance(&name).enabled {
                     tokio::select! {
                         () = cancel.cancelled() => return,
-                        _ = self.maintain(&name, false) => {}
+                        _ = self.maintain(&name, false, None) => {}
                     }
                 }
                 let wait = self.loops.get(&name).map_or(DISCOVERY_EVERY, |lp| lp.next_wait(false));
@@ -248,8 +264,19 @@ impl Worker {
 
     /// One run of `table`, recorded in its status and metrics; a panic is contained to the
     /// run (the table's cached state is dropped and rebuilt next time).
-    async fn maintain(&mut self, name: &str, forced: bool) -> Result<Report, MaintenanceError> {
-        let settings = self.ctx.config.table_maintenance(name);
+    async fn maintain(
+        &mut self,
+        name: &str,
+        forced: bool,
+        expire_after_secs: Option<u64>,
+    ) -> Result<Report, MaintenanceError> {
+        let mut settings = self.ctx.config.table_maintenance(name);
+        match expire_after_secs {
+            // An age of 0 means "no age limit" in the settings: keep the current one only.
+            Some(0) => settings.max_snapshots = 1,
+            Some(secs) => settings.max_snapshot_age_secs = secs,
+            None => {}
+        }
         let started = Instant::now();
         let lp = self
             .loops

@@ -247,19 +247,29 @@ async fn flush(
     Ok(Json(state.flusher.flush_now(&table).await?).into_response())
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompactQuery {
+    /// Expire snapshots older than this (0: all but the current one) in this run.
+    expire_snapshots_older_than_secs: Option<u64>,
+}
+
 async fn compact(
     State(state): State<AppState>,
     Path(table): Path<String>,
+    query: Result<Query<CompactQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_token(&headers, &state.config.auth.admin_token)?;
     valid_table(&table)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // With a retention, everything acknowledged is committed first, so that once the run
     // answers no read (real-time ones included) shows a row older than the window.
     if state.maintainer.retention_secs(&table).await.ok().flatten().is_some() {
         state.flusher.flush_now(&table).await?;
     }
-    Ok(Json(state.maintainer.run_now(&table).await?).into_response())
+    let expire = query.expire_snapshots_older_than_secs;
+    Ok(Json(state.maintainer.run_now_expiring(&table, expire).await?).into_response())
 }
 
 #[derive(serde::Deserialize)]
