@@ -366,3 +366,194 @@ impl RowMatch for Predicate {
         Ok(all)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow_array::{Int32Array, TimestampMicrosecondArray};
+    use arrow_schema::{Field, Schema as ArrowSchema, TimeUnit};
+    use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
+
+    use super::*;
+    use crate::schema;
+
+    fn request(conditions: Value) -> DeleteRequest {
+        serde_json::from_value(json_where(conditions)).unwrap()
+    }
+
+    fn json_where(conditions: Value) -> Value {
+        serde_json::json!({ "where": conditions })
+    }
+
+    fn bind(conditions: Value) -> Result<Predicate, String> {
+        Predicate::bind(&request(conditions), &schema::schema())
+    }
+
+    #[test]
+    fn requests_that_cannot_apply_are_refused_with_a_reason() {
+        let cases = [
+            (serde_json::json!([]), "at least one condition"),
+            (serde_json::json!([{"column": "nope", "op": "eq", "value": 1}]), "no column nope"),
+            (
+                serde_json::json!([{"column": "partition", "op": "eq", "value": "abc"}]),
+                "not a value of column partition",
+            ),
+            (
+                serde_json::json!([{"column": "event_time", "op": "lt", "value": "yesterday"}]),
+                "not a value of column event_time",
+            ),
+            (serde_json::json!([{"column": "payload_bytes", "op": "eq", "value": "x"}]), "binary"),
+            (serde_json::json!([{"payload_field": "u", "op": "gt", "value": 1}]), "eq or in"),
+            (serde_json::json!([{"payload_field": "", "op": "eq", "value": 1}]), "empty"),
+            (serde_json::json!([{"column": "partition", "op": "in", "value": 1}]), "array"),
+            (serde_json::json!([{"column": "partition", "op": "in", "value": []}]), "1 to"),
+            (serde_json::json!([{"column": "partition", "op": "eq", "value": null}]), "null"),
+            (serde_json::json!([{"column": "partition", "op": "eq", "value": {"a": 1}}]), "string"),
+            (serde_json::json!([{"op": "eq", "value": 1}]), "neither or both"),
+        ];
+        for (conditions, says) in cases {
+            let e = bind(conditions.clone()).err().unwrap_or_else(|| panic!("{conditions} bound"));
+            assert!(e.contains(says), "{conditions}: {e}");
+        }
+        let many: Vec<Value> = (0..=MAX_CONDITIONS)
+            .map(|_| serde_json::json!({"column": "partition", "op": "eq", "value": 1}))
+            .collect();
+        assert!(bind(Value::Array(many)).err().unwrap().contains("at most"));
+        assert!(
+            serde_json::from_value::<DeleteRequest>(json_where(
+                serde_json::json!([{"column": "partition", "op": "like", "value": 1}])
+            ))
+            .is_err()
+        );
+    }
+
+    fn batch() -> RecordBatch {
+        let tz = || Some("+00:00".into());
+        let schema = ArrowSchema::new(vec![
+            Field::new("partition", DataType::Int32, false),
+            Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, tz()), false),
+            Field::new("payload", DataType::Utf8, true),
+        ]);
+        let payloads = [
+            Some(r#"{"user": "u1", "n": 1}"#),
+            Some(r#"{"user": "u2", "n": 1.0}"#),
+            None,
+            Some(r#"["user", "u1"]"#),
+            Some(r#"{"user": {"id": "u1"}, "n": 2}"#),
+        ];
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int32Array::from(vec![0, 1, 2, 3, 4])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        0, 1_000_000, 2_000_000, 3_000_000, 4_000_000,
+                    ])
+                    .with_timezone("+00:00"),
+                ),
+                Arc::new(StringArray::from(payloads.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn hits(conditions: Value) -> Vec<bool> {
+        let hit = bind(conditions).unwrap().rows(&batch()).unwrap();
+        hit.iter().map(|h| h == Some(true)).collect()
+    }
+
+    #[test]
+    fn rows_match_every_condition_in_the_columns_type() {
+        let p =
+            |op: &str, v: Value| serde_json::json!([{"column": "partition", "op": op, "value": v}]);
+        assert_eq!(hits(p("eq", 2.into())), [false, false, true, false, false]);
+        assert_eq!(hits(p("eq", "2".into())), [false, false, true, false, false]);
+        assert_eq!(hits(p("in", serde_json::json!([0, 4, 9]))), [true, false, false, false, true]);
+        assert_eq!(hits(p("lt", 2.into())), [true, true, false, false, false]);
+        assert_eq!(hits(p("lte", 2.into())), [true, true, true, false, false]);
+        assert_eq!(hits(p("gt", 2.into())), [false, false, false, true, true]);
+        assert_eq!(hits(p("gte", 2.into())), [false, false, true, true, true]);
+        let before = serde_json::json!([
+            {"column": "event_time", "op": "lt", "value": "1970-01-01T00:00:02Z"},
+            {"column": "partition", "op": "gte", "value": 1},
+        ]);
+        assert_eq!(hits(before), [false, true, false, false, false]);
+    }
+
+    #[test]
+    fn payload_fields_match_top_level_json_values_and_nothing_else() {
+        let f = |field: &str, v: Value| serde_json::json!([{"payload_field": field, "op": "eq", "value": v}]);
+        // Not a nested field, not an array's element, not a null payload.
+        assert_eq!(hits(f("user", "u1".into())), [true, false, false, false, false]);
+        // Numbers by value: 1 equals 1.0.
+        assert_eq!(hits(f("n", 1.into())), [true, true, false, false, false]);
+        assert_eq!(hits(f("n", serde_json::json!(2.0))), [false, false, false, false, true]);
+        assert_eq!(hits(f("n", "1".into())), [false; 5]);
+        let any = serde_json::json!([{"payload_field": "user", "op": "in", "value": ["u1", "u2"]}]);
+        assert_eq!(hits(any), [true, true, false, false, false]);
+    }
+
+    fn file(field: i32, lower: Datum, upper: Datum, values: u64, nulls: u64) -> DataFile {
+        DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path("f.parquet".into())
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::empty())
+            .record_count(values)
+            .file_size_in_bytes(1)
+            .value_counts(HashMap::from([(field, values)]))
+            .null_value_counts(HashMap::from([(field, nulls)]))
+            .lower_bounds(HashMap::from([(field, lower)]))
+            .upper_bounds(HashMap::from([(field, upper)]))
+            .build()
+            .unwrap()
+    }
+
+    fn judged(conditions: Value, file: &DataFile) -> FileMatch {
+        bind(conditions).unwrap().file(file)
+    }
+
+    #[test]
+    fn file_bounds_rule_out_only_what_cannot_match() {
+        let f = file(schema::FIELD_PARTITION, Datum::int(2), Datum::int(5), 10, 0);
+        let p =
+            |op: &str, v: Value| serde_json::json!([{"column": "partition", "op": op, "value": v}]);
+        for (op, v, want) in [
+            ("eq", 7, FileMatch::None),
+            ("eq", 1, FileMatch::None),
+            ("eq", 3, FileMatch::Some),
+            ("lt", 2, FileMatch::None),
+            ("lte", 2, FileMatch::Some),
+            ("gt", 5, FileMatch::None),
+            ("gte", 5, FileMatch::Some),
+        ] {
+            assert_eq!(judged(p(op, v.into()), &f), want, "{op} {v}");
+        }
+        assert_eq!(judged(p("in", serde_json::json!([0, 9])), &f), FileMatch::None);
+        assert_eq!(judged(p("in", serde_json::json!([0, 4])), &f), FileMatch::Some);
+        // A payload condition rules out nothing.
+        let payload = serde_json::json!([{"payload_field": "user", "op": "eq", "value": "u"}]);
+        assert_eq!(judged(payload, &f), FileMatch::Some);
+        // Only nulls: nothing matches.
+        let nulls = file(schema::FIELD_PARTITION, Datum::int(2), Datum::int(5), 10, 10);
+        assert_eq!(judged(p("eq", 3.into()), &nulls), FileMatch::None);
+    }
+
+    #[test]
+    fn a_string_upper_bound_that_may_be_cut_short_rules_nothing_out() {
+        let key =
+            |v: &str| serde_json::json!([{"column": "idempotency_key", "op": "eq", "value": v}]);
+        let field = schema::FIELD_IDEMPOTENCY_KEY;
+        // Parquet cuts string statistics to 16 characters: "k-0000000000000z" may stand for
+        // a longer key above it.
+        let cut = file(field, Datum::string("k-0000"), Datum::string("k-0000000000000z"), 3, 0);
+        assert_eq!(judged(key("k-0000000000000z-9"), &cut), FileMatch::Some);
+        let whole = file(field, Datum::string("k-0000"), Datum::string("k-0009"), 3, 0);
+        assert_eq!(judged(key("k-0010"), &whole), FileMatch::None);
+        assert_eq!(judged(key("k-0005"), &whole), FileMatch::Some);
+        // Below a lower bound, cut or not, is always ruled out.
+        assert_eq!(judged(key("a"), &cut), FileMatch::None);
+    }
+}
