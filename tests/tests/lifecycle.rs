@@ -436,3 +436,63 @@ async fn retention_keeps_exactly_the_rows_inside_the_window_hot_and_cold() -> an
     assert_eq!(again["retention"]["rows_deleted"], 0, "{again}");
     Ok(())
 }
+
+/// Deletes on a typed table's own columns: a string and a decimal, committed and hot rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_on_typed_columns_removes_exactly_the_matching_rows() -> anyhow::Result<()> {
+    let mut env = manual();
+    env.extend([
+        ("ZOMBI_NODE__TABLES__ORDERS__MODE", "typed"),
+        (
+            "ZOMBI_NODE__TABLES__ORDERS__COLUMNS",
+            "customer_id string not null, amount decimal(12, 2)",
+        ),
+    ]);
+    let node = Node::start(&env).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let customer = |v: i64| format!("c{}", v % 5);
+    let mut rows: Vec<Acked> = Vec::new();
+    for (batch, flush) in [(0..40i64, true), (40..60, false)] {
+        for p in 0..2u32 {
+            let envelopes: Vec<Value> = batch
+                .clone()
+                .map(|v| {
+                    json!({"partition": p, "timestamp_ms": BASE + v * 60_000,
+                           "payload": {"customer_id": customer(v), "amount": v as f64 + 0.5, "v": v}})
+                })
+                .collect();
+            let r = send_bulk(&client(), &edge.url(), "orders", &envelopes).await?;
+            anyhow::ensure!(r.status == 200, "{} {}", r.status, r.body);
+            let first = r.body["partitions"][0]["first_sequence"].as_u64().unwrap();
+            rows.extend(batch.clone().enumerate().map(|(i, v)| (p, first + i as u64, v)));
+        }
+        if flush {
+            node.flush("orders").await?;
+        }
+    }
+    let body = json!({"where": [
+        {"column": "customer_id", "op": "in", "value": ["c2", "c3"]},
+        {"column": "amount", "op": "gte", "value": "10.00"},
+    ]});
+    let (status, report) = delete(&node, "orders", &body, Some(ADMIN)).await?;
+    assert_eq!(status, 200, "{report}");
+    // amount = v + 0.50 ≥ 10.00 ⇔ v ≥ 10.
+    let (gone, kept): (Vec<Acked>, Vec<Acked>) =
+        rows.into_iter().partition(|(_, _, v)| (v % 5 == 2 || v % 5 == 3) && *v >= 10);
+    assert_eq!(report["rows_deleted"], gone.len() as u64, "{report}");
+    let read = engines::python_engines(
+        &node.url(),
+        "orders",
+        &["pyiceberg", "duckdb", "zombi_python"],
+        &EngineOpts::default(),
+    )?;
+    for engine in ["pyiceberg", "duckdb", "zombi_python"] {
+        assert_eq!(figures(&read[engine])?, expected(&kept), "{engine}: {}", read[engine]);
+    }
+    // A decimal that does not fit the column is refused, naming it.
+    let bad = json!({"where": [{"column": "amount", "op": "eq", "value": "1e40"}]});
+    let (status, answer) = delete(&node, "orders", &bad, Some(ADMIN)).await?;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("amount (decimal(12, 2))"), "{answer}");
+    Ok(())
+}
