@@ -1,4 +1,5 @@
-//! `zombi status`, `zombi flush`, `zombi compact`: the node's admin API from a terminal.
+//! `zombi status`, `zombi flush`, `zombi compact`, `zombi delete`: the node's admin API
+//! from a terminal.
 
 use std::time::Duration;
 
@@ -22,9 +23,21 @@ impl Node {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        self.call_with(method, path, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
         }
         let response = request
             .send()
@@ -50,9 +63,61 @@ impl Node {
         self.call(reqwest::Method::POST, &format!("/tables/{table}/flush")).await
     }
 
-    pub async fn compact(&self, table: &str) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::POST, &format!("/tables/{table}/compact")).await
+    pub async fn compact(
+        &self,
+        table: &str,
+        expire_after_secs: Option<u64>,
+    ) -> anyhow::Result<Value> {
+        let query = expire_after_secs
+            .map_or(String::new(), |s| format!("?expire_snapshots_older_than_secs={s}"));
+        self.call(reqwest::Method::POST, &format!("/tables/{table}/compact{query}")).await
     }
+
+    pub async fn delete(&self, table: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call_with(reqwest::Method::POST, &format!("/tables/{table}/delete"), Some(body)).await
+    }
+}
+
+/// The body of `POST /tables/{t}/delete` from `zombi delete`'s flags.
+pub fn delete_request(
+    columns: &[String],
+    payload_fields: &[String],
+    before: Option<&str>,
+    conditions: Option<&str>,
+) -> anyhow::Result<Value> {
+    let pair = |flag: &str, arg: &str| -> anyhow::Result<(String, String)> {
+        match arg.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+            _ => bail!("--{flag} takes NAME=VALUE, not {arg:?}"),
+        }
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for arg in columns {
+        let (name, value) = pair("column", arg)?;
+        out.push(serde_json::json!({"column": name, "op": "eq", "value": value}));
+    }
+    for arg in payload_fields {
+        let (name, value) = pair("payload-field", arg)?;
+        // A number, a boolean or a quoted string as JSON; anything else as a string.
+        let value = match serde_json::from_str::<Value>(&value) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::String(_))) => v,
+            _ => Value::String(value),
+        };
+        out.push(serde_json::json!({"payload_field": name, "op": "eq", "value": value}));
+    }
+    if let Some(time) = before {
+        out.push(serde_json::json!({"column": "event_time", "op": "lt", "value": time}));
+    }
+    if let Some(json) = conditions {
+        match serde_json::from_str::<Value>(json).context("--where is not JSON")? {
+            Value::Array(more) => out.extend(more),
+            _ => bail!("--where takes a JSON array of conditions"),
+        }
+    }
+    if out.is_empty() {
+        bail!("give at least one condition: --column, --payload-field, --before or --where");
+    }
+    Ok(serde_json::json!({ "where": out }))
 }
 
 /// A Zombi error body (`{"error":{"code","message"}}`, edge or node) as `code: message`;
@@ -145,6 +210,41 @@ fn ago(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_flags_become_the_apis_conditions() {
+        let body = delete_request(
+            &["customer_id=c-7".into()],
+            &["user=u-1".into(), "n=42".into(), "zip=00501".into(), "id=\"42\"".into()],
+            Some("2026-01-01T00:00:00Z"),
+            Some(r#"[{"column": "partition", "op": "in", "value": [1, 2]}]"#),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"where": [
+                {"column": "customer_id", "op": "eq", "value": "c-7"},
+                {"payload_field": "user", "op": "eq", "value": "u-1"},
+                {"payload_field": "n", "op": "eq", "value": 42},
+                {"payload_field": "zip", "op": "eq", "value": "00501"},
+                {"payload_field": "id", "op": "eq", "value": "42"},
+                {"column": "event_time", "op": "lt", "value": "2026-01-01T00:00:00Z"},
+                {"column": "partition", "op": "in", "value": [1, 2]},
+            ]})
+        );
+        assert!(
+            delete_request(&[], &[], None, None).unwrap_err().to_string().contains("at least one")
+        );
+        assert!(
+            delete_request(&["x".into()], &[], None, None)
+                .unwrap_err()
+                .to_string()
+                .contains("NAME=VALUE")
+        );
+        assert!(
+            delete_request(&[], &[], None, Some("{}")).unwrap_err().to_string().contains("array")
+        );
+    }
 
     #[test]
     fn status_shows_each_table_on_a_line() {

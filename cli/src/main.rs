@@ -98,9 +98,35 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Run a table's maintenance now (compaction, manifest merging, expiry, cleanup).
+    /// Run a table's maintenance now (retention, compaction, manifest merging, expiry,
+    /// cleanup).
     Compact {
         table: String,
+        /// Expire the snapshots older than this many seconds in this run; 0 keeps only the
+        /// current snapshot (after a delete, the deleted rows leave time travel).
+        #[arg(long)]
+        expire_snapshots_older_than_secs: Option<u64>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Delete the rows of a table that match every condition given, committed and not yet
+    /// committed (docs/deletes.md). Example: `zombi delete clicks --payload-field user_id=u-1842`.
+    Delete {
+        table: String,
+        /// `NAME=VALUE`: the column NAME equals VALUE (converted to the column's type).
+        #[arg(long = "column", value_name = "NAME=VALUE")]
+        columns: Vec<String>,
+        /// `NAME=VALUE`: the payload's top-level field NAME equals VALUE. VALUE is read as
+        /// JSON when it is a number, a boolean or a quoted string, else as a string.
+        #[arg(long = "payload-field", value_name = "NAME=VALUE")]
+        payload_fields: Vec<String>,
+        /// Only events whose event time is before this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// More conditions as the API takes them: a JSON array of
+        /// `{"column"|"payload_field", "op", "value"}`.
+        #[arg(long = "where", value_name = "JSON")]
+        conditions: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -167,9 +193,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Compact { table, node } => {
-            let out = admin::Node::new(&node.node, node.admin_token)?.compact(&table).await?;
+        Command::Compact { table, expire_snapshots_older_than_secs, node } => {
+            let out = admin::Node::new(&node.node, node.admin_token)?
+                .compact(&table, expire_snapshots_older_than_secs)
+                .await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Delete { table, columns, payload_fields, before, conditions, node } => {
+            let body = admin::delete_request(
+                &columns,
+                &payload_fields,
+                before.as_deref(),
+                conditions.as_deref(),
+            )?;
+            let out = admin::Node::new(&node.node, node.admin_token)?.delete(&table, &body).await?;
+            println!(
+                "{table}: {} rows deleted ({} files rewritten, {} removed) in snapshot {}",
+                out["rows_deleted"],
+                out["files_rewritten"],
+                out["files_removed"],
+                out["snapshot_id"]
+            );
             Ok(())
         }
     }

@@ -164,6 +164,22 @@ async fn files_of_every_format_load_exactly_and_bad_records_are_named() -> anyho
     );
     let out = run(zombi(&["compact", "people"], &node, &edge))?;
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // `00501` is not a JSON number: a string, as the payload holds it.
+    let out = run(zombi(&["delete", "people", "--payload-field", "zip=00501"], &node, &edge))?;
+    assert!(
+        out.status.success() && text(&out.stdout).starts_with("people: 1 rows deleted"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let left = rows_of(&iceberg_rust_rows(&node.url(), "people", None).await?);
+    assert_eq!(left.iter().map(|r| r.2).collect::<Vec<_>>(), [2], "bob is left");
+    let out = run(zombi(&["delete", "people"], &node, &edge))?;
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("at least one condition"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(zombi(&["flush", "nosuch"], &node, &edge))?;
     assert!(
         !out.status.success() && text(&out.stderr).contains("HTTP 404"),

@@ -496,3 +496,36 @@ async fn a_delete_on_typed_columns_removes_exactly_the_matching_rows() -> anyhow
     assert!(answer.to_string().contains("amount (decimal(12, 2))"), "{answer}");
     Ok(())
 }
+
+/// Dead-letter rows removed by a delete before they were replayed are skipped by replay,
+/// which replays the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_skips_dead_letter_rows_a_delete_removed() -> anyhow::Result<()> {
+    let mut env = manual();
+    env.extend([
+        ("ZOMBI_NODE__TABLES__DL__MODE", "typed"),
+        ("ZOMBI_NODE__TABLES__DL__COLUMNS", "order_id long not null, qty int"),
+        ("ZOMBI_NODE__TABLES__DL__ON_ERROR", "dead_letter"),
+    ]);
+    let node = Node::start(&env).await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    // qty beyond int: every event goes to dl__dlq.
+    let records: Vec<Value> = (1..=6)
+        .map(|i| json!({"payload": {"order_id": i, "qty": 3_000_000_000i64 + i}, "timestamp_ms": BASE + i}))
+        .collect();
+    let r = send_bulk(&client(), &edge.url(), "dl", &records).await?;
+    assert_eq!((r.status, &r.body["dead_lettered"]), (200, &json!(6)), "{r:?}");
+    let body = json!({"where": [{"payload_field": "order_id", "op": "in", "value": [2, 5]}]});
+    let (status, report) = delete(&node, "dl__dlq", &body, Some(ADMIN)).await?;
+    assert_eq!((status, &report["rows_deleted"]), (200, &json!(2)), "{report}");
+    let r = node.admin(client().post(format!("{}/tables/dl/replay", node.url()))).send().await?;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await?;
+    assert_eq!(
+        (&report["deleted_skipped"], &report["dead_lettered_again"], &report["replayed"]),
+        (&json!(2), &json!(4), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(report["cursors"]["0"], 6, "{report}");
+    Ok(())
+}
