@@ -8,16 +8,50 @@
 //! the table's current snapshot under its commit lock and fails only if a manifest it
 //! replaces is gone (someone else maintained the table).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use iceberg::spec::{MAIN_BRANCH, Operation, TableMetadata};
+use iceberg::spec::{DataFile, MAIN_BRANCH, ManifestFile, Operation, TableMetadata};
 use iceberg::table::Table;
 use iceberg::{Error, ErrorKind, Result};
 
+use super::error::MaintenanceError;
+use super::manifests::Entries;
 use super::plan::{self, SnapshotInfo};
 use crate::catalog::snapshot::{self, Staged, snapshot_on};
 use crate::failpoints::crash_point;
 use crate::schema::summary;
+
+/// What a maintenance commit is.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// Compaction and manifest merging, with snapshot expiry.
+    Replace(Expiry),
+    /// Rows removed by retention or a delete (`remove.rs`).
+    Removal,
+}
+
+/// Stages the manifests that replace `replace` (removing the `removed` paths and adding
+/// `added`) and commits them as `kind` under the table's commit lock. Returns the table
+/// after the commit.
+pub async fn stage_and_commit(
+    ctx: &super::Ctx,
+    table: &Table,
+    replace: &[(ManifestFile, Entries)],
+    removed: &HashSet<String>,
+    added: Vec<DataFile>,
+    kind: Kind,
+) -> std::result::Result<Option<Table>, MaintenanceError> {
+    let staged = snapshot::stage(table, uuid::Uuid::new_v4(), replace, removed, added).await?;
+    Ok(ctx
+        .catalog
+        .commit_rebuilt(table.identifier(), async |current: &Table| {
+            Ok(Some(match kind {
+                Kind::Replace(expiry) => rebuild_with_replace(current, &staged, expiry).await?,
+                Kind::Removal => rebuild_with_removal(current, &staged).await?,
+            }))
+        })
+        .await?)
+}
 
 /// Expiry settings and the clock, as a commit applies them.
 #[derive(Clone, Copy)]

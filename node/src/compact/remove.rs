@@ -166,15 +166,9 @@ pub async fn remove(
         .into_iter()
         .filter(|(_, entries)| entries.iter().any(|e| removed.contains(e.file_path())))
         .collect();
-    let staged =
-        crate::catalog::snapshot::stage(table, uuid::Uuid::new_v4(), &replace, &removed, added)
+    let committed =
+        commit::stage_and_commit(ctx, table, &replace, &removed, added, commit::Kind::Removal)
             .await?;
-    let committed = ctx
-        .catalog
-        .commit_rebuilt(table.identifier(), async |current: &Table| {
-            Ok(Some(commit::rebuild_with_removal(current, &staged).await?))
-        })
-        .await?;
     crash_point("remove-after-commit");
     out.snapshot_id = committed.as_ref().and_then(|t| t.metadata().current_snapshot_id());
     Ok((out, committed))

@@ -331,15 +331,9 @@ impl TableMaintenance {
             return Ok(None);
         }
         report.manifests_merged = replace.len() as u64;
-        let staged =
-            crate::catalog::snapshot::stage(table, uuid::Uuid::new_v4(), &replace, &removed, added)
-                .await?;
-        let committed = ctx
-            .catalog
-            .commit_rebuilt(table.identifier(), async |current: &Table| {
-                Ok(Some(commit::rebuild_with_replace(current, &staged, expiry).await?))
-            })
-            .await?;
+        let kind = commit::Kind::Replace(expiry);
+        let committed =
+            commit::stage_and_commit(ctx, table, &replace, &removed, added, kind).await?;
         crash_point("compact-after-commit");
         Ok(committed)
     }

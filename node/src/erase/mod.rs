@@ -26,7 +26,7 @@ use iceberg::Catalog as _;
 use serde::Serialize;
 
 use crate::catalog::ZombiCatalog;
-use crate::compact::{Maintainer, MaintenanceError};
+use crate::compact::{Maintainer, MaintenanceError, Removal};
 use crate::error::{CodedError, ErrorCode};
 use crate::failpoints::crash_point;
 use crate::flush::{FlushError, Flusher};
@@ -66,15 +66,11 @@ impl CodedError for EraseError {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeleteReport {
     pub table: String,
-    /// The `overwrite` or `delete` snapshot that removed the rows; when nothing matched,
-    /// the current snapshot (nothing was committed).
-    pub snapshot_id: Option<i64>,
-    pub rows_deleted: u64,
-    pub files_removed: u64,
-    pub files_rewritten: u64,
-    pub files_written: u64,
-    pub files_scanned: u64,
-    pub files_read: u64,
+    /// What was removed; its `snapshot_id` is the `overwrite` or `delete` snapshot that
+    /// removed the rows, or when nothing matched, the current snapshot (nothing was
+    /// committed).
+    #[serde(flatten)]
+    pub removal: Removal,
     /// The snapshot of the flush that made every earlier acknowledged event cold.
     pub flushed_snapshot_id: Option<i64>,
     pub duration_ms: u64,
@@ -118,19 +114,14 @@ impl Eraser {
                 MaintenanceError::UnknownTable(t) => EraseError::UnknownTable(t),
                 e => EraseError::Remove(e),
             })?;
-        let snapshot_id = match removal.snapshot_id {
-            Some(id) => Some(id),
-            None => self.catalog.load_table(&ident).await?.metadata().current_snapshot_id(),
-        };
+        let mut removal = removal;
+        if removal.snapshot_id.is_none() {
+            removal.snapshot_id =
+                self.catalog.load_table(&ident).await?.metadata().current_snapshot_id();
+        }
         Ok(DeleteReport {
             table: table.to_owned(),
-            snapshot_id,
-            rows_deleted: removal.rows_deleted,
-            files_removed: removal.files_removed,
-            files_rewritten: removal.files_rewritten,
-            files_written: removal.files_written,
-            files_scanned: removal.files_scanned,
-            files_read: removal.files_read,
+            removal,
             flushed_snapshot_id: flushed.snapshot_id,
             duration_ms: started.elapsed().as_millis() as u64,
         })
