@@ -20,10 +20,6 @@ use crate::compact::{FileMatch, RowMatch};
 pub const MAX_CONDITIONS: usize = 32;
 pub const MAX_IN_VALUES: usize = 10_000;
 
-/// Parquet statistics of strings are cut to this many characters; an upper bound of this
-/// length may be a cut one, and is not used to rule a file out.
-const TRUNCATED_BOUND_CHARS: usize = 16;
-
 /// The body of `POST /tables/{t}/delete`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +195,13 @@ fn bind_column(
     if converted.null_count() > 0 {
         return Err(format!("a value of the condition on {name} does not convert to {primitive}"));
     }
+    // A value the column cannot hold exactly would match other rows than the one named.
+    for (i, v) in text.iter().enumerate() {
+        let v = v.unwrap_or_default();
+        exact(v, &converted, i, primitive).map_err(|why| {
+            format!("{} does not fit column {name} ({primitive}) exactly: {why}", quoted(v))
+        })?;
+    }
     let datums = (0..converted.len()).map(|i| datum(&converted, i)).collect();
     Ok(ColumnCondition {
         name: name.to_owned(),
@@ -208,6 +211,59 @@ fn bind_column(
         datums,
         is_string: matches!(primitive, PrimitiveType::String),
     })
+}
+
+fn quoted(v: &str) -> String {
+    zombi_shared::quote::quoted(v).to_string()
+}
+
+/// Whether `text`, converted to `converted[i]` of type `primitive`, lost nothing: no digits
+/// beyond a decimal's scale or beyond microseconds, no time of day in a date, no rounding
+/// to a float.
+fn exact(
+    text: &str,
+    converted: &ArrayRef,
+    i: usize,
+    primitive: &PrimitiveType,
+) -> Result<(), &'static str> {
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::Float32Type;
+    let text = text.trim();
+    match primitive {
+        PrimitiveType::Decimal { scale, .. } => {
+            if text.contains(['e', 'E']) {
+                return Err("write it with digits, without an exponent");
+            }
+            let fraction = text.split_once('.').map_or("", |(_, f)| f).trim_end_matches('0');
+            if fraction.len() > *scale as usize {
+                return Err("it has more decimal places than the column keeps");
+            }
+        }
+        PrimitiveType::Date if text.len() != 10 => {
+            return Err("is not a date (YYYY-MM-DD) as the values of");
+        }
+        PrimitiveType::Time | PrimitiveType::Timestamp | PrimitiveType::Timestamptz => {
+            // The digits after the seconds' point, up to a zone or the end.
+            let seconds = text.rsplit(':').next().unwrap_or("");
+            let digits: String = seconds
+                .split_once('.')
+                .map_or("", |(_, f)| f)
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if digits.len() > 6 && digits[6..].chars().any(|c| c != '0') {
+                return Err("the column keeps microseconds");
+            }
+        }
+        PrimitiveType::Float => {
+            let held = converted.as_primitive::<Float32Type>().value(i) as f64;
+            if text.parse::<f64>().ok() != Some(held) {
+                return Err("a 32-bit float cannot hold it");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Value `i` of `a` as an Iceberg datum, for comparing with file bounds; `None` for types
@@ -244,11 +300,14 @@ impl ColumnCondition {
         {
             return true; // only nulls, which match nothing
         }
+        // Parquet cuts long string statistics and marks them inexact, and iceberg-rust
+        // builds a file's string bounds from the exact ones only: over several row groups
+        // they may not cover every value. One row group's bounds are exact or absent.
+        if self.is_string && file.split_offsets().is_none_or(|o| o.len() != 1) {
+            return false;
+        }
         let lower = file.lower_bounds().get(&self.field_id);
-        let upper = file.upper_bounds().get(&self.field_id).filter(|u| {
-            !(self.is_string
-                && matches!(u.literal(), iceberg::spec::PrimitiveLiteral::String(s) if s.chars().count() >= TRUNCATED_BOUND_CHARS))
-        });
+        let upper = file.upper_bounds().get(&self.field_id);
         let below = |v: &Datum| {
             lower.is_some_and(|l| matches!(v.partial_cmp(l), Some(std::cmp::Ordering::Less)))
         };
@@ -309,7 +368,36 @@ impl ColumnCondition {
                 Ok(any)
             }
         };
-        out.map_err(|e| e.to_string())
+        let out = out.map_err(|e| e.to_string())?;
+        // NaN is above every number to Arrow's kernels, and outside every file's bounds:
+        // it matches nothing, wherever its row is.
+        let nan: Option<BooleanArray> = {
+            use arrow_array::cast::AsArray as _;
+            use arrow_array::types::{Float32Type, Float64Type};
+            match column.data_type() {
+                DataType::Float32 => Some(
+                    column
+                        .as_primitive::<Float32Type>()
+                        .iter()
+                        .map(|v| Some(!v.is_some_and(f32::is_nan)))
+                        .collect(),
+                ),
+                DataType::Float64 => Some(
+                    column
+                        .as_primitive::<Float64Type>()
+                        .iter()
+                        .map(|v| Some(!v.is_some_and(f64::is_nan)))
+                        .collect(),
+                ),
+                _ => None,
+            }
+        };
+        match nan {
+            Some(not_nan) => {
+                arrow_arith::boolean::and_kleene(&out, &not_nan).map_err(|e| e.to_string())
+            }
+            None => Ok(out),
+        }
     }
 }
 
@@ -333,13 +421,22 @@ impl PayloadCondition {
     }
 }
 
-/// JSON equality with numbers compared by value (`1` equals `1.0`).
+/// JSON equality with numbers compared by value (`1` equals `1.0`): whole numbers exactly,
+/// a whole number and a fraction as floats only where a float holds the whole number
+/// exactly (below 2^53).
 fn same_json(a: &Value, b: &Value) -> bool {
+    const EXACT: u64 = 1 << 53;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
+        (Value::Number(x), Value::Number(y)) => {
+            let whole = |n: &serde_json::Number| {
+                n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
+            };
+            match (whole(x), whole(y)) {
+                (Some(x), Some(y)) => x == y,
+                (Some(w), None) | (None, Some(w)) if w.unsigned_abs() > u128::from(EXACT) => false,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
         _ => a == b,
     }
 }
@@ -496,6 +593,17 @@ mod tests {
     }
 
     fn file(field: i32, lower: Datum, upper: Datum, values: u64, nulls: u64) -> DataFile {
+        file_in_row_groups(field, lower, upper, values, nulls, &[4])
+    }
+
+    fn file_in_row_groups(
+        field: i32,
+        lower: Datum,
+        upper: Datum,
+        values: u64,
+        nulls: u64,
+        row_groups: &[i64],
+    ) -> DataFile {
         DataFileBuilder::default()
             .content(DataContentType::Data)
             .file_path("f.parquet".into())
@@ -507,6 +615,7 @@ mod tests {
             .null_value_counts(HashMap::from([(field, nulls)]))
             .lower_bounds(HashMap::from([(field, lower)]))
             .upper_bounds(HashMap::from([(field, upper)]))
+            .split_offsets(Some(row_groups.to_vec()))
             .build()
             .unwrap()
     }
@@ -542,18 +651,93 @@ mod tests {
     }
 
     #[test]
-    fn a_string_upper_bound_that_may_be_cut_short_rules_nothing_out() {
+    fn string_bounds_rule_a_file_out_only_with_one_row_group() {
         let key =
             |v: &str| serde_json::json!([{"column": "idempotency_key", "op": "eq", "value": v}]);
         let field = schema::FIELD_IDEMPOTENCY_KEY;
-        // Parquet cuts string statistics to 16 characters: "k-0000000000000z" may stand for
-        // a longer key above it.
-        let cut = file(field, Datum::string("k-0000"), Datum::string("k-0000000000000z"), 3, 0);
-        assert_eq!(judged(key("k-0000000000000z-9"), &cut), FileMatch::Some);
-        let whole = file(field, Datum::string("k-0000"), Datum::string("k-0009"), 3, 0);
-        assert_eq!(judged(key("k-0010"), &whole), FileMatch::None);
-        assert_eq!(judged(key("k-0005"), &whole), FileMatch::Some);
-        // Below a lower bound, cut or not, is always ruled out.
-        assert_eq!(judged(key("a"), &cut), FileMatch::None);
+        let (low, high) = (Datum::string("k-0000"), Datum::string("k-0009"));
+        let one = file_in_row_groups(field, low.clone(), high.clone(), 3, 0, &[4]);
+        assert_eq!(judged(key("k-0010"), &one), FileMatch::None);
+        assert_eq!(judged(key("a"), &one), FileMatch::None);
+        assert_eq!(judged(key("k-0005"), &one), FileMatch::Some);
+        // Over several row groups the bounds may leave out a row group whose statistics
+        // Parquet cut: they rule nothing out.
+        let two = file_in_row_groups(field, low.clone(), high.clone(), 3, 0, &[4, 9000]);
+        assert_eq!(judged(key("k-0010"), &two), FileMatch::Some);
+        assert_eq!(judged(key("a"), &two), FileMatch::Some);
+        // Numbers are exact whatever the row groups.
+        let ints = file_in_row_groups(
+            schema::FIELD_PARTITION,
+            Datum::int(2),
+            Datum::int(5),
+            3,
+            0,
+            &[4, 9000],
+        );
+        let p = serde_json::json!([{"column": "partition", "op": "eq", "value": 7}]);
+        assert_eq!(judged(p, &ints), FileMatch::None);
+    }
+
+    fn typed_schema() -> Schema {
+        use iceberg::spec::NestedField;
+        let p = |t| Type::Primitive(t);
+        Schema::builder()
+            .with_fields([
+                NestedField::optional(
+                    1,
+                    "amount",
+                    p(PrimitiveType::Decimal { precision: 10, scale: 2 }),
+                )
+                .into(),
+                NestedField::optional(2, "at", p(PrimitiveType::Timestamptz)).into(),
+                NestedField::optional(3, "day", p(PrimitiveType::Date)).into(),
+                NestedField::optional(4, "ratio", p(PrimitiveType::Float)).into(),
+                NestedField::optional(5, "score", p(PrimitiveType::Double)).into(),
+            ])
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_value_the_column_cannot_hold_exactly_is_refused() {
+        let bind = |column: &str, value: Value| {
+            let r = request(serde_json::json!([{"column": column, "op": "eq", "value": value}]));
+            Predicate::bind(&r, &typed_schema()).err()
+        };
+        for ok in [serde_json::json!("12.30"), serde_json::json!(12.5), serde_json::json!("-7")] {
+            assert!(bind("amount", ok.clone()).is_none(), "{ok}");
+        }
+        let e = bind("amount", "12.345".into()).unwrap();
+        assert!(e.contains("\"12.345\" does not fit column amount (decimal(10, 2)) exactly: it has more decimal places"), "{e}");
+        assert!(bind("amount", "1.2e1".into()).is_some(), "no exponents");
+        assert!(
+            bind("at", "2026-01-02T00:00:00.1234567Z".into()).unwrap().contains("microseconds")
+        );
+        assert!(bind("at", "2026-01-02T00:00:00.1234560Z".into()).is_none());
+        assert!(bind("at", "2026-01-02T00:00:00Z".into()).is_none());
+        assert!(bind("day", "2026-01-02T10:00:00Z".into()).unwrap().contains("YYYY-MM-DD"));
+        assert!(bind("day", "2026-01-02".into()).is_none());
+        assert!(bind("ratio", serde_json::json!(0.1)).unwrap().contains("32-bit float"));
+        assert!(bind("ratio", serde_json::json!(0.5)).is_none());
+        assert!(bind("score", serde_json::json!(0.1)).is_none());
+    }
+
+    #[test]
+    fn nan_matches_nothing_and_big_numbers_compare_exactly() {
+        let schema = ArrowSchema::new(vec![Field::new("score", DataType::Float64, true)]);
+        let scores =
+            arrow_array::Float64Array::from(vec![Some(f64::NAN), Some(9.0), None, Some(1.0)]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(scores)]).unwrap();
+        let r = request(serde_json::json!([{"column": "score", "op": "gt", "value": 5}]));
+        let hit = Predicate::bind(&r, &typed_schema()).unwrap().rows(&batch).unwrap();
+        let hit: Vec<bool> = hit.iter().map(|h| h == Some(true)).collect();
+        assert_eq!(hit, [false, true, false, false]);
+
+        let n = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        assert!(same_json(&n("1"), &n("1.0")));
+        assert!(same_json(&n("18446744073709551615"), &n("18446744073709551615")));
+        assert!(!same_json(&n("18446744073709551615"), &n("18446744073709551614")));
+        assert!(!same_json(&n("9007199254740993"), &n("9007199254740992.0")));
+        assert!(!same_json(&n("-1"), &n("18446744073709551615")));
     }
 }
