@@ -363,31 +363,27 @@ async fn retention_keeps_exactly_the_rows_inside_the_window_hot_and_cold() -> an
     let edge = Edge::start(&node.url(), &[]).await?;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    // The cutoff lands at the half hour of an hour two days back, give or take the minute
-    // the retention is rounded to and the seconds until the run.
-    let target = (now - 2 * 24 * HOUR).div_euclid(HOUR) * HOUR + HOUR / 2;
-    let minutes = (now - target + 59_999) / 60_000;
-    // Events at :10 and :50 of each hour from a day before the cutoff to a day after it:
-    // the cutoff's hour straddles it.
+    // A retention of 120 or 90 minutes, whichever puts the cutoff (rounded down to a 24th
+    // of the retention, 5 or 3.75 minutes) between :10 and :50 of its hour: that hour's
+    // files straddle it.
+    let minutes =
+        if (10..50).contains(&((now - 120 * 60_000).rem_euclid(HOUR) / 60_000)) { 120 } else { 90 };
+    // An event every two minutes for four hours, in two partitions.
     let mut v = 0;
     let mut events = Vec::new();
-    let first_hour = target - HOUR / 2 - 24 * HOUR;
-    for h in 0..48 {
-        for p in 0..2u32 {
-            let records: Vec<(i64, i64)> = [10, 50]
-                .iter()
-                .map(|m| {
-                    v += 1;
-                    (first_hour + h * HOUR + m * 60_000 + p as i64, v)
-                })
-                .collect();
-            events.extend(send(&edge, "events", p, &records).await?);
-        }
+    for p in 0..2u32 {
+        let records: Vec<(i64, i64)> = (0..120)
+            .map(|k| {
+                v += 1;
+                (now - 4 * HOUR + k * 120_000 + p as i64, v)
+            })
+            .collect();
+        events.extend(send(&edge, "events", p, &records).await?);
     }
     node.flush("events").await?;
     // Late old events and new ones, not flushed yet.
     let late: Vec<(i64, i64)> =
-        (0..6).map(|k| (first_hour + k * HOUR + 5 * 60_000, 10_000 + k)).collect();
+        (0..6).map(|k| (now - 3 * HOUR - k * 600_000, 10_000 + k)).collect();
     events.extend(send(&edge, "events", 0, &late).await?);
     let fresh: Vec<(i64, i64)> = (0..6).map(|k| (now - k * 60_000, 20_000 + k)).collect();
     events.extend(send(&edge, "events", 1, &fresh).await?);
@@ -404,15 +400,18 @@ async fn retention_keeps_exactly_the_rows_inside_the_window_hot_and_cold() -> an
 
     let report = node.compact("events").await?;
     let retention = &report["retention"];
+    assert_eq!(report["retention_secs"], minutes * 60, "{report}");
+    let cutoff = report["retention_cutoff_ms"].as_i64().unwrap();
+    let step = minutes * 60_000 / 24;
+    assert!(cutoff <= now - minutes * 60_000 && cutoff > now - minutes * 60_000 - step - 60_000);
     let (gone, kept): (Vec<Event>, Vec<Event>) =
-        events.iter().copied().partition(|e| e.ts < target);
+        events.iter().copied().partition(|e| e.ts < cutoff);
     assert_eq!(retention["rows_deleted"], gone.len() as u64, "{report}");
     assert!(retention["files_removed"].as_u64() > Some(0), "whole hours removed unread: {report}");
     assert!(
         retention["files_rewritten"].as_u64() > Some(0),
         "the cutoff's hour rewritten: {report}"
     );
-    assert_eq!(report["retention_secs"], minutes * 60, "{report}");
     let read = engines::python_engines(
         &node.url(),
         "events",
@@ -431,9 +430,11 @@ async fn retention_keeps_exactly_the_rows_inside_the_window_hot_and_cold() -> an
         "{stats}"
     );
 
-    // A second run finds nothing more to remove.
+    // A second run removes only what its own cutoff adds, if it moved a step on.
     let again = node.compact("events").await?;
-    assert_eq!(again["retention"]["rows_deleted"], 0, "{again}");
+    let cutoff = again["retention_cutoff_ms"].as_i64().unwrap();
+    let more = kept.iter().filter(|e| e.ts < cutoff).count();
+    assert_eq!(again["retention"]["rows_deleted"], more as u64, "{again}");
     Ok(())
 }
 

@@ -27,6 +27,17 @@ pub fn retention_secs(
     }
 }
 
+/// The cutoff of a retention of `secs` at `now_ms`: *now − retention*, rounded down to a
+/// 24th of the retention, between a second and an hour. Each run then rewrites the files
+/// that straddle the cutoff at most once per step (with hourly partitions and a retention of
+/// a day or more, the cutoff falls on an hour's start and no file straddles it), and a row
+/// is kept at most one step longer than the retention.
+pub fn cutoff_ms(now_ms: i64, secs: u64) -> i64 {
+    let retention_ms = (secs as i64).saturating_mul(1000);
+    let step = (retention_ms / 24).clamp(1000, 3_600_000);
+    now_ms.saturating_sub(retention_ms).div_euclid(step) * step
+}
+
 /// Rows whose event time is before `cutoff_us` (µs since the epoch).
 pub struct OlderThan {
     pub cutoff_us: i64,
@@ -85,6 +96,23 @@ mod tests {
         assert_eq!(retention_secs(&off, &settings), Ok(None));
         let bad = HashMap::from([(properties::RETENTION.to_owned(), "soon".to_owned())]);
         assert!(retention_secs(&bad, &settings).is_err());
+    }
+
+    #[test]
+    fn the_cutoff_moves_in_steps_of_a_24th_of_the_retention_within_a_second_and_an_hour() {
+        const H: i64 = 3_600_000;
+        let now = 1_767_304_800_000 + 17 * 60_000 + 4_321; // 22:17:04.321
+        // 90 days: whole hours.
+        assert_eq!(cutoff_ms(now, 90 * 86_400), 1_767_304_800_000 - 90 * 24 * H);
+        // 2 hours: five minutes.
+        assert_eq!(cutoff_ms(now, 7200), 1_767_304_800_000 - 2 * H + 15 * 60_000);
+        // 10 seconds: whole seconds.
+        assert_eq!(cutoff_ms(now, 10), now - 10_000 - 321);
+        for secs in [1, 60, 3600, 86_400, 400 * 86_400] {
+            let c = cutoff_ms(now, secs);
+            let exact = now - secs as i64 * 1000;
+            assert!(c <= exact && exact - c < ((secs as i64 * 1000) / 24).clamp(1000, H), "{secs}");
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Report {
     pub more: bool,
     /// The table's retention in seconds (`None`: off), and what it removed in this run.
     pub retention_secs: Option<u64>,
+    /// Rows with an event time before this were removed (Unix ms; `None`: no retention).
+    pub retention_cutoff_ms: Option<i64>,
     pub retention: Option<super::Removal>,
     /// The oldest event time the table holds after the run (Unix ms; `None`: no rows).
     pub oldest_event_time_ms: Option<i64>,
@@ -108,15 +110,20 @@ impl TableMaintenance {
             max_age_ms: (settings.max_snapshot_age_secs as i64).saturating_mul(1000),
             now_ms: hot::now_ms(),
         };
-        let table = ctx.catalog.load_table(&ident).await?;
-        // Retention first, in its own commit: compaction then plans on what is left.
-        let table = self.retain(ctx, table, settings, expiry.now_ms, &mut report).await?;
+        let loaded = ctx.catalog.load_table(&ident).await?;
+        // Retention first, in its own commit: compaction then plans on what is left. A
+        // retention or a compaction that fails (a damaged input, a bad setting) must not
+        // keep the rest of the run from bounding the metadata: it runs anyway, and the
+        // error is the run's.
+        let (table, retention_failed) =
+            match self.retain(ctx, &loaded, settings, expiry.now_ms, &mut report).await {
+                Ok(after) => (after.unwrap_or(loaded), None),
+                Err(e) => (loaded, Some(e)),
+            };
         let before = table.metadata().snapshots().len() as u64;
-        // A compaction that fails (a damaged input, a conflict) must not keep expiry and
-        // cleanup from bounding the metadata: they run anyway, and the error is the run's.
         let (replaced, failed) =
             match self.compact(ctx, &table, settings, forced, expiry, &mut report).await {
-                Ok(t) => (t, None),
+                Ok(t) => (t, retention_failed),
                 Err(e) => (None, Some(e)),
             };
         // The replace commit expired snapshots too; otherwise a metadata-only commit does.
@@ -158,40 +165,40 @@ impl TableMaintenance {
     }
 
     /// Removes the rows older than the table's retention (a `delete` or `overwrite` commit)
-    /// and records the oldest event time left; returns the table after it.
+    /// and records the oldest event time left; returns the table after its commit, if any.
     async fn retain(
         &mut self,
         ctx: &Ctx,
-        table: Table,
+        table: &Table,
         settings: &MaintenanceConfig,
         now_ms: i64,
         report: &mut Report,
-    ) -> Result<Table, MaintenanceError> {
+    ) -> Result<Option<Table>, MaintenanceError> {
         let name = table.identifier().name().to_owned();
         let secs = retention::retention_secs(table.metadata().properties(), settings)
             .map_err(|reason| MaintenanceError::Settings { table: name.clone(), reason })?;
         report.retention_secs = secs;
-        let mut table = table;
+        let mut committed = None;
         if let Some(secs) = secs {
-            let cutoff_us =
-                now_ms.saturating_sub((secs as i64).saturating_mul(1000)).saturating_mul(1000);
+            let cutoff_ms = retention::cutoff_ms(now_ms, secs);
+            report.retention_cutoff_ms = Some(cutoff_ms);
+            let cutoff_us = cutoff_ms.saturating_mul(1000);
             let matcher = std::sync::Arc::new(retention::OlderThan { cutoff_us });
             let (removal, after) =
-                remove::remove(ctx, &mut self.manifests, &table, matcher, "retention").await?;
+                remove::remove(ctx, &mut self.manifests, table, matcher, "retention").await?;
             ::metrics::counter!(m::ROWS_DELETED, "table" => name.clone(), "reason" => "retention")
                 .increment(removal.rows_deleted);
             if removal.rows_deleted > 0 {
                 tracing::info!(table = %name, rows = removal.rows_deleted, removed = removal.files_removed, rewritten = removal.files_rewritten, retention_secs = secs, "removed rows past retention");
             }
             report.retention = Some(removal);
-            if let Some(after) = after {
-                table = after;
-            }
+            committed = after;
         }
-        let (_, files) = remove::live_files(&mut self.manifests, &table).await?;
+        let (_, files) =
+            remove::live_files(&mut self.manifests, committed.as_ref().unwrap_or(table)).await?;
         report.oldest_event_time_ms =
             files.iter().filter_map(retention::oldest_event_us).min().map(|us| us.div_euclid(1000));
-        Ok(table)
+        Ok(committed)
     }
 
     /// Removes the rows `matcher` matches from the table's current snapshot.
