@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+/// How long `zombi delete` waits for the node's answer (other commands: 300 s).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
 pub struct Node {
     http: reqwest::Client,
     url: String,
@@ -37,7 +40,8 @@ impl Node {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.json(body);
+            // A delete reads and rewrites files for as long as the table needs: wait for it.
+            request = request.json(body).timeout(DELETE_TIMEOUT);
         }
         let response = request
             .send()
