@@ -307,7 +307,12 @@ async fn delete(
     let body = read_limited(&headers, body, MAX_DELETE_BODY).await?;
     let request: crate::erase::predicate::DeleteRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the delete request is not valid: {e}")))?;
-    Ok(Json(state.eraser.delete(&table, &request).await?).into_response())
+    // On its own task: a client that stops waiting does not stop the delete half-way.
+    let eraser = state.eraser.clone();
+    let report = tokio::spawn(async move { eraser.delete(&table, &request).await })
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the delete task failed"))??;
+    Ok(Json(report).into_response())
 }
 
 /// Internal ingest. Every refusal is counted here, once: a whole batch by its error code,
