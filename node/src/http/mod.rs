@@ -247,6 +247,9 @@ async fn flush(
     Ok(Json(state.flusher.flush_now(&table).await?).into_response())
 }
 
+/// The longest `?expire_snapshots_older_than_secs=`, as `maintenance.max_snapshot_age_secs`.
+const MAX_EXPIRE_SECS: u64 = 365 * 24 * 3600;
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompactQuery {
@@ -269,6 +272,11 @@ async fn compact(
         state.flusher.flush_now(&table).await?;
     }
     let expire = query.expire_snapshots_older_than_secs;
+    if expire.is_some_and(|s| s > MAX_EXPIRE_SECS) {
+        return Err(ApiError::bad_request(format!(
+            "expire_snapshots_older_than_secs must be in 0..={MAX_EXPIRE_SECS} (a year)"
+        )));
+    }
     Ok(Json(state.maintainer.run_now_expiring(&table, expire).await?).into_response())
 }
 
