@@ -112,3 +112,47 @@ async fn a_run_merges_each_hours_small_files_and_keeps_rows_and_watermarks() {
     let stopped = maintainer.run_now(TABLE).await.unwrap_err();
     assert!(matches!(stopped, MaintenanceError::ShuttingDown), "{stopped}");
 }
+
+/// A retention the run cannot apply (here a `zombi.retention` no engine could have set: the
+/// catalog refuses it) fails the run, but compaction, expiry and cleanup still happen.
+#[tokio::test]
+async fn a_retention_that_cannot_apply_does_not_stop_the_rest_of_the_run() {
+    let warehouse = tempfile::tempdir().unwrap();
+    let catalog = catalog(&warehouse);
+    for i in 0..5 {
+        flush(&catalog, i * 10, (i + 1) * 10).await;
+    }
+    catalog
+        .commit_rebuilt(&catalog.ident(TABLE), async |current: &iceberg::table::Table| {
+            let props = std::collections::HashMap::from([(
+                crate::schema::properties::RETENTION.to_owned(),
+                "soon".to_owned(),
+            )]);
+            Ok(Some(
+                current
+                    .metadata()
+                    .clone()
+                    .into_builder(current.metadata_location().map(str::to_owned))
+                    .set_properties(props)?
+                    .build()?
+                    .metadata,
+            ))
+        })
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let (maintainer, worker) = Maintainer::new(
+        Arc::new(Tables),
+        catalog.clone(),
+        Arc::new(NodeConfig::default()),
+        cancel.clone(),
+    );
+    let worker = tokio::spawn(worker);
+    let e = maintainer.run_now(TABLE).await.unwrap_err();
+    let message = crate::error::Chain(&e).to_string();
+    assert!(message.contains("retention \"soon\" is not a duration"), "{message}");
+    // Compacted anyway: one file per hour, every row.
+    assert_eq!(state(&catalog).await, (2, 50, BTreeMap::from([(0, 50)])));
+    cancel.cancel();
+    worker.await.unwrap();
+}
