@@ -157,6 +157,7 @@ pub fn render_status(stats: &Value, now_ms: i64) -> String {
         "FILES",
         "SNAPSHOTS",
         "MAINTENANCE",
+        "RETENTION",
         "PROBLEM",
     ];
     let mut rows = vec![header.map(str::to_owned).to_vec()];
@@ -173,6 +174,15 @@ pub fn render_status(stats: &Value, now_ms: i64) -> String {
             (Some(at), Some(outcome)) => format!("{outcome} {} ago", ago(now_ms - at)),
             _ => "-".to_owned(),
         };
+        // The retention, and how old the oldest event the table still holds is.
+        let retention = match (m["retention_secs"].as_u64(), m["oldest_event_time_ms"].as_i64()) {
+            (Some(secs), Some(oldest)) => {
+                format!("{}, oldest {}", span(secs), ago(now_ms - oldest))
+            }
+            (Some(secs), None) => span(secs),
+            (None, _) if m.is_object() => "off".to_owned(),
+            (None, _) => "-".to_owned(),
+        };
         rows.push(vec![
             name.clone(),
             num(&t["events"]),
@@ -185,6 +195,7 @@ pub fn render_status(stats: &Value, now_ms: i64) -> String {
             num(&m["data_files"]),
             num(&m["snapshots"]),
             maintenance,
+            retention,
             problem,
         ]);
     }
@@ -198,6 +209,16 @@ pub fn render_status(stats: &Value, now_ms: i64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A retention in seconds in the unit it was most likely given in: `90d`, `12h`, `30m`.
+fn span(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A duration in ms as people read it: `850ms`, `12s`, `4m05s`, `3h02m`.
@@ -260,7 +281,8 @@ mod tests {
                     "flush": {"backlog_rows": 20, "freshness_lag_seconds": 0.8, "snapshot_id": 77,
                               "last_commit_ms": 61_000, "last_error": null},
                     "maintenance": {"data_files": 3, "snapshots": 9, "last_run_ms": 2_000,
-                                    "last_outcome": "ok", "last_error": null}
+                                    "last_outcome": "ok", "last_error": null,
+                                    "retention_secs": 7_776_000, "oldest_event_time_ms": 2_500}
                 },
                 "orders": {"events": 5, "flush": {"last_error": "the catalog or the warehouse failed",
                                                   "consecutive_failures": 4}, "maintenance": null}
@@ -271,7 +293,9 @@ mod tests {
         assert_eq!(lines[0], "node: active for 1m01s");
         assert!(lines[1].starts_with("TABLE "), "{out}");
         assert!(lines[2].starts_with("clicks "), "{out}");
-        for cell in ["120", "20", "0.8s", "77", "1s ago", "3", "9", "ok 1m00s ago"] {
+        for cell in
+            ["120", "20", "0.8s", "77", "1s ago", "3", "9", "ok 1m00s ago", "90d, oldest 1m00s"]
+        {
             assert!(lines[2].contains(cell), "{cell} in {out}");
         }
         assert!(
