@@ -108,6 +108,7 @@ def main():
         refreshes = int(page.eval("document.body.dataset.refreshes"))
         role = page.eval("document.querySelector('#node .role').textContent")
         snapshot = page.eval(cell(table, "snapshot"))
+        retention = page.eval(cell(table, "retention"))
         # New writes show up without a reload: a marker set now survives.
         page.eval("window.__zombi_marker = 42")
         post_events(edge, table, 25)
@@ -134,6 +135,7 @@ def main():
             "events_after": events + 25,
             "refreshes": [refreshes, later],
             "snapshot": snapshot,
+            "retention": retention,
             "rate_points": rate_points,
             "problem": problem,
             "screenshot": screenshot,

@@ -14,6 +14,7 @@ async fn the_status_page_shows_live_figures_and_a_failing_flush() -> anyhow::Res
         ("ZOMBI_NODE__AUTH__ADMIN_TOKEN", token),
         ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "200"),
         ("ZOMBI_NODE__FLUSH__BACKOFF_MAX_MS", "500"),
+        ("ZOMBI_NODE__TABLES__ORDERS__MAINTENANCE__RETENTION", "400d"),
     ])
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
@@ -24,7 +25,9 @@ async fn the_status_page_shows_live_figures_and_a_failing_flush() -> anyhow::Res
             assert_eq!(r.status, 200, "{:?}", r.body);
         }
     }
-    let snapshot = node.flush("orders").await?["snapshot_id"].as_i64().expect("a snapshot");
+    node.flush("orders").await?;
+    // A maintenance run, so that the page has the retention and the oldest event to show.
+    let snapshot = node.compact("orders").await?["snapshot_id"].as_i64().expect("a snapshot");
     node.flush("broken").await?;
     // `broken` cannot write data files any more: a file where its data folder was.
     let data = node.data_dir().join("warehouse/zombi/broken/data");
@@ -67,6 +70,7 @@ async fn the_status_page_shows_live_figures_and_a_failing_flush() -> anyhow::Res
     let refreshes = seen["refreshes"].as_array().unwrap();
     assert!(refreshes[1].as_u64() > refreshes[0].as_u64(), "{seen}");
     assert!(seen["problem"].as_str().unwrap().starts_with("flush failing"), "{seen}");
+    assert!(seen["retention"].as_str().is_some_and(|r| r.starts_with("400 d, oldest ")), "{seen}");
     let png = std::fs::read(&screenshot)?;
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     eprintln!("status page screenshot: {}", screenshot.display());
