@@ -268,8 +268,12 @@ async fn compact(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // With a retention, everything acknowledged is committed first, so that once the run
     // answers no read (real-time ones included) shows a row older than the window.
-    if state.maintainer.retention_secs(&table).await.ok().flatten().is_some() {
-        state.flusher.flush_now(&table).await?;
+    // A table whose flush fails is maintained all the same (its metadata still needs
+    // bounding); its hot rows wait for the next run.
+    if state.maintainer.retention_secs(&table).await.ok().flatten().is_some()
+        && let Err(e) = state.flusher.flush_now(&table).await
+    {
+        tracing::warn!(%table, error = %crate::error::Chain(&e), "cannot flush before the maintenance run; maintaining the committed rows");
     }
     let expire = query.expire_snapshots_older_than_secs;
     if expire.is_some_and(|s| s > MAX_EXPIRE_SECS) {
