@@ -11,7 +11,7 @@
 //!    (`compact::remove`): files rewritten without them, one `overwrite` (or `delete`)
 //!    commit, beside ingest (the flusher keeps appending; the commit rebases on it).
 //!
-//! Events acknowledged after the request arrived are not covered. A repeated request finds
+//! Events acknowledged after the request arrived may be left. A repeated request finds
 //! nothing to delete and commits nothing; a request cut short by a crash deleted either
 //! nothing or everything it matched, and repeating it finishes the job.
 //!
