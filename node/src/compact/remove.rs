@@ -201,14 +201,17 @@ async fn remove_from_file(
         })
     };
     // First pass: count. Most files a removal reads hold no matching row, and are not
-    // rewritten.
+    // rewritten. The matches are kept (a bit per row) for the second pass.
     let mut matched = 0u64;
     let mut rows = 0u64;
+    let mut hits: Vec<BooleanArray> = Vec::new();
     let mut stream = read_file(table, file, &schema, &field_ids)?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
-        matched += matches(&batch)?.true_count() as u64;
+        let hit = matches(&batch)?;
+        matched += hit.true_count() as u64;
+        hits.push(hit);
     }
     if rows != file.record_count() {
         return Err(Error::new(
@@ -233,9 +236,15 @@ async fn remove_from_file(
             .await?;
     let mut stream = read_file(table, file, &schema, &field_ids)?;
     let mut kept = 0u64;
+    let mut n = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let hit = matches(&batch)?;
+        // The reader cuts a file into the same batches each time; should it not, match again.
+        let hit = match hits.get(n) {
+            Some(h) if h.len() == batch.num_rows() => h.clone(),
+            _ => matches(&batch)?,
+        };
+        n += 1;
         // Keep what did not match, nulls (no match) included.
         let keep: BooleanArray = hit.iter().map(|m| Some(m != Some(true))).collect();
         let batch = arrow_select::filter::filter_record_batch(&batch, &keep)

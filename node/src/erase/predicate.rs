@@ -80,6 +80,35 @@ struct ColumnCondition {
 struct PayloadCondition {
     field: String,
     values: Vec<Value>,
+    /// The JSON texts a matching payload holds as they are when it has no escape (no `\`):
+    /// the field's name, and one of the values (strings and booleans; numbers have several
+    /// spellings, so `None`). A payload without them is no match, unparsed.
+    needles: Option<(String, Vec<String>)>,
+}
+
+impl PayloadCondition {
+    fn new(field: String, values: Vec<Value>) -> Self {
+        let texts: Option<Vec<String>> = values
+            .iter()
+            .map(|v| match v {
+                Value::String(_) | Value::Bool(_) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect();
+        let name = Value::String(field.clone()).to_string();
+        PayloadCondition { field, values, needles: texts.map(|t| (name, t)) }
+    }
+
+    /// Whether `payload` cannot match, seen from its text alone.
+    fn ruled_out(&self, payload: &str) -> bool {
+        match &self.needles {
+            Some((name, values)) if !payload.contains('\\') => {
+                !payload.contains(name.as_str())
+                    || !values.iter().any(|v| payload.contains(v.as_str()))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A delete request's predicate bound to a table.
@@ -123,7 +152,7 @@ impl Predicate {
                     if field.is_empty() {
                         return Err(format!("condition {i}: payload_field is empty"));
                     }
-                    predicate.payload.push(PayloadCondition { field: field.clone(), values });
+                    predicate.payload.push(PayloadCondition::new(field.clone(), values));
                 }
                 _ => {
                     return Err(format!(
@@ -410,6 +439,7 @@ impl PayloadCondition {
             .iter()
             .map(|p| {
                 let hit = p
+                    .filter(|p| !self.ruled_out(p))
                     .and_then(|p| serde_json::from_str::<serde_json::Map<String, Value>>(p).ok())
                     .is_some_and(|obj| {
                         obj.get(&self.field)
@@ -588,6 +618,24 @@ mod tests {
         assert_eq!(hits(f("n", 1.into())), [true, true, false, false, false]);
         assert_eq!(hits(f("n", serde_json::json!(2.0))), [false, false, false, false, true]);
         assert_eq!(hits(f("n", "1".into())), [false; 5]);
+        // Escaped spellings of the same field and value match too (the text prefilter steps
+        // aside for a payload with escapes).
+        let escaped = RecordBatch::try_new(
+            Arc::new(ArrowSchema::new(vec![Field::new("payload", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec![
+                r#"{"user":"u\u0031"}"#,
+                r#"{"\u0075ser": "u1"}"#,
+                r#"{"user":"u1"}"#,
+                r#"{"user":"u10"}"#,
+                r#"{"name":"u1"}"#,
+            ]))],
+        )
+        .unwrap();
+        let hit = bind(f("user", "u1".into())).unwrap().rows(&escaped).unwrap();
+        assert_eq!(
+            hit.iter().map(|h| h == Some(true)).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
         let any = serde_json::json!([{"payload_field": "user", "op": "in", "value": ["u1", "u2"]}]);
         assert_eq!(hits(any), [true, true, false, false, false]);
     }

@@ -6,6 +6,7 @@
 //! for reading, never for pass/fail. `ZOMBI_BENCH_QUICK=1` shortens every load to a smoke run,
 //! `ZOMBI_BENCH_ONLY` picks loads (see [`Plan`]) and `ZOMBI_BENCH_REPORT_DIR` moves the reports.
 
+mod lifecycle;
 mod limits;
 mod load;
 mod object;
@@ -26,8 +27,8 @@ use zombi_tests::{Edge, Node, client, wait_for};
 use load::{Outcome, Target};
 
 /// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
-/// `http`, `storage`, `single`, `bulk`, `fsync`, `object`, `overload`, `realtime`, `typed`; for
-/// profiling one load).
+/// `http`, `storage`, `single`, `bulk`, `fsync`, `object`, `overload`, `realtime`, `typed`,
+/// `lifecycle`; for profiling one load).
 struct Plan {
     short: Duration,
     bulk: Duration,
@@ -670,6 +671,37 @@ async fn bench() -> Result<()> {
             fmt(typed.parquet_bytes_per_event),
             format!("raw table {}", fmt(raw.parquet_bytes_per_event)),
             ratio(typed.parquet_bytes_per_event, raw.parquet_bytes_per_event),
+            "—",
+        );
+        drop(edge);
+        drop(node);
+    }
+
+    if plan.runs("lifecycle") {
+        let (node, edge) = start_pair("wal").await?;
+        let f = lifecycle::delete_vs_compaction(&node, &edge, plan.short, BULK_CONNECTIONS).await?;
+        report.set("lifecycle_table_rows", f.rows as f64);
+        report.set("lifecycle_rows_deleted", f.rows_deleted as f64);
+        report.set("lifecycle_files_read", f.files_read as f64);
+        report.set("lifecycle_files_rewritten", f.files_rewritten as f64);
+        report.set("lifecycle_compact_secs", f.compact_secs);
+        report.set("lifecycle_delete_secs", f.delete_secs);
+        report.set("lifecycle_delete_repeat_secs", f.repeat_secs);
+        report.row(
+            &format!(
+                "delete one user's {} events of {} by payload field, s",
+                f.rows_deleted, f.rows
+            ),
+            format!("{:.2}", f.delete_secs),
+            format!("compaction of the table {:.2}", f.compact_secs),
+            ratio(f.delete_secs, f.compact_secs),
+            "—",
+        );
+        report.row(
+            "the same delete again (nothing left), s",
+            format!("{:.2}", f.repeat_secs),
+            format!("compaction of the table {:.2}", f.compact_secs),
+            ratio(f.repeat_secs, f.compact_secs),
             "—",
         );
         drop(edge);
