@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::Result;
-use iceberg::spec::{ManifestEntry, ManifestFile};
+use iceberg::spec::{ManifestContentType, ManifestEntry, ManifestFile};
 use iceberg::table::Table;
 
 pub type Entries = Arc<Vec<Arc<ManifestEntry>>>;
@@ -26,6 +26,20 @@ impl ManifestCache {
         let entries: Entries = Arc::new(loaded.entries().to_vec());
         self.entries.insert(manifest.manifest_path.clone(), entries.clone());
         Ok(entries)
+    }
+
+    /// The data manifests of `table`'s current snapshot with their entries (none without a
+    /// snapshot).
+    pub async fn data_manifests(&mut self, table: &Table) -> Result<Vec<(ManifestFile, Entries)>> {
+        let Some(snapshot) = table.metadata().current_snapshot() else { return Ok(Vec::new()) };
+        let list = table.manifest_list_reader(snapshot).load().await?;
+        let mut out = Vec::new();
+        for manifest in list.entries() {
+            if manifest.content == ManifestContentType::Data {
+                out.push((manifest.clone(), self.entries(table, manifest).await?));
+            }
+        }
+        Ok(out)
     }
 
     /// Keeps only the manifests `keep` accepts.

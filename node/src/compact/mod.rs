@@ -56,6 +56,8 @@ pub struct Ctx {
     pub config: Arc<NodeConfig>,
 }
 
+type Reply<T> = oneshot::Sender<Result<T, Arc<MaintenanceError>>>;
+
 /// What the worker is asked to do now.
 enum Request {
     /// A maintenance run (`POST /tables/{t}/compact`).
@@ -63,14 +65,10 @@ enum Request {
         table: String,
         /// Overrides `max_snapshot_age_secs` for this run.
         expire_after_secs: Option<u64>,
-        reply: oneshot::Sender<Result<Report, Arc<MaintenanceError>>>,
+        reply: Reply<Report>,
     },
     /// Remove the matching rows (`POST /tables/{t}/delete`).
-    Remove {
-        table: String,
-        matcher: Arc<dyn RowMatch>,
-        reply: oneshot::Sender<Result<Removal, Arc<MaintenanceError>>>,
-    },
+    Remove { table: String, matcher: Arc<dyn RowMatch>, reply: Reply<Removal> },
 }
 
 #[derive(Clone)]
@@ -118,15 +116,8 @@ impl Maintainer {
         table: &str,
         expire_after_secs: Option<u64>,
     ) -> Result<Report, MaintenanceError> {
-        if self.store.table_id(table).is_none() {
-            return Err(MaintenanceError::UnknownTable(table.to_owned()));
-        }
-        let (reply, rx) = oneshot::channel();
-        let request = Request::Run { table: table.to_owned(), expire_after_secs, reply };
-        self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
-        rx.await
-            .map_err(|_| MaintenanceError::ShuttingDown)?
-            .map_err(|source| MaintenanceError::Failed { table: table.to_owned(), source })
+        self.ask(table, |reply| Request::Run { table: table.to_owned(), expire_after_secs, reply })
+            .await
     }
 
     /// `table`'s retention in seconds (its `zombi.retention`, else the configuration's),
@@ -148,12 +139,21 @@ impl Maintainer {
         table: &str,
         matcher: Arc<dyn RowMatch>,
     ) -> Result<Removal, MaintenanceError> {
+        self.ask(table, |reply| Request::Remove { table: table.to_owned(), matcher, reply }).await
+    }
+
+    /// Sends the worker the request `make` builds around its reply channel and waits for
+    /// the answer, for a table the node holds.
+    async fn ask<T>(
+        &self,
+        table: &str,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, MaintenanceError> {
         if self.store.table_id(table).is_none() {
             return Err(MaintenanceError::UnknownTable(table.to_owned()));
         }
         let (reply, rx) = oneshot::channel();
-        let request = Request::Remove { table: table.to_owned(), matcher, reply };
-        self.requests.send(request).await.map_err(|_| MaintenanceError::ShuttingDown)?;
+        self.requests.send(make(reply)).await.map_err(|_| MaintenanceError::ShuttingDown)?;
         rx.await
             .map_err(|_| MaintenanceError::ShuttingDown)?
             .map_err(|source| MaintenanceError::Failed { table: table.to_owned(), source })

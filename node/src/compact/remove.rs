@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow_array::{BooleanArray, RecordBatch};
 use futures::StreamExt as _;
-use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestFile, ManifestStatus};
+use iceberg::spec::{DataContentType, DataFile, ManifestFile, ManifestStatus};
 use iceberg::table::Table;
 use iceberg::writer::IcebergWriter as _;
 use iceberg::{Error, ErrorKind, Result};
@@ -76,28 +76,15 @@ pub async fn live_files(
     manifests: &mut ManifestCache,
     table: &Table,
 ) -> Result<(Vec<(ManifestFile, Entries)>, Vec<DataFile>)> {
-    let Some(snapshot) = table.metadata().current_snapshot() else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let list = table.manifest_list_reader(snapshot).load().await?;
-    let mut loaded = Vec::new();
-    let mut files = Vec::new();
-    for manifest in list.entries() {
-        if manifest.content != ManifestContentType::Data {
-            continue;
-        }
-        let entries = manifests.entries(table, manifest).await?;
-        files.extend(
-            entries
-                .iter()
-                .filter(|e| {
-                    e.status() != ManifestStatus::Deleted
-                        && e.content_type() == DataContentType::Data
-                })
-                .map(|e| e.data_file().clone()),
-        );
-        loaded.push((manifest.clone(), entries));
-    }
+    let loaded = manifests.data_manifests(table).await?;
+    let files = loaded
+        .iter()
+        .flat_map(|(_, entries)| entries.iter())
+        .filter(|e| {
+            e.status() != ManifestStatus::Deleted && e.content_type() == DataContentType::Data
+        })
+        .map(|e| e.data_file().clone())
+        .collect();
     Ok((loaded, files))
 }
 

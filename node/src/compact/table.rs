@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use iceberg::Catalog as _;
-use iceberg::spec::{DataContentType, DataFile, ManifestContentType, ManifestStatus, Struct};
+use iceberg::spec::{DataContentType, DataFile, ManifestStatus, Struct};
 use iceberg::table::Table;
 use serde::Serialize;
 use zombi_shared::config::MaintenanceConfig;
@@ -226,15 +226,10 @@ impl TableMaintenance {
         report: &mut Report,
     ) -> Result<Option<Table>, MaintenanceError> {
         let metadata = table.metadata();
-        let Some(snapshot) = metadata.current_snapshot() else { return Ok(None) };
-        let list = table.manifest_list_reader(snapshot).load().await?;
-        let mut loaded: Vec<(iceberg::spec::ManifestFile, Entries)> = Vec::new();
-        for manifest in list.entries() {
-            if manifest.content == ManifestContentType::Data {
-                let entries = self.manifests.entries(table, manifest).await?;
-                loaded.push((manifest.clone(), entries));
-            }
+        if metadata.current_snapshot().is_none() {
+            return Ok(None);
         }
+        let loaded = self.manifests.data_manifests(table).await?;
         // Live data files by hour, with when they were added.
         let mut hours: HashMap<Struct, Vec<(FileInfo, DataFile)>> = HashMap::new();
         for (_, entries) in &loaded {

@@ -73,7 +73,6 @@ struct ColumnCondition {
     values: ArrayRef,
     /// The same values for comparing with file bounds, where the type allows it.
     datums: Option<Vec<Datum>>,
-    is_string: bool,
 }
 
 /// A condition on a top-level payload field: the row's field equals one of `values`.
@@ -232,14 +231,7 @@ fn bind_column(
         })?;
     }
     let datums = (0..converted.len()).map(|i| datum(&converted, i)).collect();
-    Ok(ColumnCondition {
-        name: name.to_owned(),
-        field_id: field.id,
-        op,
-        values: converted,
-        datums,
-        is_string: matches!(primitive, PrimitiveType::String),
-    })
+    Ok(ColumnCondition { name: name.to_owned(), field_id: field.id, op, values: converted, datums })
 }
 
 fn quoted(v: &str) -> String {
@@ -332,7 +324,9 @@ impl ColumnCondition {
         // Parquet cuts long string statistics and marks them inexact, and iceberg-rust
         // builds a file's string bounds from the exact ones only: over several row groups
         // they may not cover every value. One row group's bounds are exact or absent.
-        if self.is_string && file.split_offsets().is_none_or(|o| o.len() != 1) {
+        if self.values.data_type() == &DataType::Utf8
+            && file.split_offsets().is_none_or(|o| o.len() != 1)
+        {
             return false;
         }
         let lower = file.lower_bounds().get(&self.field_id);
@@ -400,24 +394,11 @@ impl ColumnCondition {
         let out = out.map_err(|e| e.to_string())?;
         // NaN is above every number to Arrow's kernels, and outside every file's bounds:
         // it matches nothing, wherever its row is.
-        let nan: Option<BooleanArray> = {
-            use arrow_array::cast::AsArray as _;
+        let nan = {
             use arrow_array::types::{Float32Type, Float64Type};
             match column.data_type() {
-                DataType::Float32 => Some(
-                    column
-                        .as_primitive::<Float32Type>()
-                        .iter()
-                        .map(|v| Some(!v.is_some_and(f32::is_nan)))
-                        .collect(),
-                ),
-                DataType::Float64 => Some(
-                    column
-                        .as_primitive::<Float64Type>()
-                        .iter()
-                        .map(|v| Some(!v.is_some_and(f64::is_nan)))
-                        .collect(),
-                ),
+                DataType::Float32 => Some(not_nan::<Float32Type>(column, f32::is_nan)),
+                DataType::Float64 => Some(not_nan::<Float64Type>(column, f64::is_nan)),
                 _ => None,
             }
         };
@@ -428,6 +409,15 @@ impl ColumnCondition {
             None => Ok(out),
         }
     }
+}
+
+/// Per row of a float column: not NaN (nulls count as not NaN).
+fn not_nan<T: arrow_array::ArrowPrimitiveType>(
+    column: &ArrayRef,
+    is_nan: fn(T::Native) -> bool,
+) -> BooleanArray {
+    use arrow_array::cast::AsArray as _;
+    column.as_primitive::<T>().iter().map(|v| Some(!v.is_some_and(is_nan))).collect()
 }
 
 impl PayloadCondition {
