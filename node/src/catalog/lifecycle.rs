@@ -68,15 +68,19 @@ impl ZombiCatalog {
         }
     }
 
-    /// Creates the typed tables the config declares that the catalog does not hold yet; a
-    /// declared table the catalog holds keeps its own schema (it evolves through the
-    /// catalog), and what the config says beyond it is logged.
+    /// Creates the typed tables the config declares (and the raw tables it gives a
+    /// `partition_by`) that the catalog does not hold yet; a declared table the catalog
+    /// holds keeps its own schema and spec (they evolve through the catalog), and what the
+    /// config says beyond them is logged.
     pub async fn create_configured(
         &self,
         config: &NodeConfig,
     ) -> std::result::Result<(), DeclareError> {
         for (name, table) in &config.tables {
             if table.mode != TableMode::Typed {
+                if let Some(items) = &table.partition_by {
+                    self.create_configured_raw(name, items).await?;
+                }
                 continue;
             }
             // Its message names the key (`tables.<name>.columns: …`).
@@ -100,6 +104,7 @@ impl ZombiCatalog {
                     if !missing.is_empty() {
                         tracing::warn!(table = %name, missing = %missing.join(", "), "the config declares columns the table does not have; add them through the catalog (ALTER TABLE … ADD COLUMN)");
                     }
+                    warn_other_spec(name, &existing, table.partition_by.as_deref());
                 }
                 Err(e) if e.kind() == ErrorKind::TableNotFound => {
                     match self.create_table(ident.namespace(), creation).await {
@@ -123,6 +128,61 @@ impl ZombiCatalog {
             }
         }
         Ok(())
+    }
+}
+
+impl ZombiCatalog {
+    /// Creates the raw table `name` with the config's `partition_by`, unless it exists.
+    async fn create_configured_raw(
+        &self,
+        name: &str,
+        items: &[String],
+    ) -> std::result::Result<(), DeclareError> {
+        let invalid = |message: String| DeclareError::Invalid { table: name.to_owned(), message };
+        let schema = schema::schema();
+        let spec = schema::partitioning::parse_partition_by(&schema, items)
+            .and_then(|spec| schema::partitioning::bind_checked(&schema, spec))
+            .map_err(invalid)?;
+        match self.load_table(&self.ident(name)).await {
+            Ok(existing) => {
+                warn_other_spec(name, &existing, Some(items));
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::TableNotFound => {
+                let mut creation = schema::raw_creation(name);
+                creation.partition_spec = Some(spec);
+                match self.create_raw(creation).await {
+                    Ok(_) => {
+                        tracing::info!(table = %name, "created the raw table the config partitions");
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == ErrorKind::TableAlreadyExists => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::DataInvalid => {
+                        Err(invalid(e.message().to_owned()))
+                    }
+                    Err(source) => Err(DeclareError::Create { table: name.to_owned(), source }),
+                }
+            }
+            Err(source) => Err(DeclareError::Load { table: name.to_owned(), source }),
+        }
+    }
+}
+
+/// Logs when the config's `partition_by` is not the spec `table` has.
+fn warn_other_spec(name: &str, table: &Table, items: Option<&[String]>) {
+    let Some(items) = items else { return };
+    let metadata = table.metadata();
+    let configured = schema::partitioning::parse_partition_by(metadata.current_schema(), items);
+    let current = metadata.default_partition_spec();
+    let same = configured.is_ok_and(|c| {
+        c.fields().len() == current.fields().len()
+            && c.fields()
+                .iter()
+                .zip(current.fields())
+                .all(|(a, b)| a.source_id == b.source_id && a.transform == b.transform)
+    });
+    if !same {
+        tracing::warn!(table = %name, "the config's partition_by is not the table's partition spec; the table keeps its own (change it through the catalog: ALTER TABLE … ADD/DROP PARTITION FIELD)");
     }
 }
 

@@ -68,6 +68,8 @@ fn engine_may_apply(update: &TableUpdate) -> bool {
         update,
         TableUpdate::AddSchema { .. }
             | TableUpdate::SetCurrentSchema { .. }
+            | TableUpdate::AddSpec { .. }
+            | TableUpdate::SetDefaultSpec { .. }
             | TableUpdate::SetProperties { .. }
             | TableUpdate::RemoveProperties { .. }
     )
@@ -341,7 +343,7 @@ impl ZombiCatalog {
         Ok(())
     }
 
-    /// Commits an engine's update of a table's metadata: schema and property changes only,
+    /// Commits an engine's update of a table's metadata: schema, spec and property changes only,
     /// and only those Zombi can honour (see [`typed::evolve`]). The requirements are checked
     /// against the current metadata under the commit lock, so a stale update fails.
     pub async fn update_metadata(
@@ -358,7 +360,7 @@ impl ZombiCatalog {
             return Err(Error::new(
                 ErrorKind::FeatureUnsupported,
                 format!(
-                    "{what} is refused: engines may change a table's schema and properties only; Zombi's ingest path writes its data"
+                    "{what} is refused: engines may change a table's schema, partition spec and properties only; Zombi's ingest path writes its data"
                 ),
             ));
         }

@@ -20,6 +20,8 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{Error, ErrorKind, Result};
 
+use crate::layout::writer::SpecFiles;
+
 /// Entries per manifest this writes at most; more roll over to another manifest.
 const MANIFEST_ENTRIES: usize = 20_000;
 
@@ -41,13 +43,15 @@ pub struct Staged {
 }
 
 /// Writes the manifests of a new snapshot that replace `replaced` (with their loaded
-/// entries): `removed` paths become DELETED, `added` files ADDED, the rest EXISTING.
+/// entries): `removed` paths become DELETED, `added` files ADDED, the rest EXISTING. Each
+/// manifest holds files of one partition spec: an entry stays with its manifest's spec,
+/// and added files go with the spec they were written in.
 pub async fn stage(
     table: &Table,
     commit_uuid: uuid::Uuid,
     replaced: &[(ManifestFile, Arc<Vec<Arc<ManifestEntry>>>)],
     removed: &HashSet<String>,
-    added: Vec<DataFile>,
+    added: Vec<SpecFiles>,
 ) -> Result<Staged> {
     let version = table.metadata().format_version();
     if version != FormatVersion::V2 {
@@ -60,10 +64,14 @@ pub async fn stage(
     let snapshot_id = new_snapshot_id();
     let mut writers = ManifestRoller::new(snapshot_id, commit_uuid);
     let mut removed_files = Vec::new();
-    for file in &added {
-        writers.next(table)?.add_file(file.clone(), -1)?;
+    for set in &added {
+        for file in &set.files {
+            writers.next(table, set.spec_id)?.add_file(file.clone(), -1)?;
+        }
     }
+    let added: Vec<DataFile> = added.into_iter().flat_map(|s| s.files).collect();
     for (manifest, entries) in replaced {
+        let spec_id = manifest.partition_spec_id;
         for entry in entries.iter() {
             if entry.status() == ManifestStatus::Deleted {
                 // Deletions belong to the snapshot that made them: not carried forward.
@@ -74,10 +82,12 @@ pub async fn stage(
             let data_file = entry.data_file().clone();
             if removed.contains(data_file.file_path()) {
                 removed_files.push(data_file.clone());
-                writers.next(table)?.add_delete_file(data_file, seq, file_seq)?;
+                writers.next(table, spec_id)?.add_delete_file(data_file, seq, file_seq)?;
             } else {
                 let added_by = entry.snapshot_id().unwrap_or(manifest.added_snapshot_id);
-                writers.next(table)?.add_existing_file(data_file, added_by, seq, file_seq)?;
+                writers
+                    .next(table, spec_id)?
+                    .add_existing_file(data_file, added_by, seq, file_seq)?;
             }
         }
     }
@@ -105,44 +115,55 @@ fn missing_seq(entry: &ManifestEntry) -> Error {
     )
 }
 
-/// Data manifests of at most `MANIFEST_ENTRIES` entries each.
+/// Data manifests of one spec each, of at most `MANIFEST_ENTRIES` entries each.
 struct ManifestRoller {
     snapshot_id: i64,
     uuid: uuid::Uuid,
-    current: Option<(ManifestWriter, usize)>,
+    /// The open writer of each spec, with its entry count.
+    current: HashMap<i32, (ManifestWriter, usize)>,
     done: Vec<ManifestWriter>,
+    written: usize,
 }
 
 impl ManifestRoller {
     fn new(snapshot_id: i64, uuid: uuid::Uuid) -> Self {
-        ManifestRoller { snapshot_id, uuid, current: None, done: Vec::new() }
+        ManifestRoller { snapshot_id, uuid, current: HashMap::new(), done: Vec::new(), written: 0 }
     }
 
-    fn next(&mut self, table: &Table) -> Result<&mut ManifestWriter> {
-        if self.current.as_ref().is_some_and(|(_, n)| *n >= MANIFEST_ENTRIES) {
-            let (w, _) = self.current.take().expect("checked");
+    fn next(&mut self, table: &Table, spec_id: i32) -> Result<&mut ManifestWriter> {
+        if self.current.get(&spec_id).is_some_and(|(_, n)| *n >= MANIFEST_ENTRIES) {
+            let (w, _) = self.current.remove(&spec_id).expect("checked");
             self.done.push(w);
         }
-        if self.current.is_none() {
+        if !self.current.contains_key(&spec_id) {
             let metadata = table.metadata();
-            let n = self.done.len();
+            let spec = metadata.partition_spec_by_id(spec_id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("partition spec {spec_id} is not one of the table's"),
+                )
+            })?;
+            let n = self.written;
+            self.written += 1;
             let path = format!("{}/metadata/{}-m{n}.avro", metadata.location(), self.uuid);
             let writer = ManifestWriterBuilder::new(
                 table.file_io().new_output(path)?,
                 Some(self.snapshot_id),
                 metadata.current_schema().clone(),
-                metadata.default_partition_spec().as_ref().clone(),
+                spec.as_ref().clone(),
             )
             .build_v2_data();
-            self.current = Some((writer, 0));
+            self.current.insert(spec_id, (writer, 0));
         }
-        let (w, n) = self.current.as_mut().expect("set above");
+        let (w, n) = self.current.get_mut(&spec_id).expect("set above");
         *n += 1;
         Ok(w)
     }
 
     async fn finish(mut self) -> Result<Vec<ManifestFile>> {
-        self.done.extend(self.current.take().map(|(w, _)| w));
+        let mut open: Vec<(i32, (ManifestWriter, usize))> = self.current.drain().collect();
+        open.sort_by_key(|(id, _)| *id);
+        self.done.extend(open.into_iter().map(|(_, (w, _))| w));
         let mut out = Vec::new();
         for w in self.done {
             out.push(w.write_manifest_file().await?);

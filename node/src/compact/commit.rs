@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use iceberg::spec::{DataFile, MAIN_BRANCH, ManifestFile, Operation, TableMetadata};
+use iceberg::spec::{MAIN_BRANCH, ManifestFile, Operation, TableMetadata};
 use iceberg::table::Table;
 use iceberg::{Error, ErrorKind, Result};
 
@@ -19,6 +19,7 @@ use super::manifests::Entries;
 use super::plan::{self, SnapshotInfo};
 use crate::catalog::snapshot::{self, Staged, snapshot_on};
 use crate::failpoints::crash_point;
+use crate::layout::writer::SpecFiles;
 use crate::schema::summary;
 
 /// What a maintenance commit is.
@@ -38,7 +39,7 @@ pub async fn stage_and_commit(
     table: &Table,
     replace: &[(ManifestFile, Entries)],
     removed: &HashSet<String>,
-    added: Vec<DataFile>,
+    added: Vec<SpecFiles>,
     kind: Kind,
 ) -> std::result::Result<Option<Table>, MaintenanceError> {
     let staged = snapshot::stage(table, uuid::Uuid::new_v4(), replace, removed, added).await?;

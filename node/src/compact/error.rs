@@ -14,6 +14,9 @@ pub enum MaintenanceError {
     IncompleteListing(String),
     #[error("the file rewrite failed")]
     Rewrite(#[source] tokio::task::JoinError),
+    /// The table's schema or partition spec does not take its rows.
+    #[error("the table's schema or partition spec does not take its rows")]
+    Schema(#[from] crate::typed::TypedError),
     #[error("table {table} has settings maintenance cannot apply: {reason}")]
     Settings { table: String, reason: String },
     #[error("maintenance panicked")]
@@ -43,6 +46,7 @@ impl CodedError for MaintenanceError {
             | MaintenanceError::Listing(_)
             | MaintenanceError::IncompleteListing(_)
             | MaintenanceError::Rewrite(_)
+            | MaintenanceError::Schema(_)
             | MaintenanceError::Panicked => ErrorCode::Unavailable,
         }
     }

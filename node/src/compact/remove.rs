@@ -5,7 +5,8 @@
 //! Each live data file of the current snapshot is judged by its metrics first: a file no
 //! row of which can match is left alone unread, a file every row of which matches is
 //! removed whole, unread. The others are read: a file without a matching row is left
-//! alone, one with some is rewritten without them (order and partition kept), and the
+//! alone, one with some is rewritten without them (order kept, in the table's current
+//! partition spec: its own partition unless the spec changed since), and the
 //! rewritten files replace it. No delete files: every engine reads the result. One commit
 //! holds it all, a `delete` snapshot when files were only removed, an `overwrite` snapshot
 //! when some were rewritten; it carries the watermark map over, so the hot/cold contract
@@ -22,7 +23,6 @@ use arrow_array::{BooleanArray, RecordBatch};
 use futures::StreamExt as _;
 use iceberg::spec::{DataContentType, DataFile, ManifestFile, ManifestStatus};
 use iceberg::table::Table;
-use iceberg::writer::IcebergWriter as _;
 use iceberg::{Error, ErrorKind, Result};
 use serde::Serialize;
 
@@ -32,7 +32,8 @@ use super::error::MaintenanceError;
 use super::manifests::{Entries, ManifestCache};
 use super::rewrite::{in_table_schema, read_file};
 use crate::failpoints::crash_point;
-use crate::layout;
+use crate::layout::writer::{PartitionedWriter, SpecFiles};
+use crate::layout::{self, Partitioner};
 
 /// What a file's metrics say about its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ pub async fn live_files(
 enum Outcome {
     Untouched,
     RemovedWhole { rows: u64 },
-    Rewritten { rows: u64, written: Vec<DataFile> },
+    Rewritten { rows: u64, written: SpecFiles },
 }
 
 /// Removes the rows `matcher` matches from `table`'s current snapshot in one commit.
@@ -108,7 +109,8 @@ pub async fn remove(
     let (loaded, files) = live_files(manifests, table).await?;
     let mut out = Removal { files_scanned: files.len() as u64, ..Removal::default() };
     let mut removed: HashSet<String> = HashSet::new();
-    let mut added: Vec<DataFile> = Vec::new();
+    let mut added: Vec<SpecFiles> = Vec::new();
+    let partitioner = Arc::new(layout::Partitioner::of(table.metadata())?);
     let run_id = uuid::Uuid::now_v7();
     for (n, file) in files.iter().enumerate() {
         let outcome = match matcher.file(file) {
@@ -122,8 +124,10 @@ pub async fn remove(
                 // answer ingest requests.
                 crate::cpu::off_workers({
                     let (table, file, matcher) = (table.clone(), file.clone(), matcher.clone());
+                    let partitioner = partitioner.clone();
                     async move {
-                        remove_from_file(&table, &file, matcher.as_ref(), target, &prefix).await
+                        let files = (&table, partitioner.as_ref(), target, prefix.as_str());
+                        remove_from_file(files, &file, matcher.as_ref()).await
                     }
                 })
                 .await
@@ -139,8 +143,8 @@ pub async fn remove(
             Outcome::Rewritten { rows, written } => {
                 out.rows_deleted += rows;
                 out.files_rewritten += 1;
-                out.files_written += written.len() as u64;
-                added.extend(written);
+                out.files_written += written.files.len() as u64;
+                added.push(written);
             }
         }
         removed.insert(file.file_path().to_owned());
@@ -162,13 +166,12 @@ pub async fn remove(
 }
 
 /// Reads `file`, and when some but not all of its rows match, writes the others as new
-/// files of its partition.
+/// files in `partitioner`'s spec (of `table`, rolling at the target size, named after the
+/// prefix).
 async fn remove_from_file(
-    table: &Table,
+    (table, partitioner, target_file_size, prefix): (&Table, &Partitioner, usize, &str),
     file: &DataFile,
     matcher: &dyn RowMatch,
-    target_file_size: usize,
-    prefix: &str,
 ) -> Result<Outcome> {
     let schema = table.metadata().current_schema().clone();
     let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
@@ -218,9 +221,7 @@ async fn remove_from_file(
     }
     // Second pass: write the rows that stay, in file order.
     let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema)?);
-    let mut writer =
-        layout::writer::hour_writer(table, file.partition().clone(), target_file_size, prefix)
-            .await?;
+    let mut writer = PartitionedWriter::new(table, partitioner, target_file_size, prefix);
     let mut stream = read_file(table, file, &schema, &field_ids)?;
     let mut kept = 0u64;
     let mut n = 0;
@@ -242,7 +243,7 @@ async fn remove_from_file(
         }
     }
     let written = writer.close().await?;
-    let wrote: u64 = written.iter().map(DataFile::record_count).sum();
+    let wrote: u64 = written.files.iter().map(DataFile::record_count).sum();
     if kept != rows - matched || wrote != kept {
         // Never commit a rewrite that does not hold exactly the rows that stay.
         return Err(Error::new(

@@ -1,7 +1,9 @@
-//! Rewrites data files of one hour into new files near the target size, sorted by
-//! `timestamp_ms, sequence`. Every input is already sorted that way (the flusher sorts each
-//! hour, compaction writes sorted files), so this is a streaming k-way merge: it holds one
-//! small batch per input and one output batch, never a whole hour.
+//! Rewrites data files of one partition into new files near the target size, sorted by
+//! `timestamp_ms, sequence`, in the table's current partition spec (files of an older spec
+//! are split by the new one's values). Every input is already sorted that way (the flusher
+//! sorts each partition, compaction writes sorted files), so this is a streaming k-way
+//! merge: it holds one small batch per input and one output batch per partition written,
+//! never a whole partition.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,26 +14,25 @@ use iceberg::scan::ArrowRecordBatchStream;
 use iceberg::scan::FileScanTask;
 use iceberg::spec::{DataFile, DataFileFormat};
 use iceberg::table::Table;
-use iceberg::writer::IcebergWriter as _;
 use iceberg::{Error, ErrorKind, Result};
 
-use crate::layout;
+use crate::layout::Partitioner;
+use crate::layout::writer::{PartitionedWriter, SpecFiles};
 
 /// Rows read from an input at a time, and rows per merged output batch.
 const BATCH_ROWS: usize = 2048;
 
-/// Merges `inputs` (data files of one partition) into new files named after `prefix`.
+/// Merges `inputs` (data files of one partition) into new files named after `prefix`, in
+/// `partitioner`'s spec.
 pub async fn rewrite(
     table: &Table,
+    partitioner: &Partitioner,
     inputs: &[DataFile],
     target_file_size: usize,
     prefix: &str,
-) -> Result<Vec<DataFile>> {
-    let Some(first) = inputs.first() else { return Ok(Vec::new()) };
+) -> Result<SpecFiles> {
     let mut merge = Merge::open(table, inputs).await?;
-    let mut writer =
-        layout::writer::hour_writer(table, first.partition().clone(), target_file_size, prefix)
-            .await?;
+    let mut writer = PartitionedWriter::new(table, partitioner, target_file_size, prefix);
     // Batches go to the writer in the Arrow form of the table schema, as the flusher's do.
     let schema = std::sync::Arc::new(iceberg::arrow::schema_to_arrow_schema(
         table.metadata().current_schema(),
@@ -43,7 +44,7 @@ pub async fn rewrite(
     }
     let files = writer.close().await?;
     let expected: u64 = inputs.iter().map(DataFile::record_count).sum();
-    let written: u64 = files.iter().map(DataFile::record_count).sum();
+    let written: u64 = files.files.iter().map(DataFile::record_count).sum();
     if rows != expected || written != expected {
         // Never commit a rewrite that does not hold exactly the rows it replaces.
         return Err(Error::new(

@@ -3,6 +3,7 @@
 //! rewritten), then delete files nothing references any more.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iceberg::Catalog as _;
@@ -20,6 +21,7 @@ use super::plan::{self, FileInfo, PlanSettings};
 use super::{Ctx, remove, retention, rewrite};
 use crate::failpoints::crash_point;
 use crate::hot;
+use crate::layout::{self, writer::SpecFiles};
 
 /// Manifests below this size are merged once a snapshot lists more than `max_manifests`.
 const SMALL_MANIFEST_BYTES: i64 = 8 << 20;
@@ -230,9 +232,9 @@ impl TableMaintenance {
             return Ok(None);
         }
         let loaded = self.manifests.data_manifests(table).await?;
-        // Live data files by hour, with when they were added.
-        let mut hours: HashMap<Struct, Vec<(FileInfo, DataFile)>> = HashMap::new();
-        for (_, entries) in &loaded {
+        // Live data files by partition (of their spec), with when they were added.
+        let mut hours: HashMap<(i32, Struct), Vec<(FileInfo, DataFile)>> = HashMap::new();
+        for (manifest, entries) in &loaded {
             for e in entries.iter().filter(|e| e.status() != ManifestStatus::Deleted) {
                 if e.content_type() != DataContentType::Data {
                     continue;
@@ -250,7 +252,7 @@ impl TableMaintenance {
                 let done = self.done.contains(e.file_path());
                 let info = FileInfo { size: e.file_size_in_bytes(), added_ms, done };
                 hours
-                    .entry(e.data_file().partition().clone())
+                    .entry((manifest.partition_spec_id, e.data_file().partition().clone()))
                     .or_default()
                     .push((info, e.data_file().clone()));
             }
@@ -270,7 +272,9 @@ impl TableMaintenance {
         let mut budget =
             settings.max_rewrite_bytes_per_run.saturating_mul(if forced { 8 } else { 1 });
         let mut removed: HashSet<String> = HashSet::new();
-        let mut added: Vec<DataFile> = Vec::new();
+        let mut added: Vec<SpecFiles> = Vec::new();
+        // Merged files take the table's current spec (files of an older one are split).
+        let partitioner = Arc::new(layout::Partitioner::of(metadata)?);
         let run_id = uuid::Uuid::now_v7();
         let mut group_no = 0;
         'hours: for files in hours.values() {
@@ -292,22 +296,26 @@ impl TableMaintenance {
                 let target = ctx.config.iceberg.target_file_size_bytes as usize;
                 // Merging and encoding files takes seconds of CPU: off the workers that
                 // answer ingest requests.
-                let written = crate::cpu::off_workers({
-                    let (table, inputs) = (table.clone(), inputs.clone());
-                    async move { rewrite::rewrite(&table, &inputs, target, &prefix).await }
-                })
-                .await
-                .map_err(MaintenanceError::Rewrite)??;
+                let written =
+                    crate::cpu::off_workers({
+                        let (table, inputs, partitioner) =
+                            (table.clone(), inputs.clone(), partitioner.clone());
+                        async move {
+                            rewrite::rewrite(&table, &partitioner, &inputs, target, &prefix).await
+                        }
+                    })
+                    .await
+                    .map_err(MaintenanceError::Rewrite)??;
                 report.files_rewritten += inputs.len() as u64;
                 report.bytes_rewritten += bytes;
-                report.files_written += written.len() as u64;
+                report.files_written += written.files.len() as u64;
                 report.bytes_written +=
-                    written.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
-                if written.len() >= inputs.len() {
-                    self.done.extend(written.iter().map(|f| f.file_path().to_owned()));
+                    written.files.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
+                if written.files.len() >= inputs.len() {
+                    self.done.extend(written.files.iter().map(|f| f.file_path().to_owned()));
                 }
                 removed.extend(inputs.iter().map(|f| f.file_path().to_owned()));
-                added.extend(written);
+                added.push(written);
             }
         }
         crash_point("compact-after-rewrite");

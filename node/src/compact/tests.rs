@@ -57,11 +57,13 @@ async fn flush(catalog: &ZombiCatalog, from: u64, to: u64) {
             (0, seq, event)
         })
         .collect();
-    let batches = layout::split_by_hour(rows, &Layout::Raw).unwrap();
+    let partitioner = layout::Partitioner::of(table.metadata()).unwrap();
+    let batches = layout::split_rows(rows, &Layout::Raw, &partitioner).unwrap();
     let flush_id = uuid::Uuid::now_v7().to_string();
-    let files = layout::writer::write_data_files(&table, batches, 128 << 20, &flush_id).await;
+    let files =
+        layout::writer::write_data_files(&table, &partitioner, batches, 128 << 20, &flush_id).await;
     let staged =
-        snapshot::stage(&table, uuid::Uuid::new_v4(), &[], &HashSet::new(), files.unwrap())
+        snapshot::stage(&table, uuid::Uuid::new_v4(), &[], &HashSet::new(), vec![files.unwrap()])
             .await
             .unwrap();
     let props = summary::properties(&BTreeMap::from([(0, to)]), &flush_id);

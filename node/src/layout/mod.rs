@@ -1,15 +1,18 @@
 //! How a table's stored events become rows of its Iceberg schema: raw tables (SPEC §4),
 //! typed tables (see [`crate::typed`]) and dead-letter tables each have a [`Layout`]; this
-//! module turns stored rows into Arrow record batches of that layout, split by hour as the
-//! partition spec requires, and writes them as data files ([`writer`]).
+//! module turns stored rows into Arrow record batches of that layout, split by the values
+//! of the table's partition spec ([`partition`]), and writes them as data files
+//! ([`writer`]).
 
 mod arrow;
 mod dead_letter;
+pub mod partition;
 pub mod writer;
 
 use std::sync::Arc;
 
-pub use arrow::{HourBatch, events_to_batch, split_by_hour};
+pub use arrow::events_to_batch;
+pub use partition::{PartitionBatch, Partitioner, split_rows};
 
 use crate::schema::{self, Row, properties};
 use crate::typed::TypedError;

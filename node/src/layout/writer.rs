@@ -1,8 +1,13 @@
-//! Writes a table's data files: one set of files per (event_date, event_hour), ZSTD
-//! Parquet with column statistics and field ids, rolling over at a target size. The
-//! flusher writes new events with it and compaction writes merged files.
+//! Writes a table's data files: one set of files per partition value of the table's
+//! current spec, ZSTD Parquet with column statistics and field ids, rolling over at a
+//! target size. The flusher writes new events with it and maintenance writes merged and
+//! rewritten files.
 
-use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use arrow_array::RecordBatch;
+use iceberg::spec::{DataFile, DataFileFormat, PartitionKey, PartitionSpecRef, Struct};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -14,7 +19,7 @@ use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::layout::HourBatch;
+use super::partition::{PartitionBatch, Partitioner};
 
 /// Rows and bytes per Parquet row group: bound what a reader (compaction included) holds
 /// at once, and keep the rolling writer's size estimate (which counts the open row group
@@ -43,21 +48,22 @@ fn writer_properties() -> WriterProperties {
     builder.build()
 }
 
-pub type HourWriter =
+pub type PartWriter =
     DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
-/// A writer of one partition (`partition` is its `(event_date, event_hour)` value) under the
-/// table's data location. File names start with `prefix`, unique per flush or rewrite, so
-/// the files of a failed attempt are never overwritten or reused by a later one.
-pub async fn hour_writer(
+/// A writer of one partition value of the table's spec `spec` (the current one: see
+/// [`Partitioner`]) under the table's data location. File names start with `prefix`,
+/// unique per flush or rewrite, so the files of a failed attempt are never overwritten or
+/// reused by a later one.
+pub async fn part_writer(
     table: &Table,
+    spec: &PartitionSpecRef,
     partition: Struct,
     target_file_size: usize,
     prefix: &str,
-) -> iceberg::Result<HourWriter> {
+) -> iceberg::Result<PartWriter> {
     let metadata = table.metadata();
     let schema = metadata.current_schema().clone();
-    let spec = metadata.default_partition_spec().as_ref().clone();
     let builder = DataFileWriterBuilder::new(RollingFileWriterBuilder::new(
         ParquetWriterBuilder::new(writer_properties(), schema.clone()),
         target_file_size,
@@ -65,29 +71,87 @@ pub async fn hour_writer(
         DefaultLocationGenerator::new(metadata)?,
         DefaultFileNameGenerator::new(prefix.to_owned(), None, DataFileFormat::Parquet),
     ));
-    builder.build(Some(PartitionKey::new(spec, schema, partition))).await
+    builder.build(Some(PartitionKey::new(spec.as_ref().clone(), schema, partition))).await
 }
 
-/// The partition value of one hour.
-fn hour_partition(event_date: i32, event_hour: i32) -> Struct {
-    Struct::from_iter([Some(Literal::date(event_date)), Some(Literal::int(event_hour))])
+/// Data files of one spec: which spec the files' partition values are of travels with
+/// them into the manifests (a table whose spec evolved has files of several).
+#[derive(Debug, Clone)]
+pub struct SpecFiles {
+    pub spec_id: i32,
+    pub files: Vec<DataFile>,
 }
 
-/// Writes `batches` (each one hour) as new data files named after `flush_id`.
+/// Writes the rows of `batches` (each of one partition value of `partitioner`'s spec) as
+/// new data files named after `prefix`.
 pub async fn write_data_files(
     table: &Table,
-    batches: Vec<HourBatch>,
+    partitioner: &Partitioner,
+    batches: Vec<PartitionBatch>,
     target_file_size: usize,
-    flush_id: &str,
-) -> iceberg::Result<Vec<DataFile>> {
-    let mut files = Vec::new();
-    for hour in batches {
-        let partition = hour_partition(hour.event_date, hour.event_hour);
-        let mut writer = hour_writer(table, partition, target_file_size, flush_id).await?;
-        writer.write(hour.batch).await?;
-        files.extend(writer.close().await?);
+    prefix: &str,
+) -> iceberg::Result<SpecFiles> {
+    let mut writers = PartitionedWriter::new(table, partitioner, target_file_size, prefix);
+    for part in batches {
+        writers.write_part(part).await?;
     }
-    Ok(files)
+    writers.close().await
+}
+
+/// Writers of every partition value a stream of rows brings, each rolling over at the
+/// target size; rows go to their partition's writer in the order they come.
+pub struct PartitionedWriter<'a> {
+    table: &'a Table,
+    partitioner: &'a Partitioner,
+    target_file_size: usize,
+    prefix: &'a str,
+    open: HashMap<Struct, PartWriter>,
+}
+
+impl<'a> PartitionedWriter<'a> {
+    pub fn new(
+        table: &'a Table,
+        partitioner: &'a Partitioner,
+        target_file_size: usize,
+        prefix: &'a str,
+    ) -> Self {
+        PartitionedWriter { table, partitioner, target_file_size, prefix, open: HashMap::new() }
+    }
+
+    /// Writes rows in the table's schema, split by partition value.
+    pub async fn write(&mut self, batch: RecordBatch) -> iceberg::Result<()> {
+        let parts = self
+            .partitioner
+            .split(batch)
+            .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string()))?;
+        for part in parts {
+            self.write_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_part(&mut self, part: PartitionBatch) -> iceberg::Result<()> {
+        let writer = match self.open.entry(part.partition) {
+            Entry::Occupied(w) => w.into_mut(),
+            Entry::Vacant(v) => {
+                let partition = v.key().clone();
+                let spec = self.partitioner.spec();
+                let w =
+                    part_writer(self.table, spec, partition, self.target_file_size, self.prefix)
+                        .await?;
+                v.insert(w)
+            }
+        };
+        writer.write(part.batch).await
+    }
+
+    pub async fn close(self) -> iceberg::Result<SpecFiles> {
+        let mut files = Vec::new();
+        for (_, mut writer) in self.open {
+            files.extend(writer.close().await?);
+        }
+        Ok(SpecFiles { spec_id: self.partitioner.spec_id(), files })
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,10 @@ use crate::catalog::ZombiCatalog;
 use crate::error::{CodedError, ErrorCode};
 use crate::hot::lease::Leases;
 use crate::hot::{self, HotStore};
-use crate::layout;
-use segments::{Segment, SegmentId, Segmenter};
+use crate::layout::{self, Partitioner};
+use crate::schema;
+use iceberg::table::Table;
+use segments::{Segment, SegmentId, Segmenter, Valued};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -171,10 +173,13 @@ impl ReadService {
         };
         // No hot-read slot: a listing holds metrics, not events, and a reader refused one
         // would have to read committed rows only.
-        let typed_leaves = match self.layout(table).await? {
+        let (layout, loaded) = self.shape(table).await?;
+        let typed_leaves = match &layout {
             layout::Layout::Raw | layout::Layout::DeadLetter => None,
             layout::Layout::Typed(t) => Some(t.leaf_columns()),
         };
+        // Segments are cut by the table's current spec.
+        let partitioner = partitioner(loaded.as_ref(), None)?;
         let store = self.store.clone();
         let (leases, ttl) = (self.leases.clone(), self.lease_ttl);
         let table = table.to_owned();
@@ -204,11 +209,14 @@ impl ReadService {
                 if from >= to {
                     continue;
                 }
-                let mut cut = Segmenter::new(&table, p, typed_leaves);
+                let mut cut = Segmenter::new(&table, p, partitioner.spec_id(), typed_leaves);
+                let mut valued = Valued::new(&layout, &partitioner, p);
+                let mut add = |row: schema::Row, value: &str| cut.add(&row, value);
                 for item in store.scan(id, p, from, to) {
                     let (seq, e) = item?;
-                    cut.add(seq, &e);
+                    valued.push(seq, e, &mut add).map_err(ReadError::Schema)?;
                 }
+                valued.drain(&mut add).map_err(ReadError::Schema)?;
                 listed.extend(cut.finish());
                 if listed.len() > segments::MAX_SEGMENTS {
                     return Err(ReadError::BadRequest(format!(
@@ -235,7 +243,8 @@ impl ReadService {
     pub async fn segment(&self, table: &str, seg: SegmentId) -> Result<Vec<u8>, ReadError> {
         let id = self.known_table(table)?;
         let _slot = self.slot()?;
-        let layout = self.layout(table).await?;
+        let (layout, loaded) = self.shape(table).await?;
+        let partitioner = partitioner(loaded.as_ref(), Some(seg.spec_id))?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let hwm = store.table_counters(id)?.high_water_marks.get(&seg.partition).copied();
@@ -253,25 +262,34 @@ impl ReadService {
                 Ok(())
             };
             gone(&store)?;
-            // Only the segment's hour is kept, and no more rows than a listed segment holds,
-            // so one read holds one segment whatever range it names.
-            let mut events = Vec::new();
+            // Only the rows of the segment's partition value are kept, and no more than a
+            // listed segment holds, so one read holds one segment whatever range it names.
+            let mut rows = Vec::new();
+            let mut over = false;
+            let mut keep = |row: schema::Row, value: &str| {
+                if value == seg.value {
+                    if rows.len() as u64 >= segments::MAX_SEGMENT_ROWS {
+                        over = true;
+                    } else {
+                        rows.push(row);
+                    }
+                }
+            };
+            let mut valued = Valued::new(&layout, &partitioner, seg.partition);
             for item in store.scan(id, seg.partition, seg.from, seg.to) {
                 let (sequence, e) = item?;
-                if !seg.holds(sequence, &e) {
-                    continue;
-                }
-                if events.len() as u64 >= segments::MAX_SEGMENT_ROWS {
-                    return Err(ReadError::BadRequest(format!(
-                        "more than {} rows in this range and hour: not a listed segment (list them with GET /tables/{{table}}/hot/segments)",
-                        segments::MAX_SEGMENT_ROWS
-                    )));
-                }
-                events.push((sequence, e));
+                valued.push(sequence, e, &mut keep).map_err(ReadError::Schema)?;
+            }
+            valued.drain(&mut keep).map_err(ReadError::Schema)?;
+            if over {
+                return Err(ReadError::BadRequest(format!(
+                    "more than {} rows in this range and partition value: not a listed segment (list them with GET /tables/{{table}}/hot/segments)",
+                    segments::MAX_SEGMENT_ROWS
+                )));
             }
             // Retention may have deleted part of the range while it was read.
             gone(&store)?;
-            segments::to_parquet(&layout, &segments::segment_rows(&seg, events.into_iter()))
+            segments::to_parquet(&layout, &segments::sort_rows(rows))
         })
         .await
         ?
@@ -280,9 +298,14 @@ impl ReadService {
     /// How the table's events become rows of its current schema (raw before the table is
     /// created in Iceberg).
     async fn layout(&self, table: &str) -> Result<layout::Layout, ReadError> {
+        Ok(self.shape(table).await?.0)
+    }
+
+    /// The table's layout, and the table (`None` before it is created in Iceberg).
+    async fn shape(&self, table: &str) -> Result<(layout::Layout, Option<Table>), ReadError> {
         match self.catalog.load_table(&self.catalog.ident(table)).await {
-            Ok(t) => self.catalog.layout(&t).map_err(ReadError::Schema),
-            Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(layout::Layout::Raw),
+            Ok(t) => Ok((self.catalog.layout(&t).map_err(ReadError::Schema)?, Some(t))),
+            Err(e) if e.kind() == ErrorKind::TableNotFound => Ok((layout::Layout::Raw, None)),
             Err(e) => Err(e.into()),
         }
     }
@@ -376,6 +399,26 @@ impl ReadService {
 }
 
 /// Encodes batches as an Arrow IPC stream (schema first, even with no rows).
+/// The partitioner of `table`'s spec `spec_id` (its current one when `None`); a table not
+/// created yet has Zombi's default spec.
+fn partitioner(table: Option<&Table>, spec_id: Option<i32>) -> Result<Partitioner, ReadError> {
+    let Some(table) = table else {
+        let schema = schema::schema();
+        let spec = schema::partition_spec().bind(schema.clone())?;
+        return Partitioner::new(&schema, Arc::new(spec)).map_err(ReadError::Schema);
+    };
+    let metadata = table.metadata();
+    let spec = match spec_id {
+        None => metadata.default_partition_spec(),
+        Some(id) => metadata.partition_spec_by_id(id).ok_or_else(|| {
+            ReadError::NotFound(format!(
+                "partition spec {id} is not one of the table's: not a segment of this table"
+            ))
+        })?,
+    };
+    Partitioner::new(metadata.current_schema(), spec.clone()).map_err(ReadError::Schema)
+}
+
 pub fn to_arrow_ipc(
     schema: &arrow_schema::SchemaRef,
     batches: &[RecordBatch],

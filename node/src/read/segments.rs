@@ -1,12 +1,13 @@
 //! Hot segments (SPEC §7): the hot events above a snapshot's watermarks, cut into pinned
 //! pieces that real-time readers plan as Iceberg data files.
 //!
-//! A segment is the rows of one partition with `from <= sequence < to` whose event time
-//! falls in one (event_date, event_hour). Events never change once written and sequences
-//! are dense, so the same segment re-reads to the same rows for as long as retention keeps
-//! the range; the listing leases it (see [`super::lease`]). The listing carries what an
-//! Iceberg data file carries (partition values, record count, value and null counts,
-//! bounds, a size), so engines prune and push aggregates down on hot files as on cold ones.
+//! A segment is the rows of one partition with `from <= sequence < to` whose partition
+//! value, in one of the table's partition specs (the current one when listed), is one
+//! value. Events never change once written and sequences are dense, so the same segment
+//! re-reads to the same rows for as long as retention keeps the range; the listing leases
+//! it (see [`super::lease`]). The listing carries what an Iceberg data file carries (spec
+//! and partition values, record count, value and null counts, bounds, a size), so engines
+//! prune and push aggregates down on hot files as on cold ones.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +17,9 @@ use serde::Serialize;
 use zombi_shared::wire::Payload;
 
 use crate::hot::StoredEvent;
-use crate::layout;
+use crate::layout::{self, Layout, Partitioner};
 use crate::schema::{self, Row};
+use crate::typed::TypedError;
 
 /// Most rows and payload bytes in one segment: one segment is read into memory at once.
 pub const MAX_SEGMENT_ROWS: u64 = 262_144;
@@ -27,53 +29,108 @@ pub const MAX_SEGMENT_PAYLOAD_BYTES: u64 = 64 << 20;
 /// is far larger than a real-time read is meant for: the flusher is stalled).
 pub const MAX_SEGMENTS: usize = 10_000;
 
+/// Events whose partition values are computed at once, while listing or reading.
+pub const CHUNK_ROWS: usize = 4096;
+
 /// Which rows a segment is: its identity, and its path on the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentId {
     pub partition: u32,
     pub from: u64,
     pub to: u64,
-    pub event_date: i32,
-    pub event_hour: i32,
+    /// The partition spec the value is of.
+    pub spec_id: i32,
+    /// The partition value, as the listing's `partition_values` (JSON text).
+    pub value: String,
 }
 
 impl SegmentId {
-    /// `/tables/{table}/hot/segments/{partition}/{from}-{to}/{event_date}-{event_hour}.parquet`
+    /// `/tables/{table}/hot/segments/{partition}/{from}-{to}/{spec_id}-{value}.parquet`, the
+    /// value's JSON text in hex: any value makes a path every engine passes through as is.
     pub fn path(&self, table: &str) -> String {
+        let hex: String = self.value.bytes().map(|b| format!("{b:02x}")).collect();
         format!(
-            "/tables/{table}/hot/segments/{}/{}-{}/{}-{}.parquet",
-            self.partition, self.from, self.to, self.event_date, self.event_hour
+            "/tables/{table}/hot/segments/{}/{}-{}/{}-{hex}.parquet",
+            self.partition, self.from, self.to, self.spec_id
         )
-    }
-
-    /// Whether the event at `sequence` of this segment's partition is one of its rows.
-    pub fn holds(&self, sequence: u64, e: &StoredEvent) -> bool {
-        e.is_row()
-            && (self.from..self.to).contains(&sequence)
-            && schema::date_hour(e.timestamp_ms) == (self.event_date, self.event_hour)
     }
 
     /// Parses the three path pieces after `/hot/segments/`.
     pub fn parse(partition: &str, range: &str, file: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "segment path {partition}/{range}/{file} is not <partition>/<from>-<to>/<event_date_days>-<event_hour>.parquet"
+                "segment path {partition}/{range}/{file} is not <partition>/<from>-<to>/<spec_id>-<partition value>.parquet (as a listing gives it)"
             )
         };
         let (from, to) = range.split_once('-').ok_or_else(bad)?;
-        let (date, hour) =
+        let (spec, hex) =
             file.strip_suffix(".parquet").and_then(|f| f.split_once('-')).ok_or_else(bad)?;
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digits"))
+            .collect();
+        let value = String::from_utf8(bytes).map_err(|_| bad())?;
+        if !serde_json::from_str::<serde_json::Value>(&value).is_ok_and(|v| v.is_array()) {
+            return Err(bad());
+        }
         let id = SegmentId {
             partition: partition.parse().map_err(|_| bad())?,
             from: from.parse().map_err(|_| bad())?,
             to: to.parse().map_err(|_| bad())?,
-            event_date: date.parse().map_err(|_| bad())?,
-            event_hour: hour.parse().map_err(|_| bad())?,
+            spec_id: spec.parse().map_err(|_| bad())?,
+            value,
         };
-        if id.from >= id.to || !(0..24).contains(&id.event_hour) {
+        if id.from >= id.to {
             return Err(bad());
         }
         Ok(id)
+    }
+}
+
+/// Hot events in chunks of [`CHUNK_ROWS`], each row with its partition value's JSON text
+/// under one spec: how a listing and a segment read see them.
+pub struct Valued<'a> {
+    layout: &'a Layout,
+    partitioner: &'a Partitioner,
+    partition: u32,
+    chunk: Vec<Row>,
+}
+
+impl<'a> Valued<'a> {
+    pub fn new(layout: &'a Layout, partitioner: &'a Partitioner, partition: u32) -> Self {
+        Valued { layout, partitioner, partition, chunk: Vec::with_capacity(CHUNK_ROWS) }
+    }
+
+    /// Adds an event (rows only); a full chunk is handed to `f` with its values.
+    pub fn push(
+        &mut self,
+        sequence: u64,
+        e: StoredEvent,
+        f: &mut impl FnMut(Row, &str),
+    ) -> Result<(), TypedError> {
+        if e.is_row() {
+            self.chunk.push((self.partition, sequence, e));
+            if self.chunk.len() >= CHUNK_ROWS {
+                self.drain(f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands every row still held to `f`.
+    pub fn drain(&mut self, f: &mut impl FnMut(Row, &str)) -> Result<(), TypedError> {
+        let runs = self.partitioner.row_runs(self.layout, &self.chunk)?;
+        let mut rows = std::mem::take(&mut self.chunk).into_iter();
+        for (range, value) in runs {
+            let text = self.partitioner.to_json(&value)?.to_string();
+            for row in rows.by_ref().take(range.len()) {
+                f(row, &text);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -84,11 +141,12 @@ pub struct Segment {
     pub partition: u32,
     pub from_sequence: u64,
     pub to_sequence: u64,
-    /// `YYYY-MM-DD` (UTC).
-    pub event_date: String,
-    /// The same date as Iceberg stores it: days since 1970-01-01.
-    pub event_date_days: i32,
-    pub event_hour: i32,
+    /// The partition spec of `partition_values` (the table's current spec when listed).
+    pub spec_id: i32,
+    /// One value per field of the spec, as a manifest stores it: numbers for ints, longs,
+    /// dates (days), times and timestamps (microseconds) and every transform's result but
+    /// `truncate` of a string; strings; booleans; decimals as their text; `null`.
+    pub partition_values: serde_json::Value,
     pub record_count: u64,
     /// An upper bound of the Parquet file's size (see [`size_bound`]).
     pub file_size_in_bytes: u64,
@@ -165,12 +223,16 @@ impl Acc {
         self,
         table: &str,
         partition: u32,
-        (event_date, event_hour): (i32, i32),
+        (spec_id, value): (i32, String),
         typed_leaves: Option<u64>,
     ) -> Segment {
         use schema::*;
-        let id =
-            SegmentId { partition, from: self.from, to: self.last + 1, event_date, event_hour };
+        let id = SegmentId { partition, from: self.from, to: self.last + 1, spec_id, value };
+        let (min_date, min_hour) = date_hour(self.min_ts);
+        let (max_date, max_hour) = date_hour(self.max_ts);
+        // Hours rise with time within a day only.
+        let (min_hour, max_hour) =
+            if min_date == max_date { (min_hour, max_hour) } else { (0, 23) };
         let n = self.rows;
         let value_counts = (FIELD_PARTITION..=FIELD_EVENT_HOUR).map(|f| (f, n)).collect();
         // A typed table's payload holds what no column does, known only after conversion:
@@ -193,8 +255,8 @@ impl Acc {
                 (FIELD_TIMESTAMP_MS, self.min_ts),
                 (FIELD_EVENT_TIME, self.min_ts * 1000),
                 (FIELD_INGEST_TIME, self.min_ingest * 1000),
-                (FIELD_EVENT_DATE, i64::from(event_date)),
-                (FIELD_EVENT_HOUR, i64::from(event_hour)),
+                (FIELD_EVENT_DATE, i64::from(min_date)),
+                (FIELD_EVENT_HOUR, i64::from(min_hour)),
             ],
             [
                 (FIELD_PARTITION, p),
@@ -202,18 +264,18 @@ impl Acc {
                 (FIELD_TIMESTAMP_MS, self.max_ts),
                 (FIELD_EVENT_TIME, self.max_ts * 1000),
                 (FIELD_INGEST_TIME, self.max_ingest * 1000),
-                (FIELD_EVENT_DATE, i64::from(event_date)),
-                (FIELD_EVENT_HOUR, i64::from(event_hour)),
+                (FIELD_EVENT_DATE, i64::from(max_date)),
+                (FIELD_EVENT_HOUR, i64::from(max_hour)),
             ],
         );
+        let partition_values = serde_json::from_str(&id.value).unwrap_or_default();
         Segment {
             path: id.path(table),
             partition,
             from_sequence: id.from,
             to_sequence: id.to,
-            event_date: iso_date(event_date),
-            event_date_days: event_date,
-            event_hour,
+            spec_id: id.spec_id,
+            partition_values,
             record_count: n,
             file_size_in_bytes: size_bound(n, self.payload_bytes + self.key_bytes, typed_leaves),
             value_counts,
@@ -224,51 +286,56 @@ impl Acc {
     }
 }
 
-fn iso_date(days: i32) -> String {
-    chrono::NaiveDate::from_epoch_days(days).map_or_else(|| days.to_string(), |d| d.to_string())
-}
-
-/// Cuts the hot rows of one partition, read in sequence order, into segments: one open
-/// segment per hour at a time, closed when it is full or the rows end.
+/// Cuts the hot rows of one partition, read in sequence order with their partition values
+/// (see [`Valued`]), into segments: one open segment per partition value at a time, closed
+/// when it is full or the rows end.
 pub struct Segmenter<'a> {
     table: &'a str,
     partition: u32,
+    spec_id: i32,
     typed_leaves: Option<u64>,
-    open: BTreeMap<(i32, i32), Acc>,
+    open: BTreeMap<String, Acc>,
     done: Vec<Segment>,
 }
 
 impl<'a> Segmenter<'a> {
     /// `typed_leaves`: see [`Acc::finish`].
-    pub fn new(table: &'a str, partition: u32, typed_leaves: Option<u64>) -> Self {
-        Segmenter { table, partition, typed_leaves, open: BTreeMap::new(), done: Vec::new() }
+    pub fn new(table: &'a str, partition: u32, spec_id: i32, typed_leaves: Option<u64>) -> Self {
+        Segmenter {
+            table,
+            partition,
+            spec_id,
+            typed_leaves,
+            open: BTreeMap::new(),
+            done: Vec::new(),
+        }
     }
 
-    pub fn add(&mut self, sequence: u64, e: &StoredEvent) {
-        if !e.is_row() {
-            return;
-        }
-        let hour = schema::date_hour(e.timestamp_ms);
-        let acc = self.open.entry(hour).or_insert_with(|| Acc::new(sequence));
-        acc.add(sequence, e);
+    /// Adds a row whose partition value's JSON text is `value`.
+    pub fn add(&mut self, (_, sequence, e): &Row, value: &str) {
+        let acc = match self.open.get_mut(value) {
+            Some(acc) => acc,
+            None => self.open.entry(value.to_owned()).or_insert_with(|| Acc::new(*sequence)),
+        };
+        acc.add(*sequence, e);
         if acc.full() {
-            let acc = self.open.remove(&hour).expect("just used");
-            self.done.push(acc.finish(self.table, self.partition, hour, self.typed_leaves));
+            let acc = self.open.remove(value).expect("just used");
+            let key = (self.spec_id, value.to_owned());
+            self.done.push(acc.finish(self.table, self.partition, key, self.typed_leaves));
         }
     }
 
     pub fn finish(mut self) -> Vec<Segment> {
-        for ((date, hour), acc) in std::mem::take(&mut self.open) {
-            self.done.push(acc.finish(self.table, self.partition, (date, hour), self.typed_leaves));
+        for (value, acc) in std::mem::take(&mut self.open) {
+            let key = (self.spec_id, value);
+            self.done.push(acc.finish(self.table, self.partition, key, self.typed_leaves));
         }
         self.done
     }
 }
 
 /// Rows of a segment, in the order the file holds them (`timestamp_ms`, `sequence`).
-pub fn segment_rows(id: &SegmentId, events: impl Iterator<Item = (u64, StoredEvent)>) -> Vec<Row> {
-    let mut rows: Vec<Row> =
-        events.filter(|(s, e)| id.holds(*s, e)).map(|(s, e)| (id.partition, s, e)).collect();
+pub fn sort_rows(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by_key(|(_, s, e)| (e.timestamp_ms, *s));
     rows
 }
@@ -348,21 +415,42 @@ mod tests {
     const H: i64 = 3_600_000;
     const DAY0: i64 = 20_000 * 24 * H;
 
+    fn default_partitioner() -> Partitioner {
+        let schema = schema::schema();
+        let spec = schema::partition_spec().bind(schema.clone()).unwrap();
+        Partitioner::new(&schema, std::sync::Arc::new(spec)).unwrap()
+    }
+
+    /// Lists `events` of stream partition `p` as the node does.
+    fn list(p: u32, partitioner: &Partitioner, events: Vec<(u64, StoredEvent)>) -> Vec<Segment> {
+        let mut cut = Segmenter::new("t", p, partitioner.spec_id(), None);
+        let mut valued = Valued::new(&Layout::Raw, partitioner, p);
+        let mut add = |row: Row, value: &str| cut.add(&row, value);
+        for (seq, e) in events {
+            valued.push(seq, e, &mut add).unwrap();
+        }
+        valued.drain(&mut add).unwrap();
+        cut.finish()
+    }
+
     #[test]
-    fn segments_split_by_hour_and_size_with_exact_metrics() {
-        let mut s = Segmenter::new("t", 3, None);
+    fn segments_split_by_partition_value_and_size_with_exact_metrics() {
         // Sequences 10..14 alternate between two hours; one event has a key, one is binary.
-        s.add(10, &ev(DAY0 + H + 7, Payload::Json("{}".into()), Some("k")));
-        s.add(11, &ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2]), None));
-        s.add(12, &ev(DAY0 + H + 1, Payload::Json("{\"a\":1}".into()), None));
-        s.add(13, &ev(DAY0 + 2 * H + 9, Payload::Json("[]".into()), None));
-        let segs = s.finish();
+        let events = vec![
+            (10, ev(DAY0 + H + 7, Payload::Json("{}".into()), Some("k"))),
+            (11, ev(DAY0 + 2 * H, Payload::Bytes(vec![1, 2]), None)),
+            (12, ev(DAY0 + H + 1, Payload::Json("{\"a\":1}".into()), None)),
+            (13, ev(DAY0 + 2 * H + 9, Payload::Json("[]".into()), None)),
+        ];
+        let segs = list(3, &default_partitioner(), events);
         assert_eq!(segs.len(), 2);
         let (a, b) = (&segs[0], &segs[1]);
-        assert_eq!((a.event_hour, a.from_sequence, a.to_sequence, a.record_count), (1, 10, 13, 2));
-        assert_eq!((b.event_hour, b.from_sequence, b.to_sequence, b.record_count), (2, 11, 14, 2));
-        assert_eq!(a.path, "/tables/t/hot/segments/3/10-13/20000-1.parquet");
-        assert_eq!(a.event_date, "2024-10-04");
+        assert_eq!(a.partition_values, serde_json::json!([20_000, 1]));
+        assert_eq!(b.partition_values, serde_json::json!([20_000, 2]));
+        assert_eq!((a.spec_id, a.from_sequence, a.to_sequence, a.record_count), (0, 10, 13, 2));
+        assert_eq!((b.from_sequence, b.to_sequence, b.record_count), (11, 14, 2));
+        // `[20000,1]` in hex.
+        assert_eq!(a.path, "/tables/t/hot/segments/3/10-13/0-5b32303030302c315d.parquet");
         assert_eq!(a.null_value_counts[&schema::FIELD_IDEMPOTENCY_KEY], 1);
         assert_eq!(a.null_value_counts[&schema::FIELD_PAYLOAD_BYTES], 2);
         assert_eq!(b.null_value_counts[&schema::FIELD_PAYLOAD], 1);
@@ -370,26 +458,66 @@ mod tests {
         assert_eq!(a.upper_bounds[&schema::FIELD_SEQUENCE], 12);
         assert_eq!(a.upper_bounds[&schema::FIELD_INGEST_TIME], (DAY0 + H + 12) * 1000);
         assert_eq!(a.lower_bounds[&schema::FIELD_EVENT_DATE], 20_000);
+        assert_eq!(a.upper_bounds[&schema::FIELD_EVENT_HOUR], 1);
         assert_eq!(a.value_counts.len(), 10);
 
-        // A full segment closes and the hour goes on in a new one.
-        let mut s = Segmenter::new("t", 0, None);
-        for seq in 0..MAX_SEGMENT_ROWS + 1 {
-            s.add(seq, &ev(DAY0, Payload::Json("1".into()), None));
-        }
-        let segs = s.finish();
+        // A full segment closes and the value goes on in a new one.
+        let events =
+            (0..MAX_SEGMENT_ROWS + 1).map(|s| (s, ev(DAY0, Payload::Json("1".into()), None)));
+        let segs = list(0, &default_partitioner(), events.collect());
         let ranges: Vec<_> = segs.iter().map(|s| (s.from_sequence, s.to_sequence)).collect();
         assert_eq!(ranges, vec![(0, MAX_SEGMENT_ROWS), (MAX_SEGMENT_ROWS, MAX_SEGMENT_ROWS + 1)]);
     }
 
     #[test]
+    fn a_daily_spec_cuts_one_segment_per_day_with_hour_bounds_across_it() {
+        let spec = iceberg::spec::UnboundPartitionSpec::builder()
+            .add_partition_field(schema::FIELD_EVENT_TIME, "day", iceberg::spec::Transform::Day)
+            .unwrap()
+            .build();
+        let schema = schema::schema();
+        let spec = spec.bind(schema.clone()).unwrap();
+        let daily = Partitioner::new(&schema, std::sync::Arc::new(spec)).unwrap();
+        let events = (0..6u64)
+            .map(|s| (s, ev(DAY0 + (s as i64) * 5 * H, Payload::Json("1".into()), None)))
+            .collect();
+        let segs = list(0, &daily, events);
+        let shape: Vec<_> = segs
+            .iter()
+            .map(|s| {
+                let (lo, hi) = (
+                    s.lower_bounds[&schema::FIELD_EVENT_HOUR],
+                    s.upper_bounds[&schema::FIELD_EVENT_HOUR],
+                );
+                (s.partition_values.clone(), s.record_count, lo, hi)
+            })
+            .collect();
+        // Hours 0, 5, 10, 15, 20 of day 20000; 1 of day 20001.
+        assert_eq!(
+            shape,
+            vec![(serde_json::json!([20_000]), 5, 0, 20), (serde_json::json!([20_001]), 1, 1, 1)]
+        );
+    }
+
+    #[test]
     fn a_segment_reads_back_exactly_its_rows_within_its_size_bound() {
-        let id = SegmentId { partition: 1, from: 5, to: 9, event_date: 20_000, event_hour: 1 };
-        let events = (3..12u64).map(|s| {
+        let id = SegmentId::parse("1", "5-9", "0-5b32303030302c315d.parquet").unwrap();
+        assert_eq!(id.value, "[20000,1]");
+        let partitioner = default_partitioner();
+        let mut rows = Vec::new();
+        let mut keep = |row: Row, value: &str| {
+            if value == id.value {
+                rows.push(row);
+            }
+        };
+        let mut valued = Valued::new(&Layout::Raw, &partitioner, 1);
+        for s in id.from..id.to {
             let hour = if s % 2 == 0 { 1 } else { 2 };
-            (s, ev(DAY0 + hour * H + 100 - s as i64, Payload::Json(format!("{s}")), None))
-        });
-        let rows = segment_rows(&id, events);
+            let e = ev(DAY0 + hour * H + 100 - s as i64, Payload::Json(format!("{s}")), None);
+            valued.push(s, e, &mut keep).unwrap();
+        }
+        valued.drain(&mut keep).unwrap();
+        let rows = sort_rows(rows);
         let seqs: Vec<u64> = rows.iter().map(|r| r.1).collect();
         // Hour 1 holds the even sequences; in [5, 9) those are 6 and 8, sorted by time.
         assert_eq!(seqs, vec![8, 6]);
@@ -439,13 +567,20 @@ mod tests {
         assert!(parse_watermarks("0:1,0:2").unwrap_err().contains("twice"));
         assert!(parse_watermarks("x").unwrap_err().contains("<partition>:<next sequence>"));
         assert!(parse_watermarks("0:-1").is_err());
-        let id = SegmentId::parse("3", "10-13", "20000-1.parquet").unwrap();
-        assert_eq!(id.path("t"), "/tables/t/hot/segments/3/10-13/20000-1.parquet");
+        let id =
+            SegmentId::parse("3", "10-13", "2-5b225c75303030305c22222c6e756c6c5d.parquet").unwrap();
+        assert_eq!((id.spec_id, id.value.as_str()), (2, r#"["\u0000\"",null]"#));
+        assert_eq!(
+            id.path("t"),
+            "/tables/t/hot/segments/3/10-13/2-5b225c75303030305c22222c6e756c6c5d.parquet"
+        );
         for (p, r, f) in [
-            ("3", "13-10", "1-1.parquet"),
-            ("3", "1-2", "1-24.parquet"),
-            ("x", "1-2", "1-1.parquet"),
-            ("3", "1-2", "1-1.csv"),
+            ("3", "13-10", "1-5b5d.parquet"),
+            ("3", "1-2", "1-5b5.parquet"),
+            ("3", "1-2", "1-7b7d.parquet"),
+            ("3", "1-2", "1-zz.parquet"),
+            ("x", "1-2", "1-5b5d.parquet"),
+            ("3", "1-2", "1-5b5d.csv"),
         ] {
             assert!(SegmentId::parse(p, r, f).is_err(), "{p}/{r}/{f}");
         }

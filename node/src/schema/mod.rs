@@ -6,6 +6,7 @@
 
 mod columns;
 pub mod dead_letter;
+pub mod partitioning;
 mod rows;
 pub mod summary;
 
@@ -14,6 +15,6 @@ pub use columns::{
     FIELD_PARTITION, FIELD_PAYLOAD, FIELD_PAYLOAD_BYTES, FIELD_SEQUENCE, FIELD_TIMESTAMP_MS,
     is_system_field, partition_spec, raw_creation, schema, sort_order, table_properties,
 };
-pub use rows::{Row, arrow_schema, date_hour, system_columns};
+pub use rows::{Row, arrow_schema, date_hour, is_event_column, system_column, system_columns};
 /// The `zombi.*` keys, defined once in the shared crate (the config names them too).
 pub use zombi_shared::properties;

@@ -99,6 +99,47 @@ pub fn system_columns(rows: &[Row], payload: Option<Vec<Option<String>>>) -> [Ar
     ]
 }
 
+/// Whether [`system_column`] builds the column of field `id`: every system column but the
+/// payload's two.
+pub fn is_event_column(id: i32) -> bool {
+    use super::columns::*;
+    super::is_system_field(id) && id != FIELD_PAYLOAD && id != FIELD_PAYLOAD_BYTES
+}
+
+/// One system column of `rows` (see [`is_event_column`]), as [`system_columns`] builds it.
+pub fn system_column(id: i32, rows: &[Row]) -> Option<ArrayRef> {
+    use super::columns::*;
+    let tz = || match arrow_schema().field(3).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    let ints = |f: &dyn Fn(&Row) -> i32| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<arrow_array::Int32Array>())
+    };
+    let longs = |f: &dyn Fn(&Row) -> i64| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<arrow_array::Int64Array>())
+    };
+    let micros = |f: &dyn Fn(&Row) -> i64| -> ArrayRef {
+        let values = arrow_array::TimestampMicrosecondArray::from_iter_values(rows.iter().map(f));
+        Arc::new(values.with_timezone_opt(tz()))
+    };
+    Some(match id {
+        FIELD_PARTITION => ints(&|(p, _, _)| *p as i32),
+        FIELD_SEQUENCE => longs(&|(_, s, _)| *s as i64),
+        FIELD_TIMESTAMP_MS => longs(&|(_, _, e)| e.timestamp_ms),
+        FIELD_EVENT_TIME => micros(&|(_, _, e)| e.timestamp_ms * 1000),
+        FIELD_INGEST_TIME => micros(&|(_, _, e)| e.ingest_ms * 1000),
+        FIELD_IDEMPOTENCY_KEY => Arc::new(
+            rows.iter().map(|(_, _, e)| e.idempotency_key.as_deref()).collect::<StringArray>(),
+        ),
+        FIELD_EVENT_DATE => Arc::new(arrow_array::Date32Array::from_iter_values(
+            rows.iter().map(|(_, _, e)| date_hour(e.timestamp_ms).0),
+        )),
+        FIELD_EVENT_HOUR => ints(&|(_, _, e)| date_hour(e.timestamp_ms).1),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +149,25 @@ mod tests {
         assert_eq!(date_hour(0), (0, 0));
         assert_eq!(date_hour(1_767_225_600_000), (20454, 0)); // 2026-01-01T00:00Z
         assert_eq!(date_hour(1_767_225_600_000 - 1), (20453, 23));
+    }
+
+    #[test]
+    fn each_event_column_is_built_as_with_the_others() {
+        let e = |ts: i64, key: Option<&str>| crate::hot::StoredEvent {
+            timestamp_ms: ts,
+            ingest_ms: ts + 5,
+            idempotency_key: key.map(str::to_owned),
+            payload: Payload::Json("{}".into()),
+            role: Default::default(),
+        };
+        let rows: Vec<Row> =
+            vec![(3, 9, e(1_767_225_600_000, Some("k"))), (u32::MAX, 10, e(-1, None))];
+        let all = system_columns(&rows, None);
+        for id in 1..=10 {
+            match system_column(id, &rows) {
+                Some(column) => assert_eq!(&column, &all[id as usize - 1], "field {id}"),
+                None => assert!(!is_event_column(id), "field {id}"),
+            }
+        }
     }
 }

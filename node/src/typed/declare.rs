@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::TableCreation;
-use iceberg::spec::{ListType, MapType, NestedField, NestedFieldRef, Schema, StructType, Type};
+use iceberg::spec::{
+    ListType, MapType, NestedField, NestedFieldRef, Schema, StructType, Type,
+    UnboundPartitionField, UnboundPartitionSpec,
+};
 use zombi_shared::DEAD_LETTER_SUFFIX;
 use zombi_shared::config::TableOverrides;
 use zombi_shared::config::columns::{ColumnDecl, ColumnType, parse_columns};
@@ -32,11 +35,6 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
             "a Zombi table lives at {table_location}; remove the LOCATION ({location})"
         )));
     }
-    if creation.partition_spec.as_ref().is_some_and(|s| !s.fields().is_empty()) {
-        return Err(TypedError::Declaration(
-            "Zombi partitions every table by event_date and event_hour itself; declare the table without PARTITIONED BY (filters on event_time, event_date and event_hour prune files)".into(),
-        ));
-    }
     if creation.sort_order.as_ref().is_some_and(|o| !o.fields.is_empty()) {
         return Err(TypedError::Declaration(
             "Zombi sorts every table by timestamp_ms, sequence itself; declare the table without a write order".into(),
@@ -48,14 +46,27 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
         return Err(TypedError::Declaration("a typed table needs at least one column".into()));
     }
     let system = schema::schema();
+    // A column named and typed as a system column is that column (a spec may partition by
+    // it: `event_time timestamp … PARTITIONED BY (days(event_time))`).
+    let mut own = Vec::new();
     for field in user {
-        if system.as_struct().fields().iter().any(|s| s.name.eq_ignore_ascii_case(&field.name)) {
-            return Err(TypedError::Declaration(format!(
-                "column {} clashes with a system column every Zombi table has ({}); rename it",
-                field.name,
-                system_names().join(", ")
-            )));
+        match system.as_struct().fields().iter().find(|s| s.name.eq_ignore_ascii_case(&field.name))
+        {
+            Some(s) if s.name == field.name && s.field_type == field.field_type => {}
+            Some(s) => {
+                return Err(TypedError::Declaration(format!(
+                    "column {} clashes with a system column every Zombi table has ({}); rename it, or declare it as {} {} to partition by it",
+                    field.name,
+                    system_names().join(", "),
+                    s.name,
+                    s.field_type
+                )));
+            }
+            None => own.push(field.clone()),
         }
+    }
+    if own.is_empty() {
+        return Err(TypedError::Declaration("a typed table needs at least one column".into()));
     }
     let mut props = creation.properties.clone();
     for (key, value) in &props {
@@ -87,7 +98,7 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
     props.insert(MODE.to_owned(), "typed".to_owned());
 
     let mut next = schema::FIELD_EVENT_HOUR + 1;
-    let user: Vec<NestedFieldRef> = user.iter().map(|f| renumber(f, &mut next)).collect();
+    let user: Vec<NestedFieldRef> = own.iter().map(|f| renumber(f, &mut next)).collect();
     let fields = system.as_struct().fields().iter().cloned().chain(user);
     let schema = Schema::builder()
         .with_schema_id(0)
@@ -103,14 +114,51 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
                 .map_err(TypedError::Declaration)?;
         }
     }
+    let spec = match creation.partition_spec.as_ref().filter(|s| !s.fields().is_empty()) {
+        None => schema::partition_spec(),
+        Some(spec) => renumber_spec(spec, &creation.schema, &schema)?,
+    };
     Ok(TableCreation::builder()
         .name(name)
         .location(table_location.to_owned())
         .schema(schema)
-        .partition_spec(schema::partition_spec())
+        .partition_spec(spec)
         .sort_order(schema::sort_order())
         .properties(props)
         .build())
+}
+
+/// The client's `spec` (source ids of the client's `declared` schema) over the table's
+/// `schema`, checked ([`schema::partitioning::check_spec`]).
+fn renumber_spec(
+    spec: &UnboundPartitionSpec,
+    declared: &Schema,
+    schema: &Schema,
+) -> Result<UnboundPartitionSpec, TypedError> {
+    let refuse = TypedError::Declaration;
+    let mut fields = Vec::new();
+    for field in spec.fields() {
+        let name = declared.name_by_field_id(field.source_id).ok_or_else(|| {
+            refuse(format!("partition field {}: its source column is not declared", field.name))
+        })?;
+        let source = schema.as_struct().field_by_name(name).ok_or_else(|| {
+            refuse(format!(
+                "partition field {}: partition by a top-level column, not {name}",
+                field.name
+            ))
+        })?;
+        fields.push(UnboundPartitionField {
+            source_id: source.id,
+            field_id: None,
+            ..field.clone()
+        });
+    }
+    let spec = UnboundPartitionSpec::builder()
+        .with_spec_id(0)
+        .add_partition_fields(fields)
+        .map_err(|e| refuse(format!("invalid partition spec: {}", e.message())))?
+        .build();
+    schema::partitioning::bind_checked(schema, spec).map_err(refuse)
 }
 
 fn system_names() -> Vec<String> {
@@ -145,16 +193,34 @@ pub fn from_config(name: &str, table: &TableOverrides) -> Result<TableCreation, 
     let columns = parse_columns(text)
         .map_err(|e| TypedError::Declaration(format!("tables.{name}.columns: {e}")))?;
     let mut next = 1;
-    let fields: Vec<NestedFieldRef> = columns.iter().map(|c| field(c, &mut next)).collect();
+    let mut fields: Vec<NestedFieldRef> = columns.iter().map(|c| field(c, &mut next)).collect();
+    let partition_by = table.partition_by.as_deref().unwrap_or_default();
+    let invalid = |e: String| TypedError::Declaration(format!("tables.{name}.{e}"));
+    // System columns the spec names join the declaration as themselves (see `declare`).
+    for column in schema::partitioning::partition_by_columns(partition_by).map_err(invalid)? {
+        let system = schema::schema();
+        if let Some(s) = system.as_struct().field_by_name(column)
+            && !fields.iter().any(|f| f.name == column)
+        {
+            fields.push(Arc::new(NestedField::new(next, column, (*s.field_type).clone(), false)));
+            next += 1;
+        }
+    }
     let schema = Schema::builder()
         .with_fields(fields)
         .build()
         .map_err(|e| TypedError::Declaration(format!("tables.{name}.columns: {}", e.message())))?;
-    Ok(TableCreation::builder()
+    let mut creation = TableCreation::builder()
         .name(name.to_owned())
-        .schema(schema)
+        .schema(schema.clone())
         .properties(table.typed_properties().into_iter().collect::<HashMap<_, _>>())
-        .build())
+        .build();
+    if !partition_by.is_empty() {
+        let spec =
+            schema::partitioning::parse_partition_by(&schema, partition_by).map_err(invalid)?;
+        creation.partition_spec = Some(spec);
+    }
+    Ok(creation)
 }
 
 fn field(c: &ColumnDecl, next: &mut i32) -> NestedFieldRef {

@@ -7,6 +7,10 @@
 //! `zombi.*` properties of [`super::USER_PROPERTIES`]. Refused, with a reason: dropping or
 //! renaming a column (JSON fields map to columns by name), narrowing or changing a type,
 //! optional → required, and any change to a system column or to a raw table's schema.
+//!
+//! Partition specs (`ALTER TABLE … ADD/DROP PARTITION FIELD`, PyIceberg's
+//! `update_spec()`) change on raw and typed tables alike, to a spec that
+//! [`schema::partitioning::check_spec`] accepts; a column a spec partitions by keeps its type.
 
 use std::collections::HashMap;
 
@@ -42,8 +46,33 @@ pub fn check_update(current: &TableMetadata, next: &TableMetadata) -> Result<(),
         check_schema(old, new).map_err(TypedError::SchemaChange)?;
     }
     check_property_change(current.properties(), next.properties())?;
+    check_specs(current, next).map_err(TypedError::SchemaChange)?;
     if is_typed(next) {
         super::TypedTable::of(next)?;
+    }
+    Ok(())
+}
+
+/// A new default spec must be one Zombi can keep ([`schema::partitioning::check_spec`]), and
+/// a column any spec partitions by keeps its type (old files' partition values are of it).
+fn check_specs(current: &TableMetadata, next: &TableMetadata) -> Result<(), String> {
+    let spec = next.default_partition_spec();
+    if current.partition_spec_by_id(spec.spec_id()) != Some(spec) {
+        schema::partitioning::check_spec(next.current_schema(), spec)?;
+    }
+    let (old, new) = (current.current_schema(), next.current_schema());
+    for field in next.partition_specs_iter().flat_map(|s| s.fields()) {
+        let (Some(was), Some(is)) =
+            (old.field_by_id(field.source_id), new.field_by_id(field.source_id))
+        else {
+            continue;
+        };
+        if was.field_type != is.field_type {
+            return Err(format!(
+                "column {} keeps its type {}: partition field {} is computed from it",
+                was.name, was.field_type, field.name
+            ));
+        }
     }
     Ok(())
 }

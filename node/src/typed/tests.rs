@@ -122,14 +122,40 @@ fn declarations_zombi_cannot_honour_are_refused_with_what_to_change() {
         orders_schema(vec![NestedField::optional(20, "Event_Time", p(PrimitiveType::Long))]);
     assert!(refused(creation(clash, &[])).contains("Event_Time clashes with a system column"));
 
-    let mut c = creation(orders_schema(vec![]), &[]);
-    c.partition_spec = Some(
-        UnboundPartitionSpec::builder()
-            .add_partition_field(0, "order_id", iceberg::spec::Transform::Identity)
-            .unwrap()
-            .build(),
-    );
-    assert!(refused(c).contains("without PARTITIONED BY"));
+    let spec = |fields: &[(i32, &str, iceberg::spec::Transform)]| {
+        let mut b = UnboundPartitionSpec::builder();
+        for (id, name, t) in fields {
+            b = b.add_partition_field(*id, *name, *t).unwrap();
+        }
+        Some(b.build())
+    };
+    use iceberg::spec::Transform::{Bucket, Day, Identity};
+    // A declared system column is that column, and a spec may partition by it.
+    let event_time = NestedField::optional(20, "event_time", p(PrimitiveType::Timestamptz));
+    let payload = NestedField::optional(21, "payload", p(PrimitiveType::String));
+    let mut c = creation(orders_schema(vec![event_time.clone()]), &[]);
+    c.partition_spec = spec(&[(20, "day", Day), (0, "order_bucket", Bucket(16))]);
+    let declared = declare(c, LOCATION).unwrap();
+    let fields: Vec<_> = declared
+        .partition_spec
+        .unwrap()
+        .fields()
+        .iter()
+        .map(|f| (f.source_id, f.transform))
+        .collect();
+    assert_eq!(fields, vec![(schema::FIELD_EVENT_TIME, Day), (11, Bucket(16))]);
+    assert_eq!(declared.schema.as_struct().fields().len(), 16, "event_time is not declared twice");
+    for (extra, fields, expect) in [
+        (vec![], vec![(3, "customer", Identity)], "of a primitive type"),
+        (vec![payload], vec![(21, "payload", Identity)], "whole payload"),
+        (vec![], vec![(2, "placed_at", Bucket(0))], "at least 1"),
+        (vec![], vec![(0, "order_id", Day)], "does not apply"),
+    ] {
+        let mut c = creation(orders_schema(extra), &[]);
+        c.partition_spec = spec(&fields);
+        let e = refused(c);
+        assert!(e.contains(expect), "{fields:?}: {e}");
+    }
 
     let e = refused(creation(orders_schema(vec![]), &[("zombi.evlove", "none")]));
     assert!(e.contains("unknown table property zombi.evlove"), "{e}");

@@ -130,7 +130,7 @@ impl TableFlusher {
         metrics::counter!(m::COMMITS, "result" => "ok").increment(1);
         metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::COMMIT_ROWS).record(self.pending.rows as f64);
-        metrics::histogram!(m::COMMIT_FILES).record(self.pending.files.len() as f64);
+        metrics::histogram!(m::COMMIT_FILES).record(self.pending.file_count() as f64);
         {
             let mut status = self.status.lock().unwrap();
             status.snapshot_id = snapshot_id;

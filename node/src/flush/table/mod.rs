@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iceberg::spec::DataFile;
+use crate::layout::writer::SpecFiles;
 use iceberg::{Catalog as _, TableIdent};
 use serde::Serialize;
 use zombi_shared::config::{SnapshotMode, TableFlushSettings};
@@ -67,7 +67,8 @@ pub struct TableStatus {
 /// Data files written but not yet committed (snapshot policy `thresholds`).
 #[derive(Default)]
 struct Pending {
-    files: Vec<DataFile>,
+    /// Usually one set; more when the table's partition spec changed meanwhile.
+    files: Vec<SpecFiles>,
     rows: u64,
     bytes: u64,
     /// Where the next read starts, per partition, once these files are counted.
@@ -78,6 +79,12 @@ struct Pending {
     unverified: Option<String>,
     /// Keep file cleanup away from these files until they are committed.
     _inflight: Vec<crate::catalog::inflight::InFlightGuard>,
+}
+
+impl Pending {
+    fn file_count(&self) -> usize {
+        self.files.iter().map(|s| s.files.len()).sum()
+    }
 }
 
 pub(in crate::flush) struct TableFlusher {
@@ -226,21 +233,30 @@ impl TableFlusher {
             let table = self.ctx.catalog.load_table(&self.ident).await?;
             let table = self.commit_inferred_columns(table).await?;
             let layout = self.ctx.catalog.layout(&table).map_err(FlushError::Schema)?;
-            let batches = tokio::task::spawn_blocking(move || layout::split_by_hour(rows, &layout))
-                .await?
-                .map_err(FlushError::Schema)?;
+            let partitioner =
+                Arc::new(layout::Partitioner::of(table.metadata()).map_err(FlushError::Schema)?);
+            let batches = tokio::task::spawn_blocking({
+                let partitioner = partitioner.clone();
+                move || layout::split_rows(rows, &layout, &partitioner)
+            })
+            .await?
+            .map_err(FlushError::Schema)?;
             let flush_id = uuid::Uuid::now_v7().to_string();
             self.pending._inflight.push(self.ctx.catalog.protect(&self.name, flush_id.clone()));
             let target = self.ctx.config.iceberg.target_file_size_bytes as usize;
             // Encoding the Parquet files is the CPU-heavy part of a flush: off the workers
             // that answer ingest requests.
             let files = crate::cpu::off_workers(async move {
-                layout::writer::write_data_files(&table, batches, target, &flush_id).await
+                layout::writer::write_data_files(&table, &partitioner, batches, target, &flush_id)
+                    .await
             })
             .await??;
             crash_point("flush-after-write");
-            self.pending.bytes += files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
-            self.pending.files.extend(files);
+            self.pending.bytes += files.files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
+            match self.pending.files.last_mut() {
+                Some(last) if last.spec_id == files.spec_id => last.files.extend(files.files),
+                _ => self.pending.files.push(files),
+            }
             self.pending.rows += count;
             self.pending.since.get_or_insert_with(Instant::now);
             metrics::counter!(m::FLUSHES, "result" => "ok").increment(1);
@@ -257,7 +273,7 @@ impl TableFlusher {
             .read_to
             .iter()
             .any(|(p, w)| self.committed.get(p).copied().unwrap_or(0) < *w);
-        if (!self.pending.files.is_empty() || advanced)
+        if (self.pending.file_count() > 0 || advanced)
             && (force || settle || self.policy_says_commit())
         {
             self.commit(&high_water_marks).await?;
@@ -273,7 +289,7 @@ impl TableFlusher {
             SnapshotMode::EveryFlush => true,
             SnapshotMode::Thresholds => {
                 let age = self.pending.since.map_or(Duration::ZERO, |s| s.elapsed());
-                (p.max_files > 0 && self.pending.files.len() as u64 >= p.max_files)
+                (p.max_files > 0 && self.pending.file_count() as u64 >= p.max_files)
                     || (p.max_bytes > 0 && self.pending.bytes >= p.max_bytes)
                     || (p.max_age_ms > 0 && age >= Duration::from_millis(p.max_age_ms))
             }
@@ -285,6 +301,6 @@ impl TableFlusher {
     /// table is skipped without a flush slot or a RocksDB read.
     pub(in crate::flush) fn has_work(&self) -> bool {
         let written = self.read_at_activity != Some(self.ctx.store.activity(self.id));
-        written || !self.pending.files.is_empty() || self.watermarks_unsaved || self.deletion_due()
+        written || self.pending.file_count() > 0 || self.watermarks_unsaved || self.deletion_due()
     }
 }

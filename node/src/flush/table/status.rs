@@ -50,7 +50,7 @@ impl TableFlusher {
         let mut status = self.status.lock().unwrap();
         status.watermarks = self.committed.clone();
         status.floors = self.floors.clone();
-        status.pending_files = self.pending.files.len();
+        status.pending_files = self.pending.file_count();
         status.pending_rows = self.pending.rows;
         status.backlog_rows = backlog;
         status.backlog_bytes = backlog_bytes;

@@ -26,6 +26,11 @@ pub struct TableOverrides {
     pub on_error: Option<OnError>,
     pub unknown_fields: Option<UnknownFields>,
     pub numbers_in_strings: Option<bool>,
+    /// The table's partition spec at creation, e.g. `["day(event_time)", "bucket(16,
+    /// customer_id)"]` (docs/typed-tables.md#partition-specs); the node checks it against the
+    /// table's columns. Left out: Zombi's `event_date`, `event_hour`. A raw table that sets
+    /// it is created at start-up.
+    pub partition_by: Option<Vec<String>>,
     pub flush_interval_ms: Option<u64>,
     pub retention_secs: Option<u64>,
     pub snapshot: Option<SnapshotPolicy>,
@@ -118,6 +123,12 @@ pub(super) fn validate_tables(
                 ));
             }
             (TableMode::Raw, _) => {}
+        }
+        if t.partition_by.as_ref().is_some_and(|p| p.is_empty()) {
+            return Err(ConfigError::invalid(
+                "tables.<name>.partition_by",
+                format!("of {name} is empty: leave it out for Zombi's event_date, event_hour"),
+            ));
         }
         if let Some(ms) = t.flush_interval_ms {
             check_range("tables.<name>.flush_interval_ms", ms, 10, 3_600_000)?;

@@ -1,0 +1,361 @@
+//! A table's partition spec applied to rows: the partition value of every row, computed by
+//! iceberg-rust's transforms (`PartitionValueCalculator`) from the spec's source columns.
+//! The flusher and maintenance split batches with it before writing, and hot segments are
+//! cut by it, so a hot segment has one partition value as a data file does.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{SchemaRef as ArrowSchemaRef, SortOptions};
+use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal, schema_to_arrow_schema};
+use iceberg::spec::{
+    Literal, PartitionSpecRef, PrimitiveLiteral, PrimitiveType, Schema, StructType, TableMetadata,
+    Type,
+};
+
+use super::Layout;
+use crate::schema::{self, Row};
+use crate::typed::TypedError;
+
+/// Rows of one partition value, in the order they came.
+pub struct PartitionBatch {
+    pub partition: iceberg::spec::Struct,
+    pub batch: RecordBatch,
+}
+
+/// The partition values of rows under one spec of a table.
+pub struct Partitioner {
+    spec: PartitionSpecRef,
+    partition_type: StructType,
+    /// Field ids of the spec's source columns, ascending, and their Arrow schema.
+    sources: Vec<i32>,
+    source_arrow: ArrowSchemaRef,
+    /// `None`: the spec has no fields (every row in the one empty partition).
+    calculator: Option<PartitionValueCalculator>,
+}
+
+fn compute_error(e: impl std::fmt::Display) -> TypedError {
+    TypedError::Rows(format!("cannot compute the rows' partition values: {e}"))
+}
+
+impl Partitioner {
+    /// The partitioner of the table's default (current) spec.
+    pub fn of(metadata: &TableMetadata) -> Result<Self, TypedError> {
+        Self::new(metadata.current_schema(), metadata.default_partition_spec().clone())
+    }
+
+    pub fn new(schema: &Schema, spec: PartitionSpecRef) -> Result<Self, TypedError> {
+        let mut sources: Vec<i32> = spec.fields().iter().map(|f| f.source_id).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let fields = sources
+            .iter()
+            .map(|id| {
+                schema.as_struct().field_by_id(*id).cloned().ok_or_else(|| {
+                    compute_error(format!("the spec's source column {id} is not top-level"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let source_schema = Schema::builder()
+            .with_fields(fields)
+            .build()
+            .map_err(|e| compute_error(e.message()))?;
+        let partition_type =
+            spec.partition_type(&source_schema).map_err(|e| compute_error(e.message()))?;
+        let source_arrow = Arc::new(
+            schema_to_arrow_schema(&source_schema).map_err(|e| compute_error(e.message()))?,
+        );
+        let calculator = if spec.is_unpartitioned() {
+            None
+        } else {
+            Some(
+                PartitionValueCalculator::try_new(&spec, &source_schema)
+                    .map_err(|e| compute_error(e.message()))?,
+            )
+        };
+        Ok(Partitioner { spec, partition_type, sources, source_arrow, calculator })
+    }
+
+    pub fn spec(&self) -> &PartitionSpecRef {
+        &self.spec
+    }
+
+    pub fn spec_id(&self) -> i32 {
+        self.spec.spec_id()
+    }
+
+    pub fn partition_type(&self) -> &StructType {
+        &self.partition_type
+    }
+
+    /// Runs of consecutive rows with one partition value, over the spec's source columns
+    /// (`sources`, in `source_arrow`'s order).
+    fn runs(
+        &self,
+        sources: &RecordBatch,
+    ) -> Result<Vec<(Range<usize>, iceberg::spec::Struct)>, TypedError> {
+        let n = sources.num_rows();
+        let Some(calculator) = &self.calculator else {
+            return Ok(if n == 0 {
+                Vec::new()
+            } else {
+                vec![(0..n, iceberg::spec::Struct::empty())]
+            });
+        };
+        let values: ArrayRef =
+            calculator.calculate(sources).map_err(|e| compute_error(e.message()))?;
+        let same = arrow_ord::ord::make_comparator(&values, &values, SortOptions::default())
+            .map_err(compute_error)?;
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for i in 1..=n {
+            if i == n || same(start, i).is_ne() {
+                let value = arrow_struct_to_literal(&values.slice(start, 1), &self.partition_type)
+                    .map_err(|e| compute_error(e.message()))?;
+                let Some(Some(Literal::Struct(value))) = value.into_iter().next() else {
+                    return Err(compute_error("a partition value is not a struct"));
+                };
+                runs.push((start..i, value));
+                start = i;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The source columns of a batch in the table's schema (top-level fields carry their
+    /// field ids).
+    fn sources_of(&self, batch: &RecordBatch) -> Result<RecordBatch, TypedError> {
+        let by_id: HashMap<i32, usize> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((f.metadata().get("PARQUET:field_id")?.parse().ok()?, i)))
+            .collect();
+        let columns = self
+            .sources
+            .iter()
+            .map(|id| {
+                by_id.get(id).map(|i| batch.column(*i).clone()).ok_or_else(|| {
+                    compute_error(format!("the rows lack the spec's source column {id}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(self.source_arrow.clone(), columns)?)
+    }
+
+    /// The source columns of stored rows: system columns straight from the events, typed
+    /// columns converted as the flusher converts them.
+    fn sources_of_rows(&self, layout: &Layout, rows: &[Row]) -> Result<RecordBatch, TypedError> {
+        if self.sources.iter().all(|id| schema::is_event_column(*id)) {
+            let columns = self
+                .sources
+                .iter()
+                .map(|id| schema::system_column(*id, rows).expect("checked"))
+                .collect();
+            return Ok(RecordBatch::try_new(self.source_arrow.clone(), columns)?);
+        }
+        self.sources_of(&layout.to_batch(rows)?)
+    }
+
+    /// Runs of consecutive stored rows with one partition value.
+    pub fn row_runs(
+        &self,
+        layout: &Layout,
+        rows: &[Row],
+    ) -> Result<Vec<(Range<usize>, iceberg::spec::Struct)>, TypedError> {
+        if self.calculator.is_none() {
+            let all = (!rows.is_empty()).then(|| (0..rows.len(), iceberg::spec::Struct::empty()));
+            return Ok(all.into_iter().collect());
+        }
+        self.runs(&self.sources_of_rows(layout, rows)?)
+    }
+
+    /// Splits a batch in the table's schema by partition value, each part's rows in batch
+    /// order; parts in the order of their first row. One part takes the batch uncopied.
+    pub fn split(&self, batch: RecordBatch) -> Result<Vec<PartitionBatch>, TypedError> {
+        if self.calculator.is_none() {
+            return Ok(if batch.num_rows() == 0 {
+                Vec::new()
+            } else {
+                vec![PartitionBatch { partition: iceberg::spec::Struct::empty(), batch }]
+            });
+        }
+        let runs = self.runs(&self.sources_of(&batch)?)?;
+        if runs.len() == 1 {
+            let (_, partition) = runs.into_iter().next().expect("one run");
+            return Ok(vec![PartitionBatch { partition, batch }]);
+        }
+        let mut order: Vec<iceberg::spec::Struct> = Vec::new();
+        let mut rows: HashMap<iceberg::spec::Struct, Vec<u32>> = HashMap::new();
+        for (range, partition) in runs {
+            let indices = rows.entry(partition.clone()).or_insert_with(|| {
+                order.push(partition);
+                Vec::new()
+            });
+            indices.extend(range.map(|i| i as u32));
+        }
+        order
+            .into_iter()
+            .map(|partition| {
+                let indices = UInt32Array::from(rows.remove(&partition).expect("listed"));
+                let batch = arrow_select::take::take_record_batch(&batch, &indices)?;
+                Ok(PartitionBatch { partition, batch })
+            })
+            .collect()
+    }
+
+    /// A partition value as the hot-segment listing carries it: a JSON array with one value
+    /// per spec field, as a manifest stores it (numbers for ints, longs, dates in days and
+    /// times and timestamps in microseconds; strings; booleans; decimals as their text;
+    /// `null`).
+    pub fn to_json(&self, value: &iceberg::spec::Struct) -> Result<serde_json::Value, TypedError> {
+        let fields = self.partition_type.fields();
+        value
+            .iter()
+            .zip(fields)
+            .map(|(v, field)| {
+                let Some(v) = v else { return Ok(serde_json::Value::Null) };
+                let Literal::Primitive(p) = v else {
+                    return Err(compute_error("a partition value is not a primitive"));
+                };
+                Ok(match (p, field.field_type.as_ref()) {
+                    (PrimitiveLiteral::Boolean(b), _) => (*b).into(),
+                    (PrimitiveLiteral::Int(i), _) => (*i).into(),
+                    (PrimitiveLiteral::Long(l), _) => (*l).into(),
+                    (PrimitiveLiteral::String(s), _) => s.clone().into(),
+                    (
+                        PrimitiveLiteral::Int128(unscaled),
+                        Type::Primitive(PrimitiveType::Decimal { scale, .. }),
+                    ) => decimal_text(*unscaled, *scale).into(),
+                    (other, t) => {
+                        return Err(compute_error(format!(
+                            "partition values of type {t} ({other:?}) are not listed"
+                        )));
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(serde_json::Value::Array)
+    }
+}
+
+/// `unscaled` × 10^-`scale` as text, e.g. (1250, 2) → `12.50`.
+fn decimal_text(unscaled: i128, scale: u32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if unscaled < 0 { "-" } else { "" };
+    let scale = scale as usize;
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// Splits stored rows by partition value of `partitioner`'s spec, each part sorted by
+/// (`timestamp_ms`, `sequence`) as every data file is: a range spanning partitions (or
+/// late events) never makes a flush fail.
+pub fn split_rows(
+    mut rows: Vec<Row>,
+    layout: &Layout,
+    partitioner: &Partitioner,
+) -> Result<Vec<PartitionBatch>, TypedError> {
+    rows.sort_by_key(|(p, s, e)| (e.timestamp_ms, *s, *p));
+    partitioner.split(layout.to_batch(&rows)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::spec::{Transform, UnboundPartitionSpec};
+    use zombi_shared::wire::Payload;
+
+    use super::*;
+    use crate::hot::StoredEvent;
+
+    const MS_PER_HOUR: i64 = 3_600_000;
+
+    fn ev(ts: i64) -> StoredEvent {
+        StoredEvent {
+            timestamp_ms: ts,
+            ingest_ms: ts,
+            idempotency_key: None,
+            payload: Payload::Json("{}".into()),
+            role: Default::default(),
+        }
+    }
+
+    fn partitioner(spec: UnboundPartitionSpec) -> Partitioner {
+        let schema = schema::schema();
+        Partitioner::new(&schema, Arc::new(spec.bind(schema.clone()).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn the_default_spec_splits_by_hour_and_sorts() {
+        let h = MS_PER_HOUR;
+        let rows =
+            vec![(0, 0, ev(2 * h + 5)), (0, 1, ev(h + 1)), (1, 0, ev(2 * h + 1)), (0, 2, ev(h))];
+        let out = split_rows(rows, &Layout::Raw, &partitioner(schema::partition_spec())).unwrap();
+        let shape: Vec<_> = out.iter().map(|b| (b.partition.clone(), b.batch.num_rows())).collect();
+        let hour = |d, h| {
+            iceberg::spec::Struct::from_iter([Some(Literal::date(d)), Some(Literal::int(h))])
+        };
+        assert_eq!(shape, vec![(hour(0, 1), 2), (hour(0, 2), 2)]);
+        let ts = out[0].batch.column(2).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        assert_eq!(ts.values().to_vec(), vec![h, h + 1]);
+        assert_eq!(
+            out[0].batch.schema().field(0).metadata().get("PARQUET:field_id").map(String::as_str),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn interleaved_values_group_in_row_order_and_values_list_as_json() {
+        let spec = UnboundPartitionSpec::builder()
+            .add_partition_field(schema::FIELD_EVENT_TIME, "event_time_day", Transform::Day)
+            .and_then(|b| {
+                b.add_partition_field(schema::FIELD_PARTITION, "p_bucket", Transform::Bucket(4))
+            })
+            .unwrap()
+            .build();
+        let p = partitioner(spec);
+        let day = 24 * MS_PER_HOUR;
+        let rows: Vec<Row> =
+            (0..40u32).map(|i| (i % 5, u64::from(i), ev(i64::from(i % 2) * day + 7))).collect();
+        let runs = p.row_runs(&Layout::Raw, &rows).unwrap();
+        assert!(runs.len() > 4, "values alternate: {} runs", runs.len());
+        let parts = split_rows(rows, &Layout::Raw, &p).unwrap();
+        let total: usize = parts.iter().map(|b| b.batch.num_rows()).sum();
+        assert_eq!(total, 40);
+        for part in &parts {
+            // Every row of a part has the part's value, and rows stay sorted.
+            let again = p.runs(&p.sources_of(&part.batch).unwrap()).unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].1, part.partition);
+            let json = p.to_json(&part.partition).unwrap();
+            let days = json[0].as_i64().unwrap();
+            assert!(days == 0 || days == 1, "{json}");
+            assert!((0..4).contains(&json[1].as_i64().unwrap()), "{json}");
+        }
+        assert!(p.row_runs(&Layout::Raw, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unpartitioned_spec_keeps_every_row_together() {
+        let p = partitioner(UnboundPartitionSpec::builder().build());
+        let rows: Vec<Row> = (0..3u32).map(|i| (i, 0, ev(i64::from(i) * MS_PER_HOUR))).collect();
+        let parts = split_rows(rows, &Layout::Raw, &p).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].batch.num_rows(), 3);
+        assert_eq!(p.to_json(&parts[0].partition).unwrap(), serde_json::json!([]));
+    }
+
+    #[test]
+    fn decimals_print_with_their_scale() {
+        assert_eq!(decimal_text(1250, 2), "12.50");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(7, 0), "7");
+    }
+}
