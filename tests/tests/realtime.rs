@@ -138,8 +138,12 @@ async fn a_snapshot_and_the_hot_segments_above_it_hold_every_event_once() -> any
     assert_eq!(segs.len(), 12, "{listing}");
     for s in segs {
         assert_eq!(s["record_count"], 20);
-        let hour = s["event_hour"].as_i64().unwrap();
+        // Zombi's default spec: (event_date, event_hour).
+        assert_eq!(s["spec_id"], 0);
+        let hour = s["partition_values"][1].as_i64().unwrap();
         assert_eq!(s["lower_bounds"]["10"], hour);
+        assert_eq!(s["upper_bounds"]["10"], hour);
+        assert_eq!(s["lower_bounds"]["9"], s["partition_values"][0]);
         let ts_lo = s["lower_bounds"]["3"].as_i64().unwrap();
         assert_eq!((22 + (ts_lo - BASE).div_euclid(HOUR)) % 24, hour, "BASE is 22:00");
         assert_eq!(s["null_value_counts"]["8"], 20, "no binary payloads");
@@ -169,10 +173,10 @@ async fn a_snapshot_and_the_hot_segments_above_it_hold_every_event_once() -> any
     assert!(body["error"]["message"].as_str().unwrap().contains("<partition>:<next sequence>"));
     let (status, _) = list(&node, "nope", "").await?;
     assert_eq!(status, 404);
-    let (status, _, _) = read_segment(&node, "/tables/rt/hot/segments/0/5-4/1-1.parquet").await?;
+    let (status, _, _) = read_segment(&node, "/tables/rt/hot/segments/0/5-4/0-5b5d.parquet").await?;
     assert_eq!(status, 400);
     let (status, _, _) =
-        read_segment(&node, "/tables/rt/hot/segments/0/0-99999/1-1.parquet").await?;
+        read_segment(&node, "/tables/rt/hot/segments/0/0-99999/0-5b5d.parquet").await?;
     assert_eq!(status, 404);
     Ok(())
 }
@@ -224,7 +228,7 @@ async fn leased_segments_outlive_retention_and_older_watermarks_get_410() -> any
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("deletion floor 10") && msg.contains("reload the table"), "{msg}");
     let (status, _, _) =
-        read_segment(&node, "/tables/lease/hot/segments/0/0-10/1-1.parquet").await?;
+        read_segment(&node, "/tables/lease/hot/segments/0/0-10/0-5b5d.parquet").await?;
     assert_eq!(status, 410);
     Ok(())
 }

@@ -223,7 +223,7 @@ async fn hot_segments(
     Ok(Json(state.reads.segments(&table, watermarks).await?).into_response())
 }
 
-/// `GET /tables/{table}/hot/segments/{partition}/{from}-{to}/{date}-{hour}.parquet`.
+/// `GET /tables/{table}/hot/segments/{partition}/{from}-{to}/{spec_id}-{value}.parquet`.
 async fn hot_segment(
     State(state): State<AppState>,
     Path((table, partition, range, file)): Path<(String, String, String, String)>,

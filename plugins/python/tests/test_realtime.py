@@ -306,7 +306,8 @@ def test_row_filter_prunes_hot_segments(cluster, clicks):
     scan = table.scan(row_filter=by_hour)
     segments = scan.hot_segments()
     assert len(all_segments) > len(segments) == 1, (all_segments, segments)
-    assert segments[0]["partition"] == 2 and segments[0]["event_hour"] == old.hour
+    old_date = (old.date() - datetime.date(1970, 1, 1)).days
+    assert segments[0]["partition"] == 2 and segments[0]["partition_values"] == [old_date, old.hour]
     rows = scan.to_arrow()
     assert set(pairs(rows)) == clicks["old_pairs"]
     assert scan.last_plan.read == 1

@@ -3,7 +3,7 @@ translation into Iceberg data files so PyIceberg's own evaluators can prune it."
 
 from __future__ import annotations
 
-import datetime
+import decimal
 import random
 import threading
 import time
@@ -17,17 +17,20 @@ from pyiceberg.conversions import to_bytes
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.transforms import IdentityTransform
 from pyiceberg.typedef import Record
 from pyiceberg.types import (
+    BooleanType,
     DateType,
+    DecimalType,
     DoubleType,
     FloatType,
     IntegerType,
     LongType,
     PrimitiveType,
+    StringType,
     TimestampType,
     TimestamptzType,
+    TimeType,
 )
 
 from zombi_iceberg._http import mount_timeout
@@ -40,10 +43,6 @@ WATERMARK_PREFIX = "zombi.watermark."
 # any other column are ignored even if present: pruning on them would be unsound.
 _BOUNDED_TYPES = (IntegerType, LongType, FloatType, DoubleType, DateType, TimestampType, TimestamptzType)
 
-# Partition source columns and the listing keys that hold their values.
-_PARTITION_VALUES = {"event_date": "event_date_days", "event_hour": "event_hour"}
-
-_EPOCH = datetime.date(1970, 1, 1)
 
 
 def snapshot_watermarks(summary: Mapping[str, Any] | None) -> dict[int, int] | None:
@@ -208,26 +207,37 @@ def _short(resp: requests.Response) -> str:
 # -- listing entries as Iceberg data files ---------------------------------------------------
 
 
-def segment_partition(segment: Mapping[str, Any], spec: PartitionSpec, schema: Schema) -> Record | None:
-    """The segment's partition tuple in `spec`, or None if the spec is not Zombi's
-    identity(event_date), identity(event_hour) and the listing cannot fill it."""
-    values = []
-    for pf in spec.fields:
-        source = schema.find_field(pf.source_id).name
-        key = _PARTITION_VALUES.get(source)
-        if key is None or not isinstance(pf.transform, IdentityTransform):
-            return None
-        value = segment.get(key)
-        if value is None and source == "event_date" and segment.get("event_date"):
-            value = (datetime.date.fromisoformat(segment["event_date"]) - _EPOCH).days
-        if value is None:
-            return None
-        values.append(int(value))
-    return Record(*values)
+def segment_partition(segment: Mapping[str, Any], spec: PartitionSpec, schema: Schema) -> Record:
+    """The segment's partition tuple in `spec` (the spec its listing entry names): one value per
+    field, as a manifest holds it (ints for dates and transform results, microseconds for times
+    and timestamps, Decimal for decimals)."""
+    values = segment["partition_values"]
+    if int(segment["spec_id"]) != spec.spec_id or not isinstance(values, list) or len(values) != len(spec.fields):
+        raise ValueError(f"partition values {values!r} are not a tuple of spec {spec.spec_id}")
+    out = []
+    for pf, value in zip(spec.fields, values):
+        result = pf.transform.result_type(schema.find_field(pf.source_id).field_type)
+        out.append(_partition_value(result, value))
+    return Record(*out)
+
+
+def _partition_value(result: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(result, BooleanType) and isinstance(value, bool):
+        return value
+    if isinstance(result, StringType) and isinstance(value, str):
+        return value
+    if isinstance(result, DecimalType) and isinstance(value, str):
+        return decimal.Decimal(value)
+    if isinstance(result, (IntegerType, LongType, DateType, TimeType, TimestampType, TimestamptzType)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    raise ValueError(f"partition value {value!r} is not a {result}")
 
 
 def segment_data_file(
-    segment: Mapping[str, Any], url: str, spec: PartitionSpec, schema: Schema, partition: Record | None
+    segment: Mapping[str, Any], url: str, spec: PartitionSpec, schema: Schema, partition: Record
 ) -> DataFile:
     """A DataFile describing the segment: exact record count, counts and bounds, so that
     PyIceberg's inclusive metrics evaluator and residuals apply to it as to a committed file."""
@@ -264,7 +274,7 @@ def segment_data_file(
         content=DataFileContent.DATA,
         file_path=url,
         file_format=FileFormat.PARQUET,
-        partition=partition if partition is not None else Record(*([None] * len(spec.fields))),
+        partition=partition,
         record_count=int(segment["record_count"]),
         file_size_in_bytes=int(segment.get("file_size_in_bytes") or 0),
         value_counts=counts("value_counts"),

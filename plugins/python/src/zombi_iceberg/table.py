@@ -285,16 +285,29 @@ class ZombiScan(DataScan):
         then the inclusive metrics evaluator on counts and bounds."""
         metadata = self.table_metadata
         schema = metadata.schema()
-        spec = metadata.spec()
-        partition_schema = Schema(*spec.partition_type(schema).fields)
-        partition_ok = expression_evaluator(partition_schema, self.partition_filters[spec.spec_id], self.case_sensitive)
+        specs = metadata.specs()
         metrics_ok = _InclusiveMetricsEvaluator(schema, self.row_filter, self.case_sensitive).eval
-        residuals = residual_evaluator_of(spec=spec, expr=self.row_filter, case_sensitive=self.case_sensitive, schema=schema)
+        per_spec: dict[int, tuple[Any, Any]] = {}
+
+        def evaluators(spec: Any) -> tuple[Any, Any]:
+            if spec.spec_id not in per_spec:
+                partition_schema = Schema(*spec.partition_type(schema).fields)
+                partition_ok = expression_evaluator(
+                    partition_schema, self.partition_filters[spec.spec_id], self.case_sensitive
+                )
+                residuals = residual_evaluator_of(
+                    spec=spec, expr=self.row_filter, case_sensitive=self.case_sensitive, schema=schema
+                )
+                per_spec[spec.spec_id] = (partition_ok, residuals)
+            return per_spec[spec.spec_id]
 
         kept = []
         for seg in listing.segments:
             try:
                 below = int(seg["from_sequence"]) < marks.get(int(seg["partition"]), 0)
+                spec = specs.get(int(seg["spec_id"]))
+                if spec is None:
+                    raise ValueError(f"its partition spec {seg['spec_id']} is not in the table's metadata (reload the table)")
                 partition = segment_partition(seg, spec, schema)
                 data_file = segment_data_file(seg, client.segment_url(seg["path"]), spec, schema, partition)
             except (KeyError, TypeError, ValueError) as exc:
@@ -303,12 +316,12 @@ class ZombiScan(DataScan):
                 # Rows below the snapshot's watermark are in the snapshot already: reading
                 # them again would duplicate them.
                 raise HotUnavailable(f"hot segment {seg['path']} starts below the watermark map {marks}")
-            if partition is not None and not partition_ok(partition):
+            partition_ok, residuals = evaluators(spec)
+            if not partition_ok(partition):
                 continue
             if not metrics_ok(data_file):
                 continue
-            residual = residuals.residual_for(partition) if partition is not None else self.row_filter
-            kept.append((seg, FileScanTask(data_file, residual=residual)))
+            kept.append((seg, FileScanTask(data_file, residual=residuals.residual_for(partition))))
         return kept
 
 

@@ -25,7 +25,8 @@ import org.apache.iceberg.types.Types;
 
 /**
  * One entry of the node's hot-segment listing (docs/realtime.md): a pinned sequence range of one
- * partition and one event hour, and everything an Iceberg data file carries about it.
+ * partition, the rows of one partition value of one of the table's partition specs, and everything
+ * an Iceberg data file carries about it.
  */
 public final class HotSegment {
   /** Location scheme of hot files; each engine plugin reads them from the node. */
@@ -44,8 +45,10 @@ public final class HotSegment {
   public final long partition;
   public final long fromSequence;
   public final long toSequence;
-  public final int eventDateDays;
-  public final int eventHour;
+  /** The partition spec of {@link #partitionValues}. */
+  public final int specId;
+  /** One JSON value per spec field, as a manifest stores it (docs/realtime.md). */
+  final JsonNode partitionValues;
   public final long recordCount;
   public final long fileSizeInBytes;
   final Map<Integer, Long> valueCounts;
@@ -58,8 +61,12 @@ public final class HotSegment {
     this.partition = longField(node, "partition");
     this.fromSequence = longField(node, "from_sequence");
     this.toSequence = longField(node, "to_sequence");
-    this.eventDateDays = intField(node, "event_date_days");
-    this.eventHour = intField(node, "event_hour");
+    this.specId = intField(node, "spec_id");
+    this.partitionValues = field(node, "partition_values");
+    if (!partitionValues.isArray()) {
+      throw new IllegalArgumentException(
+          "hot segment 'partition_values' is not an array: " + partitionValues);
+    }
     this.recordCount = longField(node, "record_count");
     this.fileSizeInBytes = longField(node, "file_size_in_bytes");
     this.valueCounts = idMap("value_counts", node);
@@ -143,42 +150,67 @@ public final class HotSegment {
   }
 
   /**
-   * The segment's partition tuple in {@code spec}, or null when the spec partitions by a column
-   * whose value a segment does not fix (only {@code event_date}, {@code event_hour} and {@code
-   * partition} are fixed per segment).
+   * The segment's partition tuple in {@code spec}, the spec the listing names ({@link #specId}),
+   * its values converted to the Java types Iceberg keeps partition values in.
    */
   public StructLike partitionIn(PartitionSpec spec, Schema schema) {
     List<PartitionField> fields = spec.fields();
+    if (spec.specId() != specId || partitionValues.size() != fields.size()) {
+      throw new IllegalArgumentException(
+          "hot segment " + path + " has " + partitionValues.size() + " values of spec " + specId
+              + ", not a tuple of spec " + spec.specId() + " (" + fields.size() + " fields)");
+    }
     Object[] values = new Object[fields.size()];
     for (int i = 0; i < values.length; i++) {
       PartitionField field = fields.get(i);
-      Types.NestedField source = schema.findField(field.sourceId());
-      Object value = source == null ? null : sourceValue(source.name());
-      if (value == null) {
-        return null;
+      Type source = schema.findType(field.sourceId());
+      if (source == null) {
+        throw new IllegalArgumentException(
+            "partition field " + field.name() + " has no source column in the schema");
       }
-      if (!field.transform().isIdentity()) {
-        @SuppressWarnings("unchecked")
-        Transform<Object, Object> transform = (Transform<Object, Object>) field.transform();
-        value = transform.bind(source.type()).apply(value);
-      }
-      values[i] = value;
+      values[i] = partitionValue(field.name(), field.transform().getResultType(source), partitionValues.get(i));
     }
     return new Tuple(values);
   }
 
-  private Object sourceValue(String column) {
-    switch (column) {
-      case "event_date":
-        return eventDateDays;
-      case "event_hour":
-        return eventHour;
-      case "partition":
-        // Partitions are u32 on the wire and int in Iceberg, as in the cold files.
-        return (int) partition;
-      default:
-        return null;
+  private Object partitionValue(String name, Type type, JsonNode value) {
+    if (value == null || value.isNull()) {
+      return null;
     }
+    switch (type.typeId()) {
+      case BOOLEAN:
+        if (value.isBoolean()) {
+          return value.asBoolean();
+        }
+        break;
+      case INTEGER:
+      case DATE:
+        if (value.canConvertToInt()) {
+          return value.asInt();
+        }
+        break;
+      case LONG:
+      case TIME:
+      case TIMESTAMP:
+        if (value.canConvertToLong()) {
+          return value.asLong();
+        }
+        break;
+      case STRING:
+        if (value.isTextual()) {
+          return value.asText();
+        }
+        break;
+      case DECIMAL:
+        if (value.isTextual()) {
+          return new java.math.BigDecimal(value.asText());
+        }
+        break;
+      default:
+        break;
+    }
+    throw new IllegalArgumentException(
+        "hot segment " + path + ": partition value " + value + " of " + name + " is not a " + type);
   }
 
   /** The segment as a data file of {@code spec}, with exact counts and bounds. */

@@ -1,7 +1,9 @@
 package dev.zombi.hot;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.apache.iceberg.BaseFileScanTask;
 import org.apache.iceberg.DataFile;
@@ -39,47 +41,64 @@ public final class HotTasks {
 
   private HotTasks() {}
 
+  /** What pruning and planning need of one spec. */
+  private static final class PerSpec {
+    final Evaluator partitions;
+    final ResidualEvaluator residuals;
+    final String specJson;
+
+    PerSpec(PartitionSpec spec, Expression filter, boolean caseSensitive, boolean ignoreResiduals) {
+      this.partitions =
+          new Evaluator(
+              spec.partitionType(),
+              Projections.inclusive(spec, caseSensitive).project(filter),
+              caseSensitive);
+      this.residuals =
+          ResidualEvaluator.of(
+              spec, ignoreResiduals ? Expressions.alwaysTrue() : filter, caseSensitive);
+      this.specJson = PartitionSpecParser.toJson(spec);
+    }
+  }
+
   /**
-   * Plans {@code segments} of a table with {@code spec} and {@code schema}.
+   * Plans {@code segments} of a table with {@code specs} (by id) and {@code schema}; each segment is
+   * a file of the spec its listing entry names.
    *
    * @param filter the scan's filter
    * @param ignoreResiduals plan with an always-true residual
    * @param keepStats keep the column metrics on the data files (Iceberg's {@code
    *     includeColumnStats})
    * @param statsIds the field ids to keep metrics of; null for all
-   * @return null when {@code spec} partitions by a column a segment does not fix: the caller must
-   *     then read committed data only
+   * @return null when a segment's spec is not one of {@code specs} (the table's spec changed after
+   *     the caller loaded it): the caller must then read committed data only, or load again
    */
   public static Planned plan(
       List<HotSegment> segments,
-      PartitionSpec spec,
+      Map<Integer, PartitionSpec> specs,
       Schema schema,
       Expression filter,
       boolean caseSensitive,
       boolean ignoreResiduals,
       boolean keepStats,
       Set<Integer> statsIds) {
-    Evaluator partitions =
-        new Evaluator(
-            spec.partitionType(),
-            Projections.inclusive(spec, caseSensitive).project(filter),
-            caseSensitive);
     InclusiveMetricsEvaluator metrics =
         new InclusiveMetricsEvaluator(schema, filter, caseSensitive);
-    ResidualEvaluator residuals =
-        ResidualEvaluator.of(
-            spec, ignoreResiduals ? Expressions.alwaysTrue() : filter, caseSensitive);
     String schemaJson = SchemaParser.toJson(schema);
-    String specJson = PartitionSpecParser.toJson(spec);
+    Map<Integer, PerSpec> perSpec = new HashMap<>();
 
     List<FileScanTask> tasks = new ArrayList<>();
     long rows = 0;
     for (HotSegment segment : segments) {
-      StructLike partition = segment.partitionIn(spec, schema);
-      if (partition == null) {
+      PartitionSpec spec = specs.get(segment.specId);
+      if (spec == null) {
         return null;
       }
-      if (!partitions.eval(partition)) {
+      PerSpec of =
+          perSpec.computeIfAbsent(
+              spec.specId(),
+              id -> new PerSpec(spec, filter, caseSensitive, ignoreResiduals));
+      StructLike partition = segment.partitionIn(spec, schema);
+      if (!of.partitions.eval(partition)) {
         continue;
       }
       DataFile file = segment.toDataFile(spec, schema, partition);
@@ -90,7 +109,7 @@ public final class HotTasks {
           !keepStats
               ? file.copyWithoutStats()
               : statsIds == null ? file.copy() : file.copyWithStats(statsIds);
-      tasks.add(new BaseFileScanTask(kept, null, schemaJson, specJson, residuals));
+      tasks.add(new BaseFileScanTask(kept, null, schemaJson, of.specJson, of.residuals));
       rows += segment.recordCount;
     }
     return new Planned(tasks, rows, segments.size());

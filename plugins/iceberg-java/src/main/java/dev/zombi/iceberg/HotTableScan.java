@@ -281,7 +281,7 @@ final class HotTableScan implements TableScan {
     HotTasks.Planned planned =
         HotTasks.plan(
             segments,
-            table.spec(),
+            table.specs(),
             table.schema(),
             cold.filter(),
             cold.isCaseSensitive(),
@@ -290,9 +290,8 @@ final class HotTableScan implements TableScan {
             statsColumnIds(table.schema(), cold.isCaseSensitive()));
     if (planned == null) {
       LOG.warn(
-          "{}: partition spec {} is not one hot segments can fill; reading committed data only",
-          table.name(),
-          table.spec());
+          "{}: hot segments are of a partition spec this table's metadata does not hold yet; reading committed data only",
+          table.name());
       return List.of();
     }
     LOG.info(

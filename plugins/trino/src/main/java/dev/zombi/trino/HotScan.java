@@ -5,6 +5,7 @@ import dev.zombi.hot.HotTasks;
 import java.lang.reflect.Method;
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.stream.Collectors;
@@ -30,27 +31,28 @@ import org.apache.iceberg.util.TableScanUtil;
 final class HotScan implements TableScan {
   private final TableScan base;
   private final List<HotSegment> segments;
-  private final PartitionSpec spec;
+  private final Map<Integer, PartitionSpec> specs;
   private final Schema schema;
   private final boolean keepStats;
   private final Collection<String> statsColumns;
   private final boolean ignoreResiduals;
 
-  HotScan(TableScan base, List<HotSegment> segments, PartitionSpec spec, Schema schema) {
-    this(base, segments, spec, schema, false, null, false);
+  HotScan(
+      TableScan base, List<HotSegment> segments, Map<Integer, PartitionSpec> specs, Schema schema) {
+    this(base, segments, specs, schema, false, null, false);
   }
 
   private HotScan(
       TableScan base,
       List<HotSegment> segments,
-      PartitionSpec spec,
+      Map<Integer, PartitionSpec> specs,
       Schema schema,
       boolean keepStats,
       Collection<String> statsColumns,
       boolean ignoreResiduals) {
     this.base = base;
     this.segments = segments;
-    this.spec = spec;
+    this.specs = specs;
     this.schema = schema;
     this.keepStats = keepStats;
     this.statsColumns = statsColumns;
@@ -59,7 +61,7 @@ final class HotScan implements TableScan {
 
   private HotScan with(TableScan newBase) {
     return new HotScan(
-        newBase, segments, spec, schema, keepStats, statsColumns, ignoreResiduals);
+        newBase, segments, specs, schema, keepStats, statsColumns, ignoreResiduals);
   }
 
   @Override
@@ -82,7 +84,7 @@ final class HotScan implements TableScan {
     HotTasks.Planned planned =
         HotTasks.plan(
             segments,
-            spec,
+            specs,
             schema,
             base.filter(),
             caseSensitive,
@@ -90,7 +92,8 @@ final class HotScan implements TableScan {
             keepStats,
             statsIds);
     if (planned == null) {
-      throw new IllegalStateException("partition spec " + spec + " is not one hot segments fill");
+      throw new IllegalStateException(
+          "hot segments are of a partition spec the table's metadata does not hold; query again");
     }
     long sequence = base.snapshot() == null ? 0 : base.snapshot().sequenceNumber() + 1;
     for (FileScanTask task : planned.tasks) {
@@ -173,7 +176,7 @@ final class HotScan implements TableScan {
   @Override
   public TableScan includeColumnStats() {
     return new HotScan(
-        base.includeColumnStats(), segments, spec, schema, true, null, ignoreResiduals);
+        base.includeColumnStats(), segments, specs, schema, true, null, ignoreResiduals);
   }
 
   @Override
@@ -181,7 +184,7 @@ final class HotScan implements TableScan {
     return new HotScan(
         base.includeColumnStats(requestedColumns),
         segments,
-        spec,
+        specs,
         schema,
         true,
         List.copyOf(requestedColumns),
@@ -206,7 +209,7 @@ final class HotScan implements TableScan {
   @Override
   public TableScan ignoreResiduals() {
     return new HotScan(
-        base.ignoreResiduals(), segments, spec, schema, keepStats, statsColumns, true);
+        base.ignoreResiduals(), segments, specs, schema, keepStats, statsColumns, true);
   }
 
   @Override

@@ -254,7 +254,7 @@ final class ZombiSplitManager implements ConnectorSplitManager {
     if (hot.snapshot != null) {
       base = base.useSnapshot(hot.snapshot.snapshotId());
     }
-    HotScan scan = new HotScan(base, hot.segments, hot.table.spec(), hot.table.schema());
+    HotScan scan = new HotScan(base, hot.segments, hot.table.specs(), hot.table.schema());
     IcebergSplitSource source =
         new IcebergSplitSource(
             fileSystems,
