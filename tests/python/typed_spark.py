@@ -2,7 +2,7 @@
 Spark session:
 
 1. `CREATE TABLE` declares --create (the issue's statement); a statement Zombi cannot
-   honour (PARTITIONED BY) is refused. Prints {"created": [[name, type], ...], "refused": …}.
+   honour (PARTITIONED BY a double column) is refused. Prints {"created": [[name, type], ...], "refused": …}.
 2. Waits for a line on stdin (the test writes events and flushes).
 3. Prints, per --read table, its columns, its rows in typed_engines.canon form sorted by
    order_id, and the committed data files read without and with `order_id >= --min-order`;
@@ -50,7 +50,7 @@ def main():
     )
     created = [[f.name, f.dataType.simpleString()] for f in spark.table(f"zombi.zombi.{args.create}").schema.fields]
     try:
-        spark.sql("CREATE TABLE zombi.zombi.refused_by_zombi (x int) PARTITIONED BY (x)")
+        spark.sql("CREATE TABLE zombi.zombi.refused_by_zombi (x double) PARTITIONED BY (x)")
         refused = None
     except Exception as e:  # the refusal's message, for the test to read
         refused = str(e)

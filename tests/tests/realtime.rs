@@ -173,7 +173,8 @@ async fn a_snapshot_and_the_hot_segments_above_it_hold_every_event_once() -> any
     assert!(body["error"]["message"].as_str().unwrap().contains("<partition>:<next sequence>"));
     let (status, _) = list(&node, "nope", "").await?;
     assert_eq!(status, 404);
-    let (status, _, _) = read_segment(&node, "/tables/rt/hot/segments/0/5-4/0-5b5d.parquet").await?;
+    let (status, _, _) =
+        read_segment(&node, "/tables/rt/hot/segments/0/5-4/0-5b5d.parquet").await?;
     assert_eq!(status, 400);
     let (status, _, _) =
         read_segment(&node, "/tables/rt/hot/segments/0/0-99999/0-5b5d.parquet").await?;
