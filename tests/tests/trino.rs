@@ -190,6 +190,11 @@ async fn the_zombi_connector_reads_hot_rows_exactly_once() -> anyhow::Result<()>
     let node = Node::start(&[
         ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"),
         ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false"),
+        // A spec of the owner's choice: hot segments carry its values to the connector.
+        (
+            "ZOMBI_NODE__TABLES__BY_DAY__PARTITION_BY",
+            r#"["day(event_time)", "bucket(2, partition)"]"#,
+        ),
     ])
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
@@ -260,6 +265,26 @@ async fn the_zombi_connector_reads_hot_rows_exactly_once() -> anyhow::Result<()>
         want_all,
         "iceberg connector after the flush"
     );
+
+    // A table partitioned by day and bucket(2, partition): committed and hot rows exactly
+    // once, whole and filtered on a partition source column.
+    let mut by_day = send(&edge, "by_day", 0, DAY1_H10, 0, 20).await?;
+    by_day.extend(send(&edge, "by_day", 1, DAY2_H11, 100, 10).await?);
+    node.flush("by_day").await?;
+    by_day.extend(send(&edge, "by_day", 2, DAY1_H10 + 5_000, 200, 7).await?);
+    by_day.extend(send(&edge, "by_day", 1, DAY2_H11 + 5_000, 300, 4).await?);
+    assert_eq!(
+        trino_figures(&trino, &zombi, "by_day").await?,
+        with_date(&by_day, 27),
+        "zombi connector: a table with its own spec"
+    );
+    let one = trino
+        .numbers(&format!(
+            "SELECT count(*), count(DISTINCT sequence) FROM {zombi}.zombi.by_day \
+             WHERE partition = 1 AND event_time >= TIMESTAMP '2026-01-02 00:00:00 UTC'"
+        ))
+        .await?;
+    assert_eq!(one, vec![14, 14], "partition 1 on the second day: committed 10, hot 4");
 
     trino.drop_catalog(&zombi).await?;
     trino.drop_catalog(&iceberg).await?;

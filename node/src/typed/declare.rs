@@ -46,16 +46,21 @@ pub fn declare(creation: TableCreation, table_location: &str) -> Result<TableCre
         return Err(TypedError::Declaration("a typed table needs at least one column".into()));
     }
     let system = schema::schema();
-    // A column named and typed as a system column is that column (a spec may partition by
-    // it: `event_time timestamp … PARTITIONED BY (days(event_time))`).
+    // A column named and typed as a system column that the spec partitions by is that
+    // column: `event_time timestamp … PARTITIONED BY (days(event_time))`.
+    let spec_sources: Vec<i32> =
+        creation.partition_spec.iter().flat_map(|s| s.fields()).map(|f| f.source_id).collect();
     let mut own = Vec::new();
     for field in user {
         match system.as_struct().fields().iter().find(|s| s.name.eq_ignore_ascii_case(&field.name))
         {
-            Some(s) if s.name == field.name && s.field_type == field.field_type => {}
+            Some(s)
+                if s.name == field.name
+                    && s.field_type == field.field_type
+                    && spec_sources.contains(&field.id) => {}
             Some(s) => {
                 return Err(TypedError::Declaration(format!(
-                    "column {} clashes with a system column every Zombi table has ({}); rename it, or declare it as {} {} to partition by it",
+                    "column {} clashes with a system column every Zombi table has ({}); rename it (to partition by the system column, declare it as {} {})",
                     field.name,
                     system_names().join(", "),
                     s.name,
