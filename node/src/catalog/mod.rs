@@ -32,7 +32,7 @@ use iceberg::{
     TableCommit, TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 
-use crate::typed;
+use crate::{schema, typed};
 use inflight::{InFlight, InFlightGuard};
 pub use lifecycle::DeclareError;
 use pointers::PointerStore;
@@ -73,6 +73,27 @@ fn engine_may_apply(update: &TableUpdate) -> bool {
             | TableUpdate::SetProperties { .. }
             | TableUpdate::RemoveProperties { .. }
     )
+}
+
+/// Zombi's reasons for a partition spec an update adds, before Iceberg's (which only say
+/// which transform does not fit which type). Checked against the schema the update adds, if
+/// it adds one.
+fn check_new_specs(current: &TableMetadata, updates: &[TableUpdate]) -> Result<()> {
+    let schema = updates
+        .iter()
+        .rev()
+        .find_map(|u| match u {
+            TableUpdate::AddSchema { schema } => Some(schema),
+            _ => None,
+        })
+        .unwrap_or(current.current_schema());
+    for u in updates {
+        if let TableUpdate::AddSpec { spec } = u {
+            schema::partitioning::bind_checked(schema, spec.clone())
+                .map_err(|e| Error::new(ErrorKind::DataInvalid, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn unsupported(what: &str) -> Error {
@@ -369,6 +390,7 @@ impl ZombiCatalog {
                 for r in &requirements {
                     r.check(Some(current.metadata()))?;
                 }
+                check_new_specs(current.metadata(), &updates)?;
                 let mut builder = TableMetadataBuilder::new_from_metadata(
                     current.metadata().clone(),
                     current.metadata_location().map(str::to_owned),

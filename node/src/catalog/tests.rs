@@ -136,3 +136,79 @@ async fn typed_tables_the_config_declares_exist_and_bad_declarations_name_their_
     let refused = f.catalog.create_configured(&config).await.unwrap_err().to_string();
     assert!(refused.starts_with("tables.bad: "), "{refused}");
 }
+
+/// (transform, source id) of each field of the table's default spec.
+fn spec_of(table: &iceberg::table::Table) -> Vec<(String, i32)> {
+    let spec = table.metadata().default_partition_spec();
+    spec.fields().iter().map(|f| (f.transform.to_string(), f.source_id)).collect()
+}
+
+#[tokio::test]
+async fn the_config_and_the_catalog_choose_a_tables_spec_and_zombi_refuses_what_it_cannot_keep() {
+    let f = catalog();
+    let mut config = NodeConfig::default();
+    let partitioned = |mode, columns: Option<&str>, by: &[&str]| TableOverrides {
+        mode,
+        columns: columns.map(str::to_owned),
+        partition_by: Some(by.iter().map(|s| s.to_string()).collect()),
+        ..TableOverrides::default()
+    };
+    let orders = partitioned(
+        TableMode::Typed,
+        Some("customer_id string, amount decimal(12, 2)"),
+        &["day(event_time)", "bucket(8, customer_id)"],
+    );
+    config.tables.insert("orders".into(), orders);
+    config.tables.insert("daily".into(), partitioned(TableMode::Raw, None, &["event_date"]));
+    f.catalog.create_configured(&config).await.unwrap();
+    let orders = f.catalog.load_table(&f.catalog.ident("orders")).await.unwrap();
+    let customer = orders.metadata().current_schema().field_by_name("customer_id").unwrap().id;
+    assert_eq!(
+        spec_of(&orders),
+        vec![("day".into(), schema::FIELD_EVENT_TIME), ("bucket[8]".into(), customer)]
+    );
+    let event_times = orders.metadata().current_schema().as_struct().fields().iter();
+    assert_eq!(event_times.filter(|f| f.name == "event_time").count(), 1, "no second event_time");
+    let daily = f.catalog.load_table(&f.catalog.ident("daily")).await.unwrap();
+    assert_eq!(spec_of(&daily), vec![("identity".into(), schema::FIELD_EVENT_DATE)]);
+    assert!(!daily.metadata().properties().contains_key(properties::TABLE_MODE), "raw");
+
+    let mut bad = NodeConfig::default();
+    bad.tables.insert("bad".into(), partitioned(TableMode::Raw, None, &["identity(payload)"]));
+    let refused = f.catalog.create_configured(&bad).await.unwrap_err().to_string();
+    assert!(refused.starts_with("tables.bad: ") && refused.contains("payload"), "{refused}");
+
+    // Evolution through the catalog: a spec Zombi keeps becomes the default; one it cannot
+    // keep is refused with the reason and changes nothing.
+    let ident = f.catalog.ident("daily");
+    let evolve = |source_id, transform| {
+        let spec = iceberg::spec::UnboundPartitionSpec::builder()
+            .add_partition_field(source_id, "f", transform)
+            .unwrap()
+            .build();
+        vec![TableUpdate::AddSpec { spec }, TableUpdate::SetDefaultSpec { spec_id: -1 }]
+    };
+    use iceberg::spec::Transform;
+    let before = f.catalog.load_table(&ident).await.unwrap();
+    let refused = f
+        .catalog
+        .update_metadata(&ident, vec![], evolve(schema::FIELD_PAYLOAD_BYTES, Transform::Bucket(4)))
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("whole payload"), "{refused}");
+    let refused = f
+        .catalog
+        .update_metadata(&ident, vec![], evolve(schema::FIELD_SEQUENCE, Transform::Day))
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("does not apply"), "{refused}");
+    let now = f.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(now.metadata_location(), before.metadata_location());
+    let evolved = f
+        .catalog
+        .update_metadata(&ident, vec![], evolve(schema::FIELD_PARTITION, Transform::Bucket(4)))
+        .await
+        .unwrap();
+    assert_eq!(spec_of(&evolved), vec![("bucket[4]".into(), schema::FIELD_PARTITION)]);
+    assert_eq!(evolved.metadata().partition_specs_iter().len(), 2, "the old spec stays");
+}
