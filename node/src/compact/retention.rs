@@ -32,9 +32,17 @@ pub fn retention_secs(
 /// that straddle the cutoff at most once per step (with hourly partitions and a retention of
 /// a day or more, the cutoff falls on an hour's start and no file straddles it), and a row
 /// is kept at most one step longer than the retention.
-pub fn cutoff_ms(now_ms: i64, secs: u64) -> i64 {
+///
+/// `grain_ms`: how finely the table's spec cuts event time (a day for `day(event_time)`,
+/// see [`schema::partitioning::event_time_grain_ms`]). When it is at most an eighth of the
+/// retention the cutoff falls on its boundaries instead, so that whole partitions leave
+/// unread and none is rewritten (a row stays at most one grain longer).
+pub fn cutoff_ms(now_ms: i64, secs: u64, grain_ms: Option<i64>) -> i64 {
     let retention_ms = (secs as i64).saturating_mul(1000);
-    let step = (retention_ms / 24).clamp(1000, 3_600_000);
+    let mut step = (retention_ms / 24).clamp(1000, 3_600_000);
+    if let Some(grain) = grain_ms.filter(|g| *g > step && *g <= retention_ms / 8) {
+        step = grain;
+    }
     now_ms.saturating_sub(retention_ms).div_euclid(step) * step
 }
 
@@ -103,13 +111,18 @@ mod tests {
         const H: i64 = 3_600_000;
         let now = 1_767_304_800_000 + 17 * 60_000 + 4_321; // 22:17:04.321
         // 90 days: whole hours.
-        assert_eq!(cutoff_ms(now, 90 * 86_400), 1_767_304_800_000 - 90 * 24 * H);
+        assert_eq!(cutoff_ms(now, 90 * 86_400, None), 1_767_304_800_000 - 90 * 24 * H);
+        // With daily partitions: whole days (2026-01-01T00:00Z minus 90 days).
+        let day = Some(24 * H);
+        assert_eq!(cutoff_ms(now, 90 * 86_400, day), 1_767_225_600_000 - 90 * 24 * H);
+        // ... unless a day is more than an eighth of the retention.
+        assert_eq!(cutoff_ms(now, 7 * 86_400, day), cutoff_ms(now, 7 * 86_400, None));
         // 2 hours: five minutes.
-        assert_eq!(cutoff_ms(now, 7200), 1_767_304_800_000 - 2 * H + 15 * 60_000);
+        assert_eq!(cutoff_ms(now, 7200, None), 1_767_304_800_000 - 2 * H + 15 * 60_000);
         // 10 seconds: whole seconds.
-        assert_eq!(cutoff_ms(now, 10), now - 10_000 - 321);
+        assert_eq!(cutoff_ms(now, 10, None), now - 10_000 - 321);
         for secs in [1, 60, 3600, 86_400, 400 * 86_400] {
-            let c = cutoff_ms(now, secs);
+            let c = cutoff_ms(now, secs, None);
             let exact = now - secs as i64 * 1000;
             assert!(c <= exact && exact - c < ((secs as i64 * 1000) / 24).clamp(1000, H), "{secs}");
         }

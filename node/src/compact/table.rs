@@ -22,6 +22,7 @@ use super::{Ctx, remove, retention, rewrite};
 use crate::failpoints::crash_point;
 use crate::hot;
 use crate::layout::{self, writer::SpecFiles};
+use crate::schema;
 
 /// Manifests below this size are merged once a snapshot lists more than `max_manifests`.
 const SMALL_MANIFEST_BYTES: i64 = 8 << 20;
@@ -182,7 +183,10 @@ impl TableMaintenance {
         report.retention_secs = secs;
         let mut committed = None;
         if let Some(secs) = secs {
-            let cutoff_ms = retention::cutoff_ms(now_ms, secs);
+            let grain = schema::partitioning::event_time_grain_ms(
+                table.metadata().default_partition_spec(),
+            );
+            let cutoff_ms = retention::cutoff_ms(now_ms, secs, grain);
             report.retention_cutoff_ms = Some(cutoff_ms);
             let cutoff_us = cutoff_ms.saturating_mul(1000);
             let matcher = std::sync::Arc::new(retention::OlderThan { cutoff_us });

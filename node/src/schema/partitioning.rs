@@ -9,7 +9,9 @@ use iceberg::spec::{
     UnboundPartitionSpec,
 };
 
-use super::columns::{FIELD_PAYLOAD, FIELD_PAYLOAD_BYTES};
+use super::columns::{
+    FIELD_EVENT_DATE, FIELD_EVENT_HOUR, FIELD_EVENT_TIME, FIELD_PAYLOAD, FIELD_PAYLOAD_BYTES,
+};
 
 /// Checks that `spec` is one Zombi can write, list hot segments of, and keep correct.
 pub fn check_spec(schema: &Schema, spec: &PartitionSpec) -> Result<(), String> {
@@ -85,6 +87,24 @@ struct Field<'a> {
     name: &'a String,
     source_id: i32,
     transform: Transform,
+}
+
+/// How finely `spec` cuts event time, when it does: the finest of `hour`/`day` of
+/// `event_time` (or `timestamp_ms`'s identity columns `event_hour`/`event_date`).
+pub fn event_time_grain_ms(spec: &PartitionSpec) -> Option<i64> {
+    const HOUR: i64 = 3_600_000;
+    spec.fields()
+        .iter()
+        .filter_map(|f| match (f.source_id, f.transform) {
+            (FIELD_EVENT_TIME, Transform::Hour) | (FIELD_EVENT_HOUR, Transform::Identity) => {
+                Some(HOUR)
+            }
+            (FIELD_EVENT_TIME, Transform::Day) | (FIELD_EVENT_DATE, Transform::Identity) => {
+                Some(24 * HOUR)
+            }
+            _ => None,
+        })
+        .min()
 }
 
 /// The spec of the config's `partition_by` (`["day(event_time)", "bucket(16, customer_id)"]`)
