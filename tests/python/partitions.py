@@ -112,17 +112,20 @@ def check_partitions(tbl):
     return files_per_spec
 
 
+def arrow_rows(scan):
+    """[rows, sum of n] of a scan."""
+    t = scan.to_arrow()
+    return [t.num_rows, sum(v for v in t.column("n").to_pylist() if v is not None)]
+
+
 def pyiceberg_side(uri, table, where):
     from pyiceberg.expressions import parser
 
     tbl = pyiceberg_catalog(uri).load_table(f"zombi.{table}")
     flt = parser.parse(where)
-    def rows(scan):
-        t = scan.to_arrow()
-        return [t.num_rows, sum(v for v in t.column("n").to_pylist() if v is not None)]
     return {
-        "rows": rows(tbl.scan()),
-        "filtered_rows": rows(tbl.scan(row_filter=flt)),
+        "rows": arrow_rows(tbl.scan()),
+        "filtered_rows": arrow_rows(tbl.scan(row_filter=flt)),
         "files": len(list(tbl.scan().plan_files())),
         "filtered_files": len(list(tbl.scan(row_filter=flt).plan_files())),
         "files_per_spec": check_partitions(tbl),
@@ -135,12 +138,9 @@ def zombi_python_side(uri, table, where):
 
     tbl = zombi_iceberg.load_catalog("zombi", uri=uri).load_table(table)
     flt = parser.parse(where)
-    def rows(scan):
-        t = scan.to_arrow()
-        return [t.num_rows, sum(v for v in t.column("n").to_pylist() if v is not None)]
     return {
-        "rows": rows(tbl.scan()),
-        "filtered_rows": rows(tbl.scan(row_filter=flt)),
+        "rows": arrow_rows(tbl.scan()),
+        "filtered_rows": arrow_rows(tbl.scan(row_filter=flt)),
         "segments": len(tbl.scan().hot_segments()),
         "filtered_segments": len(tbl.scan(row_filter=flt).hot_segments()),
     }

@@ -352,6 +352,15 @@ impl Node {
         Ok(body)
     }
 
+    /// The table's metadata, as the REST catalog's `loadTable` gives it.
+    pub async fn table_metadata(&self, table: &str) -> Result<Value> {
+        let url = format!("{}/v1/namespaces/zombi/tables/{table}", self.url());
+        let r = client().get(url).send().await?;
+        anyhow::ensure!(r.status() == 200, "load table {table}: {}", r.status());
+        let body: Value = r.json().await?;
+        Ok(body["metadata"].clone())
+    }
+
     /// `GET /tables/{table}/watermark`.
     pub async fn watermark(&self, table: &str) -> Result<Value> {
         let r = client().get(format!("{}/tables/{table}/watermark", self.url())).send().await?;

@@ -100,14 +100,9 @@ fn by_user(user: &str) -> Value {
 }
 
 async fn current_snapshot(node: &Node, table: &str) -> anyhow::Result<Value> {
-    let t: Value = client()
-        .get(format!("{}/v1/namespaces/zombi/tables/{table}", node.url()))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = &t["metadata"]["current-snapshot-id"];
-    let snapshots = t["metadata"]["snapshots"].as_array().cloned().unwrap_or_default();
+    let m = node.table_metadata(table).await?;
+    let id = &m["current-snapshot-id"];
+    let snapshots = m["snapshots"].as_array().cloned().unwrap_or_default();
     Ok(snapshots.into_iter().find(|s| &s["snapshot-id"] == id).unwrap_or(Value::Null))
 }
 
@@ -263,14 +258,9 @@ async fn a_delete_removes_one_users_rows_cold_and_hot_and_leaves_every_other_row
         .send()
         .await?;
     assert_eq!(r.status(), 200);
-    let table: Value = client()
-        .get(format!("{}/v1/namespaces/zombi/tables/events", node.url()))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let snapshots = table["metadata"]["snapshots"].as_array().unwrap();
-    assert_eq!(snapshots.len(), 1, "only the current snapshot is left: {table}");
+    let metadata = node.table_metadata("events").await?;
+    let snapshots = metadata["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1, "only the current snapshot is left: {metadata}");
     assert!(iceberg_rust_rows(&node.url(), "events", flushed).await.is_err(), "expired");
 
     // Column conditions: partition 1 before Jan 2. Files of Jan 2's hours are ruled out

@@ -68,19 +68,9 @@ async fn round(
     Ok(sent)
 }
 
-async fn metadata(node: &Node, table: &str) -> anyhow::Result<Value> {
-    let t: Value = client()
-        .get(format!("{}/v1/namespaces/zombi/tables/{table}", node.url()))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(t["metadata"].clone())
-}
-
 /// (transform, source column) of each field of the table's default spec.
 async fn default_spec(node: &Node, table: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let m = metadata(node, table).await?;
+    let m = node.table_metadata(table).await?;
     let id = &m["default-spec-id"];
     let spec = m["partition-specs"].as_array().unwrap().iter().find(|s| &s["spec-id"] == id);
     let schema =
