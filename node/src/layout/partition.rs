@@ -4,24 +4,31 @@
 //! cut by it, so a hot segment has one partition value as a data file does.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow_schema::{SchemaRef as ArrowSchemaRef, SortOptions};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray, UInt32Array};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal, schema_to_arrow_schema};
 use iceberg::spec::{
-    Literal, PartitionSpecRef, PrimitiveLiteral, PrimitiveType, Schema, StructType, TableMetadata,
-    Type,
+    Literal, PartitionSpecRef, PrimitiveLiteral, PrimitiveType, Schema, Struct, StructType,
+    TableMetadata, Type,
 };
 
 use super::Layout;
 use crate::schema::{self, Row};
 use crate::typed::TypedError;
 
+/// The partition value of each row: an index into the distinct values, which are in the
+/// order of their first row.
+pub struct Values {
+    pub of_row: Vec<u32>,
+    pub distinct: Vec<Struct>,
+}
+
 /// Rows of one partition value, in the order they came.
 pub struct PartitionBatch {
-    pub partition: iceberg::spec::Struct,
+    pub partition: Struct,
     pub batch: RecordBatch,
 }
 
@@ -90,38 +97,47 @@ impl Partitioner {
         &self.partition_type
     }
 
-    /// Runs of consecutive rows with one partition value, over the spec's source columns
-    /// (`sources`, in `source_arrow`'s order).
-    fn runs(
-        &self,
-        sources: &RecordBatch,
-    ) -> Result<Vec<(Range<usize>, iceberg::spec::Struct)>, TypedError> {
+    /// The partition value of each row, over the spec's source columns (`sources`, in
+    /// `source_arrow`'s order): equal values are found by their Arrow row encoding, and
+    /// each distinct value becomes an Iceberg struct once.
+    fn values(&self, sources: &RecordBatch) -> Result<Values, TypedError> {
         let n = sources.num_rows();
         let Some(calculator) = &self.calculator else {
-            return Ok(if n == 0 {
-                Vec::new()
-            } else {
-                vec![(0..n, iceberg::spec::Struct::empty())]
-            });
+            let distinct = if n == 0 { Vec::new() } else { vec![Struct::empty()] };
+            return Ok(Values { of_row: vec![0; n], distinct });
         };
         let values: ArrayRef =
             calculator.calculate(sources).map_err(|e| compute_error(e.message()))?;
-        let same = arrow_ord::ord::make_comparator(&values, &values, SortOptions::default())
-            .map_err(compute_error)?;
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for i in 1..=n {
-            if i == n || same(start, i).is_ne() {
-                let value = arrow_struct_to_literal(&values.slice(start, 1), &self.partition_type)
-                    .map_err(|e| compute_error(e.message()))?;
-                let Some(Some(Literal::Struct(value))) = value.into_iter().next() else {
-                    return Err(compute_error("a partition value is not a struct"));
-                };
-                runs.push((start..i, value));
-                start = i;
-            }
+        let parts = values
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .ok_or_else(|| compute_error("the partition values are not a struct"))?;
+        let fields = parts.columns().iter().map(|c| SortField::new(c.data_type().clone()));
+        let converter = RowConverter::new(fields.collect()).map_err(compute_error)?;
+        let rows = converter.convert_columns(parts.columns()).map_err(compute_error)?;
+        let mut ids: HashMap<arrow_row::Row<'_>, u32> = HashMap::new();
+        let mut firsts = Vec::new();
+        let mut of_row = Vec::with_capacity(n);
+        for i in 0..n {
+            let next = ids.len() as u32;
+            let id = *ids.entry(rows.row(i)).or_insert_with(|| {
+                firsts.push(i);
+                next
+            });
+            of_row.push(id);
         }
-        Ok(runs)
+        let distinct = firsts
+            .into_iter()
+            .map(|i| {
+                let value = arrow_struct_to_literal(&values.slice(i, 1), &self.partition_type)
+                    .map_err(|e| compute_error(e.message()))?;
+                match value.into_iter().next() {
+                    Some(Some(Literal::Struct(value))) => Ok(value),
+                    _ => Err(compute_error("a partition value is not a struct")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Values { of_row, distinct })
     }
 
     /// The source columns of a batch in the table's schema (top-level fields carry their
@@ -160,48 +176,42 @@ impl Partitioner {
         self.sources_of(&layout.to_batch(rows)?)
     }
 
-    /// Runs of consecutive stored rows with one partition value.
-    pub fn row_runs(
-        &self,
-        layout: &Layout,
-        rows: &[Row],
-    ) -> Result<Vec<(Range<usize>, iceberg::spec::Struct)>, TypedError> {
+    /// The partition value of each of the stored `rows`.
+    pub fn row_values(&self, layout: &Layout, rows: &[Row]) -> Result<Values, TypedError> {
         if self.calculator.is_none() {
-            let all = (!rows.is_empty()).then(|| (0..rows.len(), iceberg::spec::Struct::empty()));
-            return Ok(all.into_iter().collect());
+            let distinct = if rows.is_empty() { Vec::new() } else { vec![Struct::empty()] };
+            return Ok(Values { of_row: vec![0; rows.len()], distinct });
         }
-        self.runs(&self.sources_of_rows(layout, rows)?)
+        self.values(&self.sources_of_rows(layout, rows)?)
     }
 
     /// Splits a batch in the table's schema by partition value, each part's rows in batch
     /// order; parts in the order of their first row. One part takes the batch uncopied.
     pub fn split(&self, batch: RecordBatch) -> Result<Vec<PartitionBatch>, TypedError> {
         if self.calculator.is_none() {
-            return Ok(if batch.num_rows() == 0 {
-                Vec::new()
-            } else {
-                vec![PartitionBatch { partition: iceberg::spec::Struct::empty(), batch }]
-            });
+            let whole = (batch.num_rows() > 0)
+                .then(|| PartitionBatch { partition: Struct::empty(), batch });
+            return Ok(whole.into_iter().collect());
         }
-        let runs = self.runs(&self.sources_of(&batch)?)?;
-        if runs.len() == 1 {
-            let (_, partition) = runs.into_iter().next().expect("one run");
-            return Ok(vec![PartitionBatch { partition, batch }]);
+        let values = self.values(&self.sources_of(&batch)?)?;
+        if values.distinct.len() <= 1 {
+            let part = values.distinct.into_iter().next();
+            return Ok(part
+                .map(|partition| PartitionBatch { partition, batch })
+                .into_iter()
+                .collect());
         }
-        let mut order: Vec<iceberg::spec::Struct> = Vec::new();
-        let mut rows: HashMap<iceberg::spec::Struct, Vec<u32>> = HashMap::new();
-        for (range, partition) in runs {
-            let indices = rows.entry(partition.clone()).or_insert_with(|| {
-                order.push(partition);
-                Vec::new()
-            });
-            indices.extend(range.map(|i| i as u32));
+        let mut indices: Vec<Vec<u32>> = vec![Vec::new(); values.distinct.len()];
+        for (row, id) in values.of_row.iter().enumerate() {
+            indices[*id as usize].push(row as u32);
         }
-        order
+        values
+            .distinct
             .into_iter()
-            .map(|partition| {
-                let indices = UInt32Array::from(rows.remove(&partition).expect("listed"));
-                let batch = arrow_select::take::take_record_batch(&batch, &indices)?;
+            .zip(indices)
+            .map(|(partition, rows)| {
+                let batch =
+                    arrow_select::take::take_record_batch(&batch, &UInt32Array::from(rows))?;
                 Ok(PartitionBatch { partition, batch })
             })
             .collect()
@@ -211,7 +221,7 @@ impl Partitioner {
     /// per spec field, as a manifest stores it (numbers for ints, longs, dates in days and
     /// times and timestamps in microseconds; strings; booleans; decimals as their text;
     /// `null`).
-    pub fn to_json(&self, value: &iceberg::spec::Struct) -> Result<serde_json::Value, TypedError> {
+    pub fn to_json(&self, value: &Struct) -> Result<serde_json::Value, TypedError> {
         let fields = self.partition_type.fields();
         value
             .iter()
@@ -299,9 +309,7 @@ mod tests {
             vec![(0, 0, ev(2 * h + 5)), (0, 1, ev(h + 1)), (1, 0, ev(2 * h + 1)), (0, 2, ev(h))];
         let out = split_rows(rows, &Layout::Raw, &partitioner(schema::partition_spec())).unwrap();
         let shape: Vec<_> = out.iter().map(|b| (b.partition.clone(), b.batch.num_rows())).collect();
-        let hour = |d, h| {
-            iceberg::spec::Struct::from_iter([Some(Literal::date(d)), Some(Literal::int(h))])
-        };
+        let hour = |d, h| Struct::from_iter([Some(Literal::date(d)), Some(Literal::int(h))]);
         assert_eq!(shape, vec![(hour(0, 1), 2), (hour(0, 2), 2)]);
         let ts = out[0].batch.column(2).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
         assert_eq!(ts.values().to_vec(), vec![h, h + 1]);
@@ -324,22 +332,23 @@ mod tests {
         let day = 24 * MS_PER_HOUR;
         let rows: Vec<Row> =
             (0..40u32).map(|i| (i % 5, u64::from(i), ev(i64::from(i % 2) * day + 7))).collect();
-        let runs = p.row_runs(&Layout::Raw, &rows).unwrap();
-        assert!(runs.len() > 4, "values alternate: {} runs", runs.len());
+        let values = p.row_values(&Layout::Raw, &rows).unwrap();
+        let changes = values.of_row.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(changes > 4, "values alternate: {:?}", values.of_row);
+        assert!(values.distinct.len() <= 8, "2 days × 4 buckets at most");
         let parts = split_rows(rows, &Layout::Raw, &p).unwrap();
         let total: usize = parts.iter().map(|b| b.batch.num_rows()).sum();
         assert_eq!(total, 40);
         for part in &parts {
             // Every row of a part has the part's value, and rows stay sorted.
-            let again = p.runs(&p.sources_of(&part.batch).unwrap()).unwrap();
-            assert_eq!(again.len(), 1);
-            assert_eq!(again[0].1, part.partition);
+            let again = p.values(&p.sources_of(&part.batch).unwrap()).unwrap();
+            assert_eq!(again.distinct, vec![part.partition.clone()]);
             let json = p.to_json(&part.partition).unwrap();
             let days = json[0].as_i64().unwrap();
             assert!(days == 0 || days == 1, "{json}");
             assert!((0..4).contains(&json[1].as_i64().unwrap()), "{json}");
         }
-        assert!(p.row_runs(&Layout::Raw, &[]).unwrap().is_empty());
+        assert!(p.row_values(&Layout::Raw, &[]).unwrap().distinct.is_empty());
     }
 
     #[test]

@@ -122,13 +122,14 @@ impl<'a> Valued<'a> {
 
     /// Hands every row still held to `f`.
     pub fn drain(&mut self, f: &mut impl FnMut(Row, &str)) -> Result<(), TypedError> {
-        let runs = self.partitioner.row_runs(self.layout, &self.chunk)?;
-        let mut rows = std::mem::take(&mut self.chunk).into_iter();
-        for (range, value) in runs {
-            let text = self.partitioner.to_json(&value)?.to_string();
-            for row in rows.by_ref().take(range.len()) {
-                f(row, &text);
-            }
+        let values = self.partitioner.row_values(self.layout, &self.chunk)?;
+        let texts = values
+            .distinct
+            .iter()
+            .map(|v| Ok(self.partitioner.to_json(v)?.to_string()))
+            .collect::<Result<Vec<String>, TypedError>>()?;
+        for (row, id) in std::mem::take(&mut self.chunk).into_iter().zip(values.of_row) {
+            f(row, &texts[id as usize]);
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod object;
+mod partitions;
 mod sys;
 mod typed;
 
@@ -28,7 +29,7 @@ use load::{Outcome, Target};
 
 /// How long each load runs, and which run (`ZOMBI_BENCH_ONLY=bulk,single`: only those of
 /// `http`, `storage`, `single`, `bulk`, `fsync`, `object`, `overload`, `realtime`, `typed`,
-/// `lifecycle`; for profiling one load).
+/// `lifecycle`, `partitions`; for profiling one load).
 struct Plan {
     short: Duration,
     bulk: Duration,
@@ -706,6 +707,42 @@ async fn bench() -> Result<()> {
         );
         drop(edge);
         drop(node);
+    }
+
+    if plan.runs("partitions") {
+        let (spec, default) = partitions::spec_vs_default(plan.short, BULK_CONNECTIONS).await?;
+        let per_m = |secs: f64, rows: u64| secs / (rows.max(1) as f64 / 1e6);
+        report.set("partitions_spec_rows", spec.rows as f64);
+        report.set("partitions_default_rows", default.rows as f64);
+        report.set("partitions_spec_files", spec.files as f64);
+        report.set("partitions_default_files", default.files as f64);
+        report.set("partitions_spec_segments", spec.segments as f64);
+        report.set("partitions_default_segments", default.segments as f64);
+        let (spec_flush, default_flush) =
+            (per_m(spec.flush_secs, spec.rows), per_m(default.flush_secs, default.rows));
+        let (spec_list, default_list) =
+            (per_m(spec.list_secs, spec.rows), per_m(default.list_secs, default.rows));
+        report.set("partitions_spec_flush_secs_per_m_rows", spec_flush);
+        report.set("partitions_default_flush_secs_per_m_rows", default_flush);
+        report.set("partitions_spec_list_secs_per_m_rows", spec_list);
+        report.set("partitions_default_list_secs_per_m_rows", default_list);
+        report.row(
+            &format!("flush, s per million rows: day + bucket[16] ({} files)", spec.files),
+            format!("{spec_flush:.2}"),
+            format!("event_date + event_hour {default_flush:.2} ({} files)", default.files),
+            ratio(spec_flush, default_flush),
+            "—",
+        );
+        report.row(
+            &format!(
+                "hot listing, s per million rows: day + bucket[16] ({} segments)",
+                spec.segments
+            ),
+            format!("{spec_list:.2}"),
+            format!("event_date + event_hour {default_list:.2} ({} segments)", default.segments),
+            ratio(spec_list, default_list),
+            "—",
+        );
     }
 
     let markdown = report.markdown();
