@@ -39,8 +39,10 @@ pub struct Partitioner {
     /// Field ids of the spec's source columns, ascending, and their Arrow schema.
     sources: Vec<i32>,
     source_arrow: ArrowSchemaRef,
-    /// `None`: the spec has no fields (every row in the one empty partition).
+    /// `None`: the spec has no fields, or only `void` ones: every row has the one value
+    /// `constant` (empty, or all null).
     calculator: Option<PartitionValueCalculator>,
+    constant: Struct,
 }
 
 fn compute_error(e: impl std::fmt::Display) -> TypedError {
@@ -74,6 +76,8 @@ impl Partitioner {
         let source_arrow = Arc::new(
             schema_to_arrow_schema(&source_schema).map_err(|e| compute_error(e.message()))?,
         );
+        // iceberg-rust's calculator takes no spec without a non-void field.
+        let constant = Struct::from_iter(spec.fields().iter().map(|_| None));
         let calculator = if spec.is_unpartitioned() {
             None
         } else {
@@ -82,7 +86,7 @@ impl Partitioner {
                     .map_err(|e| compute_error(e.message()))?,
             )
         };
-        Ok(Partitioner { spec, partition_type, sources, source_arrow, calculator })
+        Ok(Partitioner { spec, partition_type, sources, source_arrow, calculator, constant })
     }
 
     pub fn spec(&self) -> &PartitionSpecRef {
@@ -103,8 +107,7 @@ impl Partitioner {
     fn values(&self, sources: &RecordBatch) -> Result<Values, TypedError> {
         let n = sources.num_rows();
         let Some(calculator) = &self.calculator else {
-            let distinct = if n == 0 { Vec::new() } else { vec![Struct::empty()] };
-            return Ok(Values { of_row: vec![0; n], distinct });
+            return Ok(self.constant_values(n));
         };
         let values: ArrayRef =
             calculator.calculate(sources).map_err(|e| compute_error(e.message()))?;
@@ -179,18 +182,22 @@ impl Partitioner {
     /// The partition value of each of the stored `rows`.
     pub fn row_values(&self, layout: &Layout, rows: &[Row]) -> Result<Values, TypedError> {
         if self.calculator.is_none() {
-            let distinct = if rows.is_empty() { Vec::new() } else { vec![Struct::empty()] };
-            return Ok(Values { of_row: vec![0; rows.len()], distinct });
+            return Ok(self.constant_values(rows.len()));
         }
         self.values(&self.sources_of_rows(layout, rows)?)
+    }
+
+    fn constant_values(&self, rows: usize) -> Values {
+        let distinct = if rows == 0 { Vec::new() } else { vec![self.constant.clone()] };
+        Values { of_row: vec![0; rows], distinct }
     }
 
     /// Splits a batch in the table's schema by partition value, each part's rows in batch
     /// order; parts in the order of their first row. One part takes the batch uncopied.
     pub fn split(&self, batch: RecordBatch) -> Result<Vec<PartitionBatch>, TypedError> {
         if self.calculator.is_none() {
-            let whole = (batch.num_rows() > 0)
-                .then(|| PartitionBatch { partition: Struct::empty(), batch });
+            let partition = self.constant.clone();
+            let whole = (batch.num_rows() > 0).then(|| PartitionBatch { partition, batch });
             return Ok(whole.into_iter().collect());
         }
         let values = self.values(&self.sources_of(&batch)?)?;
@@ -240,9 +247,9 @@ impl Partitioner {
                         PrimitiveLiteral::Int128(unscaled),
                         Type::Primitive(PrimitiveType::Decimal { scale, .. }),
                     ) => decimal_text(*unscaled, *scale).into(),
-                    (other, t) => {
+                    (_, t) => {
                         return Err(compute_error(format!(
-                            "partition values of type {t} ({other:?}) are not listed"
+                            "partition values of type {t} are not listed"
                         )));
                     }
                 })
@@ -359,6 +366,20 @@ mod tests {
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].batch.num_rows(), 3);
         assert_eq!(p.to_json(&parts[0].partition).unwrap(), serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_spec_of_void_fields_gives_every_row_null_values() {
+        let spec = UnboundPartitionSpec::builder()
+            .add_partition_field(schema::FIELD_EVENT_DATE, "gone", Transform::Void)
+            .unwrap()
+            .build();
+        let p = partitioner(spec);
+        let rows: Vec<Row> = (0..3u32).map(|i| (i, 0, ev(i64::from(i) * MS_PER_HOUR))).collect();
+        let parts = split_rows(rows, &Layout::Raw, &p).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].partition, Struct::from_iter([None]));
+        assert_eq!(p.to_json(&parts[0].partition).unwrap(), serde_json::json!([null]));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use iceberg::spec::{
     UnboundPartitionSpec,
 };
 
+use zombi_shared::quote::quoted;
+
 use super::columns::{
     FIELD_EVENT_DATE, FIELD_EVENT_HOUR, FIELD_EVENT_TIME, FIELD_PAYLOAD, FIELD_PAYLOAD_BYTES,
 };
@@ -119,10 +121,9 @@ pub fn parse_partition_by(
     let mut fields = Vec::new();
     for item in items {
         let (transform, column) = parse_item(item)?;
-        let source = schema
-            .as_struct()
-            .field_by_name(column)
-            .ok_or_else(|| format!("partition_by {item:?}: the table has no column {column:?}"))?;
+        let source = schema.as_struct().field_by_name(column).ok_or_else(|| {
+            format!("partition_by {}: the table has no column {}", quoted(item), quoted(column))
+        })?;
         let suffix = match transform {
             Transform::Identity => String::new(),
             Transform::Bucket(_) => "_bucket".into(),
@@ -170,7 +171,8 @@ pub fn bind_checked(
 fn parse_item(item: &str) -> Result<(Transform, &str), String> {
     let bad = || {
         format!(
-            "partition_by {item:?} is not a column or one of identity(c), bucket(N, c), truncate(W, c), year(c), month(c), day(c), hour(c)"
+            "partition_by {} is not a column or one of identity(c), bucket(N, c), truncate(W, c), year(c), month(c), day(c), hour(c)",
+            quoted(item)
         )
     };
     let text = item.trim();
