@@ -1,7 +1,8 @@
 //! Table maintenance (SPEC §6): keeps tables fast for months while ingest goes on.
 //!
-//! - **Compaction** (`plan`, `rewrite`): small data files of an hour are merged into files
-//!   near `iceberg.target_file_size_bytes`, sorted by `timestamp_ms, sequence`.
+//! - **Compaction** (`plan`, `rewrite`): small data files of a partition (by default an
+//!   hour) are merged into files near `iceberg.target_file_size_bytes`, sorted by
+//!   `timestamp_ms, sequence`, in the table's current partition spec.
 //! - **Manifest merging**: once the current snapshot lists more than `max_manifests`
 //!   manifests, the small ones are merged, so commits and scan planning stay cheap.
 //! - **Snapshot expiry**: beyond `max_snapshots` or `max_snapshot_age_secs` snapshots are
