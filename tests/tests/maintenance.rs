@@ -390,6 +390,54 @@ async fn thousands_of_small_commits_keep_metadata_and_files_bounded() -> anyhow:
     Ok(())
 }
 
+/// A table committing every few milliseconds is maintained as soon as it holds twice the
+/// snapshots expiry keeps, though its interval is a day: its metadata stays small without
+/// retuning maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_that_commits_fast_is_maintained_before_its_interval() -> anyhow::Result<()> {
+    let node = Node::start(&[
+        ("ZOMBI_NODE__FLUSH__INTERVAL_MS", "10"),
+        ("ZOMBI_NODE__MAINTENANCE__INTERVAL_SECS", "86400"),
+        ("ZOMBI_NODE__MAINTENANCE__MAX_SNAPSHOTS", "5"),
+    ])
+    .await?;
+    let edge = Edge::start(&node.url(), &[]).await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let writer = {
+        let (url, stop) = (edge.url(), stop.clone());
+        tokio::spawn(async move {
+            let c = client();
+            let mut acked = Vec::new();
+            let mut i = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(60)
+                && i < 50_000
+            {
+                acked.extend(send_acked(&c, &url, "fast", 0, &[(BASE + i, i)]).await?);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            anyhow::Ok(acked)
+        })
+    };
+    let maintained =
+        wait_for("runs brought forward by the count", Duration::from_secs(60), || async {
+            let s = node.stats().await.ok()?;
+            let m = s["tables"]["fast"]["maintenance"].clone();
+            (m["runs"].as_u64()? >= 2 && m["snapshots_expired"].as_u64()? > 0).then_some(m)
+        })
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.await??;
+    let maintained = maintained?;
+    // Measured right after a run: about what expiry keeps.
+    assert!(maintained["snapshots"].as_u64() <= Some(10), "{maintained}");
+    node.wait_flushed("fast", Duration::from_secs(30)).await?;
+    assert_exact(&node, "fast", &acked, false).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn maintenance_on_the_s3_warehouse() -> anyhow::Result<()> {
     let moto = zombi_tests::moto::start().await?;

@@ -13,8 +13,10 @@
 //!   grace period, orphans of crashed flushes included.
 //!
 //! One worker maintains the tables one at a time (bounding the CPU, memory and I/O that
-//! maintenance takes beside ingest), every `interval_secs` per table and on demand
-//! (`POST /tables/{t}/compact`). Each table's runs follow the node's background-loop shape
+//! maintenance takes beside ingest), every `interval_secs` per table, on demand
+//! (`POST /tables/{t}/compact`), and as soon as a table holds twice the snapshots expiry
+//! keeps (`max_snapshots`): a table that commits fast keeps small metadata, and cheap
+//! commits, without its maintenance clocks retuned. Each table's runs follow the node's background-loop shape
 //! (`crate::tasks::BackgroundLoop`): after a failed run the next one waits twice as long
 //! each time, up to eight intervals, and a run longer than the interval is counted and
 //! logged. It never holds the table's commit lock except for the moment of its own commit,
@@ -99,6 +101,7 @@ impl Maintainer {
             tables: HashMap::new(),
             loops: HashMap::new(),
             due: HashMap::new(),
+            started: HashMap::new(),
         };
         (maintainer, worker.run(rx, cancel))
     }
@@ -172,10 +175,21 @@ struct Worker {
     /// Each table's runs: its interval, and its backoff after failures.
     loops: HashMap<String, BackgroundLoop>,
     due: HashMap<String, Instant>,
+    /// When each table's last scheduled run started.
+    started: HashMap<String, Instant>,
 }
 
 /// How often the worker looks for new tables when none is due sooner.
 const DISCOVERY_EVERY: Duration = Duration::from_secs(1);
+
+/// Least time between the starts of two runs of one table that its counts bring forward.
+const COUNT_TRIGGER_GAP: Duration = Duration::from_secs(1);
+
+/// Whether a table holding `snapshots` is due for a run now, whatever the clock says: it
+/// holds twice what expiry keeps (at least ten more).
+fn over_bounds(snapshots: u64, max_snapshots: u64) -> bool {
+    snapshots >= max_snapshots.saturating_mul(2).max(max_snapshots.saturating_add(10))
+}
 
 impl Worker {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, cancel: CancellationToken) {
@@ -196,6 +210,7 @@ impl Worker {
                     self.loops.insert(name, lp);
                 }
             }
+            self.bring_forward_over_bounds(now).await;
             let next_due = self.due.values().min().copied().unwrap_or(now + DISCOVERY_EVERY);
             let wait = next_due.saturating_duration_since(now).min(DISCOVERY_EVERY);
             match schedule.wait(wait, requests.recv()).await {
@@ -225,6 +240,7 @@ impl Worker {
                 // The next run is due an interval after this one starts (a run longer than
                 // the interval is followed at once), or a backoff after failed runs.
                 let started = Instant::now();
+                self.started.insert(name.clone(), started);
                 if self.ctx.config.table_maintenance(&name).enabled {
                     tokio::select! {
                         () = cancel.cancelled() => return,
@@ -233,6 +249,34 @@ impl Worker {
                 }
                 let wait = self.loops.get(&name).map_or(DISCOVERY_EVERY, |lp| lp.next_wait(false));
                 self.due.insert(name, started + wait);
+            }
+        }
+    }
+
+    /// Makes due now the tables whose snapshots reached twice what expiry keeps
+    /// ([`over_bounds`]): not one whose last run failed (its backoff holds), nor one whose
+    /// last run started less than [`COUNT_TRIGGER_GAP`] ago. A table's metadata is cached by
+    /// the catalog, so this costs a pointer read per table.
+    async fn bring_forward_over_bounds(&mut self, now: Instant) {
+        let waiting: Vec<String> =
+            self.due.iter().filter(|(_, at)| **at > now).map(|(n, _)| n.clone()).collect();
+        for name in waiting {
+            let settings = self.ctx.config.table_maintenance(&name);
+            let failing = self.loops.get(&name).is_some_and(|lp| lp.failures() > 0);
+            let recent =
+                self.started.get(&name).is_some_and(|t| now.duration_since(*t) < COUNT_TRIGGER_GAP);
+            if !settings.enabled || failing || recent {
+                continue;
+            }
+            let ident = self.ctx.catalog.ident(&name);
+            let Ok(table) = iceberg::Catalog::load_table(self.ctx.catalog.as_ref(), &ident).await
+            else {
+                continue;
+            };
+            let snapshots = table.metadata().snapshots().len() as u64;
+            if over_bounds(snapshots, settings.max_snapshots) {
+                tracing::debug!(table = %name, snapshots, "maintenance brought forward by the snapshot count");
+                self.due.insert(name, now);
             }
         }
     }

@@ -158,3 +158,12 @@ async fn a_retention_that_cannot_apply_does_not_stop_the_rest_of_the_run() {
     cancel.cancel();
     worker.await.unwrap();
 }
+
+#[test]
+fn a_table_is_due_at_twice_the_snapshots_expiry_keeps() {
+    assert!(!super::over_bounds(199, 100));
+    assert!(super::over_bounds(200, 100));
+    // At least ten more than expiry keeps.
+    assert!(!super::over_bounds(10, 1));
+    assert!(super::over_bounds(11, 1));
+}
