@@ -23,6 +23,34 @@ const PARTITIONS: u32 = 2;
 const MANUAL: [(&str, &str); 2] =
     [("ZOMBI_NODE__FLUSH__INTERVAL_MS", "3600000"), ("ZOMBI_NODE__MAINTENANCE__ENABLED", "false")];
 
+/// A producer writing one event at a time to partition 0 of `table` (event `i` at
+/// `time(i)`, value `i`), 3 ms apart, until `stop` is set, `limit` has passed or it has
+/// written `max` events; answers the acknowledged events.
+fn steady_writer(
+    edge: &Edge,
+    table: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    (limit, max): (Duration, i64),
+    time: fn(i64) -> i64,
+) -> tokio::task::JoinHandle<anyhow::Result<Vec<Acked>>> {
+    let url = edge.url();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let c = client();
+        let mut acked = Vec::new();
+        let mut i = 0i64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && started.elapsed() < limit
+            && i < max
+        {
+            acked.extend(send_acked(&c, &url, table, 0, &[(time(i), i)]).await?);
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        anyhow::Ok(acked)
+    })
+}
+
 /// `rounds` rounds of `per` events per (hour, partition), each round its own commit, so
 /// every hour gets one small file per round.
 async fn write_rounds(
@@ -314,26 +342,9 @@ async fn thousands_of_small_commits_keep_metadata_and_files_bounded() -> anyhow:
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let started = Instant::now();
     // Small writes, one at a time, so nearly every 10 ms cycle commits a few events.
-    let writer = {
-        let (url, stop) = (edge.url(), stop.clone());
-        tokio::spawn(async move {
-            let c = client();
-            let mut acked = Vec::new();
-            let mut i = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(200)
-                && i < 200_000
-            {
-                let records = [(BASE + (i % 4) * HOUR + i, i)];
-                acked.extend(send_acked(&c, &url, "aging", 0, &records).await?);
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-            anyhow::Ok(acked)
-        })
-    };
+    let bounds = (Duration::from_secs(200), 200_000);
+    let writer = steady_writer(&edge, "aging", stop.clone(), bounds, |i| BASE + (i % 4) * HOUR + i);
     let (max_metadata, max_snapshots) = (Cell::new(0u64), Cell::new(0u64));
     let commits = wait_for("enough commits", Duration::from_secs(200), || async {
         let s = node.stats().await.ok()?;
@@ -403,24 +414,8 @@ async fn a_table_that_commits_fast_is_maintained_before_its_interval() -> anyhow
     .await?;
     let edge = Edge::start(&node.url(), &[]).await?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let started = Instant::now();
-    let writer = {
-        let (url, stop) = (edge.url(), stop.clone());
-        tokio::spawn(async move {
-            let c = client();
-            let mut acked = Vec::new();
-            let mut i = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(60)
-                && i < 50_000
-            {
-                acked.extend(send_acked(&c, &url, "fast", 0, &[(BASE + i, i)]).await?);
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-            anyhow::Ok(acked)
-        })
-    };
+    let bounds = (Duration::from_secs(60), 50_000);
+    let writer = steady_writer(&edge, "fast", stop.clone(), bounds, |i| BASE + i);
     let maintained =
         wait_for("runs brought forward by the count", Duration::from_secs(60), || async {
             let s = node.stats().await.ok()?;
