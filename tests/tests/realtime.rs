@@ -245,7 +245,7 @@ async fn the_warehouse_names_the_current_metadata_in_version_hint() -> anyhow::R
     let table = "hinted";
     let metadata_dir = node.data_dir().join("warehouse/zombi").join(table).join("metadata");
     let mut v = 0;
-    // Each flush moves the hint to the version the catalog serves, whose copy is identical.
+    // Each flush moves the hint to the version the catalog serves, whose copy is the same file.
     for round in 0..3 {
         write(&edge, table, 1, &[round], 5, &mut v).await?;
         let flushed = node.flush(table).await?;
@@ -255,11 +255,15 @@ async fn the_warehouse_names_the_current_metadata_in_version_hint() -> anyhow::R
             metadata_dir.join(format!("v{hint}.metadata.json")),
         )?)?;
         assert_eq!(copy["current-snapshot-id"], flushed["snapshot_id"], "round {round}");
-        let current = std::fs::read_dir(&metadata_dir)?
+        let current: Vec<String> = std::fs::read_dir(&metadata_dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with(&format!("{:05}-", hint.parse::<u32>().unwrap())))
-            .count();
-        assert_eq!(current, 1, "v{hint} copies version {hint}");
+            .collect();
+        assert_eq!(current.len(), 1, "v{hint} copies version {hint}");
+        // The copy is a hard link to the committed file: its bytes were written once.
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = |name: &str| std::fs::metadata(metadata_dir.join(name)).map(|m| m.ino());
+        assert_eq!(inode(&format!("v{hint}.metadata.json"))?, inode(&current[0])?, "a link");
     }
     // Maintenance deletes unreferenced files at once here, but never the pointer's copy.
     node.compact(table).await?;

@@ -4,6 +4,9 @@
 //! (`N`, no newline) — the convention of Iceberg's Hadoop tables, which DuckDB's
 //! `iceberg_scan`, PyIceberg's `StaticTable` and Spark's Hadoop catalog follow.
 //!
+//! The copy is a hard link to the committed file on a local warehouse and a server-side
+//! copy on S3, so the node serialises and uploads each commit's metadata once.
+//!
 //! The RocksDB pointer stays the commit point: the copy is written only after the commit,
 //! so path-based readers never see an uncommitted version (a Hadoop reader looks for
 //! `v<N+1>` beyond the hint, and a failed attempt never leaves one). Writing the pointer is
@@ -14,6 +17,8 @@
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 use iceberg::{Error, ErrorKind, Result};
+
+use super::warehouse::Lister;
 
 pub const HINT_FILE: &str = "version-hint.text";
 
@@ -31,19 +36,36 @@ pub fn hint_location(table_location: &str) -> String {
     format!("{}/metadata/{HINT_FILE}", table_location.trim_end_matches('/'))
 }
 
-/// Writes the copy of `metadata` (at `metadata_location`) and then the hint naming it.
-pub async fn write(io: &FileIO, metadata_location: &str, metadata: &TableMetadata) -> Result<()> {
+/// Writes the copy of `metadata` (at `metadata_location`) and then the hint naming it. The
+/// copy is made from the committed file itself where `warehouse` can (a hard link, or a
+/// server-side copy on S3), so a commit's metadata is serialised and uploaded once; it is
+/// written from `metadata` otherwise, or when that fails.
+pub async fn write(
+    io: &FileIO,
+    warehouse: Option<&Lister>,
+    metadata_location: &str,
+    metadata: &TableMetadata,
+) -> Result<()> {
     let version = version_of(metadata_location).ok_or_else(|| {
         Error::new(
             ErrorKind::DataInvalid,
             format!("{metadata_location} is not named <version>-<uuid>.metadata.json"),
         )
     })?;
-    let json = serde_json::to_vec(metadata).map_err(|e| {
-        Error::new(ErrorKind::DataInvalid, format!("cannot serialise table metadata: {e}"))
-    })?;
     let table = metadata.location();
-    replace(io, &copy_location(table, version), json).await?;
+    let copy = copy_location(table, version);
+    let copied = match warehouse {
+        Some(w) => w.copy(metadata_location, &copy).await.inspect_err(|e| {
+            tracing::debug!(error = %e, "cannot copy the metadata file in the store; writing it")
+        }),
+        None => Err(Error::new(ErrorKind::FeatureUnsupported, "no warehouse listing")),
+    };
+    if copied.is_err() {
+        let json = serde_json::to_vec(metadata).map_err(|e| {
+            Error::new(ErrorKind::DataInvalid, format!("cannot serialise table metadata: {e}"))
+        })?;
+        replace(io, &copy, json).await?;
+    }
     replace(io, &hint_location(table), version.to_string().into_bytes()).await
 }
 

@@ -329,7 +329,7 @@ impl ZombiCatalog {
         // Fenced, the copy is the commit point and already there: only the hint is left.
         let written = match self.fence {
             Some(_) => hint::write_hint(&self.file_io, location, metadata).await,
-            None => hint::write(&self.file_io, location, metadata).await,
+            None => hint::write(&self.file_io, self.lister(), location, metadata).await,
         };
         if let Err(e) = written {
             tracing::warn!(table, error = %e, "cannot write the table's version-hint.text; path-based readers see an older snapshot until the next commit");

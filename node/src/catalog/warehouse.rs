@@ -126,6 +126,46 @@ impl Lister {
         .await
     }
 
+    /// Makes `to` (a URI in the warehouse) a copy of the file `from` without the bytes
+    /// passing through the node: a hard link on a local warehouse (made aside and renamed
+    /// over, so a reader sees the old file or the new), a server-side copy on S3 (a PUT is
+    /// atomic). Bounded in time and retried like every warehouse call.
+    pub async fn copy(&self, from: &str, to: &str) -> iceberg::Result<()> {
+        if self.uri_root == "file:///" {
+            let to_uri = to.to_owned();
+            let (from, to) = (local_path(from)?, local_path(to)?);
+            let linked = tokio::task::spawn_blocking(move || {
+                let aside = to.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+                std::fs::hard_link(&from, &aside)
+                    .and_then(|()| std::fs::rename(&aside, &to))
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&aside);
+                    })
+            })
+            .await;
+            let failed = |e: &dyn std::fmt::Display| {
+                iceberg::Error::new(
+                    iceberg::ErrorKind::Unexpected,
+                    format!("cannot link {to_uri}: {e}"),
+                )
+            };
+            return linked.map_err(|e| failed(&e))?.map_err(|e| failed(&e));
+        }
+        let path = |uri: &str| {
+            uri.strip_prefix(self.uri_root.as_str()).map(str::to_owned).ok_or_else(|| {
+                iceberg::Error::new(
+                    iceberg::ErrorKind::DataInvalid,
+                    format!("{uri} is outside the warehouse"),
+                )
+            })
+        };
+        let (from_path, to_path) = (path(from)?, path(to)?);
+        storage::with_retries(&self.policy, "copy", to, || async {
+            self.op.copy(&from_path, &to_path).await.map(|_| ()).map_err(io_error)
+        })
+        .await
+    }
+
     /// The operator path (ending in `/`) of the folder `dir`, a URI in the warehouse.
     fn path_of(&self, dir: &str) -> Result<String, opendal::Error> {
         let Some(path) = dir.strip_prefix(self.uri_root.as_str()) else {
@@ -136,6 +176,13 @@ impl Lister {
         };
         Ok(format!("{}/", path.trim_end_matches('/')))
     }
+}
+
+/// The local path of a `file://` URI.
+fn local_path(uri: &str) -> iceberg::Result<std::path::PathBuf> {
+    uri.strip_prefix("file://").map(std::path::PathBuf::from).ok_or_else(|| {
+        iceberg::Error::new(iceberg::ErrorKind::DataInvalid, format!("{uri} is not a local file"))
+    })
 }
 
 fn io_error(e: opendal::Error) -> iceberg::Error {
