@@ -55,12 +55,16 @@ pub async fn write(
     let table = metadata.location();
     let copy = copy_location(table, version);
     let copied = match warehouse {
-        Some(w) => w.copy(metadata_location, &copy).await.inspect_err(|e| {
-            tracing::debug!(error = %e, "cannot copy the metadata file in the store; writing it")
-        }),
-        None => Err(Error::new(ErrorKind::FeatureUnsupported, "no warehouse listing")),
+        Some(w) => match w.copy(metadata_location, &copy).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot copy the metadata file in the store; writing it");
+                false
+            }
+        },
+        None => false,
     };
-    if copied.is_err() {
+    if !copied {
         let json = serde_json::to_vec(metadata).map_err(|e| {
             Error::new(ErrorKind::DataInvalid, format!("cannot serialise table metadata: {e}"))
         })?;

@@ -129,9 +129,7 @@ impl ZombiCatalog {
         }
         Ok(())
     }
-}
 
-impl ZombiCatalog {
     /// Creates the raw table `name` with the config's `partition_by`, unless it exists.
     async fn create_configured_raw(
         &self,

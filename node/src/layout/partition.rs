@@ -97,10 +97,6 @@ impl Partitioner {
         self.spec.spec_id()
     }
 
-    pub fn partition_type(&self) -> &StructType {
-        &self.partition_type
-    }
-
     /// The partition value of each row, over the spec's source columns (`sources`, in
     /// `source_arrow`'s order): equal values are found by their Arrow row encoding, and
     /// each distinct value becomes an Iceberg struct once.

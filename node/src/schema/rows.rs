@@ -2,10 +2,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::builder::{
-    Date32Builder, Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
+use arrow_array::builder::{LargeBinaryBuilder, StringBuilder};
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use zombi_shared::wire::Payload;
@@ -39,64 +36,35 @@ pub type Row = (u32, u64, StoredEvent);
 /// The ten system columns of `rows`, in field id order. `payload` replaces the payload
 /// column's values (a typed table's: the JSON of the fields no column holds).
 pub fn system_columns(rows: &[Row], payload: Option<Vec<Option<String>>>) -> [ArrayRef; 10] {
-    let n = rows.len();
-    let mut partition = Int32Builder::with_capacity(n);
-    let mut sequence = Int64Builder::with_capacity(n);
-    let mut timestamp_ms = Int64Builder::with_capacity(n);
-    let mut event_time = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut ingest_time = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut key = StringBuilder::new();
     let mut payload_text = StringBuilder::new();
     let mut payload_bytes = LargeBinaryBuilder::new();
-    let mut event_date = Date32Builder::with_capacity(n);
-    let mut event_hour = Int32Builder::with_capacity(n);
-    for (p, s, e) in rows {
-        // Partitions are u32 on the wire and int in Iceberg: values above i32::MAX wrap to
-        // negative numbers, which keeps them distinct.
-        partition.append_value(*p as i32);
-        sequence.append_value(*s as i64);
-        timestamp_ms.append_value(e.timestamp_ms);
-        event_time.append_value(e.timestamp_ms * 1000);
-        ingest_time.append_value(e.ingest_ms * 1000);
-        key.append_option(e.idempotency_key.as_deref());
-        if payload.is_none() {
-            match &e.payload {
-                Payload::Json(text) => {
-                    payload_text.append_value(text);
-                    payload_bytes.append_null();
-                }
-                Payload::Bytes(bytes) => {
-                    payload_text.append_null();
-                    payload_bytes.append_value(bytes);
-                }
+    for (_, _, e) in rows {
+        match (&payload, &e.payload) {
+            (Some(_), _) => payload_bytes.append_null(),
+            (None, Payload::Json(text)) => {
+                payload_text.append_value(text);
+                payload_bytes.append_null();
             }
-        } else {
-            payload_bytes.append_null();
+            (None, Payload::Bytes(bytes)) => {
+                payload_text.append_null();
+                payload_bytes.append_value(bytes);
+            }
         }
-        let (d, h) = date_hour(e.timestamp_ms);
-        event_date.append_value(d);
-        event_hour.append_value(h);
     }
     let payload_text: ArrayRef = match payload {
         Some(values) => Arc::new(StringArray::from(values)),
         None => Arc::new(payload_text.finish()),
     };
-    let tz = match arrow_schema().field(3).data_type() {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
-    };
-    [
-        Arc::new(partition.finish()),
-        Arc::new(sequence.finish()),
-        Arc::new(timestamp_ms.finish()),
-        Arc::new(event_time.finish().with_timezone_opt(tz.clone())),
-        Arc::new(ingest_time.finish().with_timezone_opt(tz)),
-        Arc::new(key.finish()),
-        payload_text,
-        Arc::new(payload_bytes.finish()),
-        Arc::new(event_date.finish()),
-        Arc::new(event_hour.finish()),
-    ]
+    let mut payload_bytes: Option<ArrayRef> = Some(Arc::new(payload_bytes.finish()));
+    let mut payload_text = Some(payload_text);
+    std::array::from_fn(|i| {
+        let id = i as i32 + 1;
+        match id {
+            super::columns::FIELD_PAYLOAD => payload_text.take().expect("once"),
+            super::columns::FIELD_PAYLOAD_BYTES => payload_bytes.take().expect("once"),
+            _ => system_column(id, rows).expect("every other system column"),
+        }
+    })
 }
 
 /// Whether [`system_column`] builds the column of field `id`: every system column but the
@@ -124,6 +92,8 @@ pub fn system_column(id: i32, rows: &[Row]) -> Option<ArrayRef> {
         Arc::new(values.with_timezone_opt(tz()))
     };
     Some(match id {
+        // Partitions are u32 on the wire and int in Iceberg: values above i32::MAX wrap to
+        // negative numbers, which keeps them distinct.
         FIELD_PARTITION => ints(&|(p, _, _)| *p as i32),
         FIELD_SEQUENCE => longs(&|(_, s, _)| *s as i64),
         FIELD_TIMESTAMP_MS => longs(&|(_, _, e)| e.timestamp_ms),
