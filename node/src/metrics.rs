@@ -13,6 +13,7 @@
 //! | `zombi_node_combiner_batch_events` | histogram | events per micro-batch (one `WriteBatch`) |
 //! | `zombi_node_hot_write_seconds` | histogram | staging + RocksDB write time per micro-batch |
 //! | `zombi_node_hot_write_errors_total` | counter | failed micro-batch writes |
+//! | `zombi_node_hot_generations` | gauge | generations (column families) of events in the hot store; each is dropped whole once all its events are flushed and past retention |
 //! | `zombi_node_combiner_panics_total` | counter | combiner worker panics (the worker is restarted) |
 //! | `zombi_node_clock_behind_total` | counter | commits stamped after the table's last update because the wall clock was behind it |
 //! | `zombi_node_warehouse_errors_total{op,kind}` | counter | failed warehouse call attempts (`kind`: `error`, `timeout`), retried or not |
@@ -38,6 +39,7 @@ pub const COMBINER_INFLIGHT_BYTES: &str = "zombi_node_combiner_inflight_bytes";
 pub const COMBINER_BATCH_EVENTS: &str = "zombi_node_combiner_batch_events";
 pub const HOT_WRITE_SECONDS: &str = "zombi_node_hot_write_seconds";
 pub const HOT_WRITE_ERRORS: &str = "zombi_node_hot_write_errors_total";
+pub const HOT_GENERATIONS: &str = "zombi_node_hot_generations";
 pub const COMBINER_PANICS: &str = "zombi_node_combiner_panics_total";
 pub const CLOCK_BEHIND: &str = "zombi_node_clock_behind_total";
 pub const WAREHOUSE_ERRORS: &str = "zombi_node_warehouse_errors_total";
@@ -78,6 +80,7 @@ pub fn describe() {
     describe_histogram!(COMBINER_BATCH_EVENTS, Unit::Count, "Events per micro-batch.");
     describe_histogram!(HOT_WRITE_SECONDS, Unit::Seconds, "Micro-batch write time.");
     describe_counter!(HOT_WRITE_ERRORS, Unit::Count, "Failed micro-batch writes.");
+    describe_gauge!(HOT_GENERATIONS, Unit::Count, "Generations of events in the hot store.");
     describe_counter!(COMBINER_PANICS, "Combiner worker panics; the worker was restarted.");
     describe_counter!(CLOCK_BEHIND, "Commits stamped after the last update: clock was behind.");
     describe_counter!(WAREHOUSE_ERRORS, "Failed warehouse call attempts, by op and kind.");

@@ -2,9 +2,11 @@
 //! records, inferred columns and replay cursors, applied atomically.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use rocksdb::WriteBatch;
+use rocksdb::{BoundColumnFamily, WriteBatch};
 
+use super::generations::{self, Bounds, Generation};
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
 use super::logged::Recorder;
@@ -13,11 +15,17 @@ use zombi_shared::config::Durability;
 
 impl HotStore {
     pub fn batch(&self) -> HotBatch<'_> {
+        let generation = self.generations.read().unwrap().current().clone();
+        let events = self.db.cf_handle(&generation.name());
         HotBatch {
             store: self,
             batch: WriteBatch::default(),
             tables: BTreeSet::new(),
             log: (self.durability == Durability::Object).then(Recorder::default),
+            generation,
+            events,
+            added: Bounds::new(),
+            event_bytes: 0,
         }
     }
 }
@@ -30,18 +38,31 @@ pub struct HotBatch<'a> {
     /// Tables whose high-water marks this batch moves.
     pub(super) tables: BTreeSet<TableId>,
     log: Option<Recorder>,
+    /// The generation this batch's events go to, held so that it is not dropped first.
+    generation: Arc<Generation>,
+    events: Option<Arc<BoundColumnFamily<'a>>>,
+    /// The sequences and bytes of the events put so far.
+    added: Bounds,
+    event_bytes: u64,
 }
 
 impl HotBatch<'_> {
     fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
-        self.batch.put_cf(self.store.cf(cf), key, value);
+        self.batch.put_cf(&self.store.cf(cf), key, value);
         if let Some(log) = &mut self.log {
             log.op(cf, key, value);
         }
     }
 
     pub fn put_event(&mut self, table: TableId, partition: u32, sequence: u64, value: &[u8]) {
-        self.put(CF_EVENTS, &keys::event_key(table, partition, sequence), value);
+        let key = keys::event_key(table, partition, sequence);
+        let cf = self.events.as_ref().expect("a held generation has its column family");
+        self.batch.put_cf(cf, key, value);
+        if let Some(log) = &mut self.log {
+            log.op(CF_EVENTS, &key, value);
+        }
+        generations::widen(&mut self.added, table, partition, sequence);
+        self.event_bytes += (key.len() + value.len()) as u64;
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
@@ -81,9 +102,23 @@ impl HotBatch<'_> {
     /// Applies the batch; `synced`: with an fsync of the WAL whatever the mode.
     pub(super) fn commit_with(self, synced: bool) -> Result<()> {
         self.store.write_logged(self.batch, self.log, synced)?;
-        let mut activity = self.store.activity.lock().unwrap();
-        for t in self.tables {
-            *activity.entry(t).or_default() += 1;
+        if !self.added.is_empty() {
+            self.generation.record(&self.added, self.event_bytes);
+        }
+        {
+            let mut activity = self.store.activity.lock().unwrap();
+            for t in self.tables {
+                *activity.entry(t).or_default() += 1;
+            }
+        }
+        let full = self.store.generations.read().unwrap().limits;
+        if self.generation.is_full(full) {
+            drop(self.generation);
+            // The write is done and durable: a failure to start the next generation only
+            // means the next writes go on filling this one.
+            if let Err(e) = self.store.seal_full_generation() {
+                tracing::warn!(error = %zombi_shared::error_chain(&e), "cannot start a new generation of events");
+            }
         }
         Ok(())
     }

@@ -39,7 +39,7 @@ impl HotStore {
         key: &str,
         now_ms: i64,
     ) -> Result<Option<IdemRecord>> {
-        let Some(v) = self.db.get_pinned_cf(self.cf(CF_IDEM), keys::idem_key(table, key))? else {
+        let Some(v) = self.db.get_pinned_cf(&self.cf(CF_IDEM), keys::idem_key(table, key))? else {
             return Ok(None);
         };
         let record =

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use rocksdb::{IteratorMode, WriteBatch};
 
+use super::generations;
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
 use super::{HotError, HotStore, Result, corrupt, now_ms};
@@ -160,6 +161,11 @@ impl HotStore {
         // Values this record set, so that two operations on one key merge with each other.
         let mut counters: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut floors: HashMap<(TableId, u32), u64> = HashMap::new();
+        // Events go to the newest generation, held until written (see `super::generations`).
+        let generation = self.generations.read().unwrap().current().clone();
+        let events_cf =
+            self.db.cf_handle(&generation.name()).expect("a held generation has its column family");
+        let (mut added, mut added_bytes) = (generations::Bounds::new(), 0u64);
         for op in ops(record) {
             let (tag, key, value) = op?;
             match tag {
@@ -168,10 +174,10 @@ impl HotStore {
                         .ok_or_else(|| corrupt("log", "idempotency record"))?;
                     let kept = self
                         .db
-                        .get_pinned_cf(self.cf(CF_IDEM), key)?
+                        .get_pinned_cf(&self.cf(CF_IDEM), key)?
                         .and_then(|v| IdemRecord::decode(&v));
                     if kept.is_none_or(|k| k.accepted_ms >= new.accepted_ms) {
-                        batch.put_cf(self.cf(CF_IDEM), key, value);
+                        batch.put_cf(&self.cf(CF_IDEM), key, value);
                     }
                     recorder.op(CF_IDEM, key, value);
                 }
@@ -185,7 +191,7 @@ impl HotStore {
                             let f = self
                                 .db
                                 .get_cf(
-                                    self.cf(CF_META),
+                                    &self.cf(CF_META),
                                     keys::partition_key(keys::TAG_FLOOR, t, p),
                                 )?
                                 .and_then(|v| keys::parse_u64(&v))
@@ -195,7 +201,9 @@ impl HotStore {
                         }
                     };
                     if seq >= floor {
-                        batch.put_cf(self.cf(CF_EVENTS), key, value);
+                        batch.put_cf(&events_cf, key, value);
+                        generations::widen(&mut added, t, p, seq);
+                        added_bytes += (key.len() + value.len()) as u64;
                     }
                     recorder.op(CF_EVENTS, key, value);
                 }
@@ -207,6 +215,9 @@ impl HotStore {
             }
         }
         self.write(batch)?;
+        if !added.is_empty() {
+            generation.record(&added, added_bytes);
+        }
         Ok(recorder.into_parts().1)
     }
 
@@ -220,7 +231,7 @@ impl HotStore {
         let meta = self.cf(CF_META);
         match key.first().copied() {
             Some(keys::TAG_TABLE) => {
-                if let Some(held) = self.db.get_cf(meta, key)?
+                if let Some(held) = self.db.get_cf(&meta, key)?
                     && held != value
                 {
                     let name = String::from_utf8_lossy(&key[1..]);
@@ -231,20 +242,20 @@ impl HotStore {
                         ),
                     ));
                 }
-                batch.put_cf(meta, key, value);
+                batch.put_cf(&meta, key, value);
             }
-            Some(keys::TAG_COLUMN) => batch.put_cf(meta, key, value),
+            Some(keys::TAG_COLUMN) => batch.put_cf(&meta, key, value),
             Some(keys::TAG_HWM | keys::TAG_BYTES | keys::TAG_REPLAYED) => {
                 let new = keys::parse_u64(value).ok_or_else(|| corrupt("log", "counter value"))?;
                 let held = match counters.get(key) {
                     Some(&v) => v,
                     None => {
-                        self.db.get_cf(meta, key)?.and_then(|v| keys::parse_u64(&v)).unwrap_or(0)
+                        self.db.get_cf(&meta, key)?.and_then(|v| keys::parse_u64(&v)).unwrap_or(0)
                     }
                 };
                 let merged = held.max(new);
                 counters.insert(key.to_vec(), merged);
-                batch.put_cf(meta, key, keys::u64_value(merged));
+                batch.put_cf(&meta, key, keys::u64_value(merged));
             }
             _ => return Err(corrupt("log", "a meta key the log does not carry")),
         }
@@ -257,7 +268,7 @@ impl HotStore {
     pub fn checkpoint_record(&self, idem_keys: &[Vec<u8>], now_ms: i64) -> Result<(Vec<u8>, i64)> {
         let mut recorder = Recorder::default();
         let meta = self.cf(CF_META);
-        for item in self.db.iterator_cf(meta, IteratorMode::Start) {
+        for item in self.db.iterator_cf(&meta, IteratorMode::Start) {
             let (k, v) = item?;
             if matches!(
                 k.first().copied(),
@@ -274,7 +285,7 @@ impl HotStore {
         }
         let mut expires = 0;
         for key in idem_keys {
-            let Some(v) = self.db.get_pinned_cf(self.cf(CF_IDEM), key)? else { continue };
+            let Some(v) = self.db.get_pinned_cf(&self.cf(CF_IDEM), key)? else { continue };
             let Some(r) = IdemRecord::decode(&v) else { continue };
             let until = r.accepted_ms.saturating_add(self.idempotency_window_ms);
             if until >= now_ms {

@@ -2,11 +2,11 @@
 //! floors (and the range deletion that moves them), a typed table's inferred columns, a
 //! dead-letter table's replay cursors, and the catalog's metadata pointers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
-use super::keys::{self, CF_EVENTS, CF_META, TableId};
+use super::keys::{self, CF_META, TableId};
 use super::{HotStore, Result, corrupt};
 
 impl HotStore {
@@ -20,7 +20,7 @@ impl HotStore {
         let mut batch = WriteBatch::default();
         for (&p, &w) in watermarks {
             batch.put_cf(
-                self.cf(CF_META),
+                &self.cf(CF_META),
                 keys::partition_key(keys::TAG_WATERMARK, table, p),
                 keys::u64_value(w),
             );
@@ -33,21 +33,40 @@ impl HotStore {
         self.partition_values(keys::partition_prefix(keys::TAG_FLOOR, table))
     }
 
-    /// Deletes the events of one partition in `[from, to)` and records `to` as its floor.
-    /// Callers only pass ranges below the committed watermark.
+    /// Deletes the events of one partition in `[from, to)` by recording `to` as its floor:
+    /// scans no longer see them, and their generations are dropped once nothing else in
+    /// them is above its floor. Callers only pass ranges below the committed watermark.
     pub fn delete_below(&self, table: TableId, partition: u32, from: u64, to: u64) -> Result<()> {
+        debug_assert!(from <= to);
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.cf(CF_EVENTS),
-            keys::event_key(table, partition, from),
-            keys::event_key(table, partition, to),
-        );
         batch.put_cf(
-            self.cf(CF_META),
+            &self.cf(CF_META),
             keys::partition_key(keys::TAG_FLOOR, table, partition),
             keys::u64_value(to),
         );
-        self.write(batch)
+        self.write(batch)?;
+        let mut floors = self.floors.lock().unwrap();
+        let floor = floors.entry((table, partition)).or_default();
+        *floor = (*floor).max(to);
+        drop(floors);
+        self.reclaim()
+    }
+
+    /// Every persisted deletion floor, by (table, partition).
+    pub(super) fn read_floors(&self) -> Result<HashMap<(TableId, u32), u64>> {
+        let meta = self.cf(CF_META);
+        let mut out = HashMap::new();
+        let prefix = [keys::TAG_FLOOR];
+        for item in self.db.iterator_cf(&meta, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let key = keys::parse_partition_key(&k).ok_or_else(|| corrupt(CF_META, "floor key"))?;
+            let floor = keys::parse_u64(&v).ok_or_else(|| corrupt(CF_META, "floor"))?;
+            out.insert(key, floor);
+        }
+        Ok(out)
     }
 
     /// The columns the combiner inferred for a typed table (`zombi.evolve = additive`) and
@@ -56,7 +75,7 @@ impl HotStore {
         let prefix = keys::partition_prefix(keys::TAG_COLUMN, table);
         let mut out = Vec::new();
         for item in
-            self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
+            self.db.iterator_cf(&self.cf(CF_META), IteratorMode::From(&prefix, Direction::Forward))
         {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
@@ -78,7 +97,7 @@ impl HotStore {
     pub fn delete_pending_columns(&self, table: TableId, indices: &[u32]) -> Result<()> {
         let mut batch = WriteBatch::default();
         for &i in indices {
-            batch.delete_cf(self.cf(CF_META), keys::partition_key(keys::TAG_COLUMN, table, i));
+            batch.delete_cf(&self.cf(CF_META), keys::partition_key(keys::TAG_COLUMN, table, i));
         }
         self.write_synced(batch)
     }
@@ -86,7 +105,7 @@ impl HotStore {
     /// Location of a table's current Iceberg metadata file.
     pub fn catalog_pointer(&self, table: &str) -> Result<Option<String>> {
         self.db
-            .get_cf(self.cf(CF_META), keys::pointer_key(table))?
+            .get_cf(&self.cf(CF_META), keys::pointer_key(table))?
             .map(|v| String::from_utf8(v).map_err(|e| corrupt(CF_META, e)))
             .transpose()
     }
@@ -101,7 +120,7 @@ impl HotStore {
     /// Points a table at a new metadata file: the commit point of an Iceberg commit.
     pub fn set_catalog_pointer(&self, table: &str, location: &str) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), keys::pointer_key(table), location.as_bytes());
+        batch.put_cf(&self.cf(CF_META), keys::pointer_key(table), location.as_bytes());
         self.write_synced(batch)
     }
 

@@ -7,6 +7,7 @@
 
 mod batch;
 pub mod error;
+mod generations;
 mod idempotency;
 pub mod keys;
 pub mod lease;
@@ -18,14 +19,18 @@ mod registry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rocksdb::{DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{
+    BoundColumnFamily, DB, DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options,
+    ReadOptions, WriteBatch, WriteOptions,
+};
 use zombi_shared::config::Durability;
 
 pub use batch::HotBatch;
 pub use error::{HotError, Result};
+use generations::{Bounds, Generation, Generations};
 pub use idempotency::IdemRecord;
 pub use keys::TableId;
 use keys::{CF_EVENTS, CF_IDEM, CF_META};
@@ -41,8 +46,11 @@ pub struct TableCounters {
     pub bytes: u64,
 }
 
+/// RocksDB with column families created and dropped while it runs (the generations).
+type Db = DBWithThreadMode<MultiThreaded>;
+
 pub struct HotStore {
-    db: DB,
+    db: Db,
     durability: Durability,
     idempotency_window_ms: i64,
     /// Table registry, name → id.
@@ -56,6 +64,11 @@ pub struct HotStore {
     activity: Mutex<HashMap<TableId, u64>>,
     /// With `durability = "object"`: the log every logged write is appended to first.
     log: OnceLock<HotLog>,
+    /// The column families events live in, oldest first (see [`generations`]).
+    generations: RwLock<Generations>,
+    /// Deletion floors by (table, partition), as persisted (`F` keys): scans start at them
+    /// and generations below them are dropped.
+    floors: Mutex<HashMap<(TableId, u32), u64>>,
 }
 
 /// The tables a node holds, by name: all that maintenance needs of the hot store (and the
@@ -82,8 +95,33 @@ pub fn now_ms() -> i64 {
 impl HotStore {
     pub fn open(path: &Path, durability: Durability, idempotency_window_secs: u64) -> Result<Self> {
         let window_ms = idempotency_window_secs.saturating_mul(1000) as i64;
-        let (db_opts, cfs) = options::open_options(window_ms);
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let (db_opts, cfs) = options::open_options(window_ms, durability);
+        let generations = existing_generations(&db_opts, path);
+        let cfs = cfs.into_iter().chain(generations.iter().map(|n| {
+            rocksdb::ColumnFamilyDescriptor::new(generations::name_of(*n), options::events())
+        }));
+        let db = Db::open_cf_descriptors(&db_opts, path, cfs)?;
+        Self::with_db(db, durability, window_ms, &generations, false)
+    }
+
+    /// Opens an existing store read-only (for `zombi-node dump`); safe while a node runs.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let opts = Options::default();
+        let generations = existing_generations(&opts, path);
+        let names = [CF_META.to_owned(), CF_IDEM.to_owned()]
+            .into_iter()
+            .chain(generations.iter().map(|n| generations::name_of(*n)));
+        let db = Db::open_cf_for_read_only(&opts, path, names, false)?;
+        Self::with_db(db, Durability::Wal, 0, &generations, true)
+    }
+
+    fn with_db(
+        db: Db,
+        durability: Durability,
+        window_ms: i64,
+        numbers: &[u64],
+        read_only: bool,
+    ) -> Result<Self> {
         let store = HotStore {
             db,
             durability,
@@ -93,36 +131,108 @@ impl HotStore {
             registered: tokio::sync::Notify::new(),
             activity: Mutex::default(),
             log: OnceLock::new(),
+            generations: RwLock::default(),
+            floors: Mutex::default(),
         };
         let registry = store.read_registry()?;
         *store.tables.lock().unwrap() = registry;
+        *store.floors.lock().unwrap() = store.read_floors()?;
+        let mut list = Vec::with_capacity(numbers.len().max(1));
+        for &n in numbers {
+            let (bounds, bytes) = store.read_bounds(&generations::name_of(n))?;
+            list.push(Arc::new(Generation::new(n, bounds, bytes)));
+        }
+        if list.is_empty() && read_only {
+            // A store that never held an event: nothing to read, nothing to create.
+            list.push(Arc::new(Generation::new(0, Bounds::new(), 0)));
+        }
+        let empty = list.is_empty();
+        store.generations.write().unwrap().list = list;
+        if empty {
+            store.create_generation(&mut store.generations.write().unwrap(), 0)?;
+        }
+        if !read_only {
+            // Generations whose events were all deleted before a restart go now.
+            store.reclaim()?;
+        }
         Ok(store)
     }
 
-    /// Opens an existing store read-only (for `zombi-node dump`); safe while a node runs.
-    pub fn open_read_only(path: &Path) -> Result<Self> {
-        let db = DB::open_cf_for_read_only(
-            &Options::default(),
-            path,
-            [CF_EVENTS, CF_META, CF_IDEM],
-            false,
-        )?;
-        let store = HotStore {
-            db,
-            durability: Durability::Wal,
-            idempotency_window_ms: 0,
-            tables: Mutex::new(BTreeMap::new()),
-            registering: Mutex::new(()),
-            registered: tokio::sync::Notify::new(),
-            activity: Mutex::default(),
-            log: OnceLock::new(),
+    /// Sequences and bytes of the events of one generation, read from its keys: one seek
+    /// to each (table, partition)'s first and last event.
+    fn read_bounds(&self, name: &str) -> Result<(Bounds, u64)> {
+        let mut bounds = Bounds::new();
+        let Some(cf) = self.db.cf_handle(name) else { return Ok((bounds, 0)) };
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek_to_first();
+        while let Some(key) = it.key() {
+            let (t, p, first) =
+                keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+            it.seek_for_prev(keys::event_key(t, p, u64::MAX));
+            let (_, _, last) = it
+                .key()
+                .and_then(keys::parse_event_key)
+                .ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+            generations::widen(&mut bounds, t, p, first);
+            generations::widen(&mut bounds, t, p, last);
+            it.next();
+        }
+        it.status()?;
+        // Approximate, only for sealing: what RocksDB reports the generation holds.
+        let bytes = self
+            .db
+            .property_int_value_cf(&cf, "rocksdb.estimate-live-data-size")?
+            .unwrap_or(0)
+            + self.db.property_int_value_cf(&cf, "rocksdb.cur-size-all-mem-tables")?.unwrap_or(0);
+        Ok((bounds, bytes))
+    }
+
+    /// Adds generation `number` as the newest, the one writes go to.
+    fn create_generation(&self, gens: &mut Generations, number: u64) -> Result<()> {
+        let name = generations::name_of(number);
+        if self.db.cf_handle(&name).is_none() {
+            self.db.create_cf(&name, &options::events())?;
+        }
+        gens.list.push(Arc::new(Generation::new(number, Bounds::new(), 0)));
+        ::metrics::gauge!(crate::metrics::HOT_GENERATIONS).set(gens.list.len() as f64);
+        Ok(())
+    }
+
+    /// Starts a new generation if the newest one is full (see [`Generation::is_full`]).
+    fn seal_full_generation(&self) -> Result<()> {
+        let mut gens = self.generations.write().unwrap();
+        if gens.current_is_full() {
+            let next = gens.current().number + 1;
+            self.create_generation(&mut gens, next)?;
+        }
+        Ok(())
+    }
+
+    /// Seals generations at `limits` instead of the defaults.
+    #[cfg(test)]
+    pub(crate) fn set_generation_limits(&self, limits: generations::Limits) {
+        self.generations.write().unwrap().limits = limits;
+    }
+
+    /// Drops every sealed generation whose events all lie below their floors (after
+    /// sealing the newest one if it is full, so that an idle store's last events leave too).
+    fn reclaim(&self) -> Result<()> {
+        self.seal_full_generation()?;
+        let mut gens = self.generations.write().unwrap();
+        let dropped = {
+            let floors = self.floors.lock().unwrap();
+            gens.droppable(|t, p| floors.get(&(t, p)).copied().unwrap_or(0))
         };
-        let registry = store.read_registry()?;
-        *store.tables.lock().unwrap() = registry;
-        Ok(store)
+        for g in dropped {
+            self.db.drop_cf(&g.name())?;
+            gens.list.retain(|kept| kept.number != g.number);
+            tracing::debug!(generation = g.number, "dropped a generation of flushed events");
+        }
+        ::metrics::gauge!(crate::metrics::HOT_GENERATIONS).set(gens.list.len() as f64);
+        Ok(())
     }
 
-    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+    fn cf(&self, name: &'static str) -> Arc<BoundColumnFamily<'_>> {
         self.db.cf_handle(name).expect("column families are created at open")
     }
 
@@ -142,16 +252,23 @@ impl HotStore {
     /// Makes everything written so far survive power loss (shutdown path).
     pub fn sync(&self) -> Result<()> {
         match self.durability {
-            Durability::None => self.db.flush_cfs_opt(
-                &[self.cf(CF_EVENTS), self.cf(CF_META), self.cf(CF_IDEM)],
-                &rocksdb::FlushOptions::default(),
-            )?,
+            Durability::None => {
+                let names: Vec<String> = {
+                    let gens = self.generations.read().unwrap();
+                    gens.list.iter().map(|g| g.name()).collect()
+                };
+                let mut cfs = vec![self.cf(CF_META), self.cf(CF_IDEM)];
+                cfs.extend(names.iter().filter_map(|n| self.db.cf_handle(n)));
+                let refs: Vec<_> = cfs.iter().collect();
+                self.db.flush_cfs_opt(&refs, &rocksdb::FlushOptions::default())?
+            }
             Durability::Wal | Durability::Fsync | Durability::Object => self.db.flush_wal(true)?,
         }
         Ok(())
     }
 
-    /// Events of one (table, partition) with `from <= sequence < to`, in sequence order.
+    /// Events of one (table, partition) with `from <= sequence < to`, in sequence order,
+    /// from the partition's deletion floor at the lowest.
     pub fn scan(
         &self,
         table: TableId,
@@ -159,23 +276,65 @@ impl HotStore {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<(u64, StoredEvent)>> + '_ {
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::event_key(table, partition, to).to_vec());
+        let from = from.max(self.floor(table, partition));
+        // Held until the scan ends, so that none of them is dropped under it.
+        let held: Vec<Arc<Generation>> = {
+            let gens = self.generations.read().unwrap();
+            gens.list.iter().filter(|g| g.overlaps(table, partition, from, to)).cloned().collect()
+        };
+        let upper = keys::event_key(table, partition, to);
         let start = keys::event_key(table, partition, from);
-        self.db
-            .iterator_cf_opt(
-                self.cf(CF_EVENTS),
-                opts,
-                IteratorMode::From(&start, Direction::Forward),
-            )
-            .map(|item| {
+        let iters: Vec<_> = held
+            .iter()
+            .filter_map(|g| self.db.cf_handle(&g.name()))
+            .map(|cf| {
+                let mut opts = ReadOptions::default();
+                opts.set_iterate_upper_bound(upper.to_vec());
+                self.db.iterator_cf_opt(&cf, opts, IteratorMode::From(&start, Direction::Forward))
+            })
+            .collect();
+        let mut next = from;
+        iters
+            .into_iter()
+            .flatten()
+            .map(move |item| -> Result<(u64, Box<[u8]>)> {
+                let _held = &held;
                 let (k, v) = item?;
                 let (_, _, seq) =
                     keys::parse_event_key(&k).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+                Ok((seq, v))
+            })
+            // A sequence a newer generation holds again (see [`generations`]) counts once.
+            .filter(move |item| match item {
+                Ok((seq, _)) if *seq < next => false,
+                Ok((seq, _)) => {
+                    next = seq + 1;
+                    true
+                }
+                Err(_) => true,
+            })
+            .map(|item| -> Result<(u64, StoredEvent)> {
+                let (seq, v) = item?;
                 let event = record::decode(&v).ok_or_else(|| corrupt(CF_EVENTS, "value"))?;
                 Ok((seq, event))
             })
     }
+
+    /// The deletion floor of one partition: events below it are gone.
+    fn floor(&self, table: TableId, partition: u32) -> u64 {
+        self.floors.lock().unwrap().get(&(table, partition)).copied().unwrap_or(0)
+    }
+}
+
+/// The generations a store at `path` has, oldest first (none for a new store).
+fn existing_generations(opts: &Options, path: &Path) -> Vec<u64> {
+    let mut numbers: Vec<u64> = DB::list_cf(opts, path)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| generations::number_of(name))
+        .collect();
+    numbers.sort_unstable();
+    numbers
 }
 
 fn corrupt(cf: &'static str, what: impl std::fmt::Display) -> HotError {
@@ -227,5 +386,126 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].1.idempotency_key.as_deref(), Some("k"));
         assert_eq!(store.scan(a, 2, 0, u64::MAX).count(), 0);
+    }
+
+    fn put_events(store: &HotStore, table: TableId, sequences: std::ops::Range<u64>) {
+        let mut batch = store.batch();
+        for seq in sequences {
+            let payload = Payload::Json(format!("{{\"n\":{seq},\"pad\":\"{}\"}}", "x".repeat(100)));
+            batch.put_event(
+                table,
+                0,
+                seq,
+                &record::encode(seq as i64, 0, None, &payload, &Role::Event),
+            );
+        }
+        batch.commit().unwrap();
+    }
+
+    fn sequences(store: &HotStore, table: TableId) -> Vec<u64> {
+        store.scan(table, 0, 0, u64::MAX).map(|e| e.unwrap().0).collect()
+    }
+
+    fn generation_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = DB::list_cf(&Options::default(), dir)
+            .unwrap()
+            .into_iter()
+            .filter(|n| generations::number_of(n).is_some())
+            .collect();
+        names.sort_by_key(|n| generations::number_of(n));
+        names
+    }
+
+    /// Seals a generation after every batch of ten events.
+    const SMALL: generations::Limits =
+        generations::Limits { bytes: 1024, age: std::time::Duration::from_secs(3600) };
+
+    #[test]
+    fn deleted_events_leave_with_their_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+            store.set_generation_limits(SMALL);
+            let a = store.ensure_table("a").unwrap();
+            for from in [0, 10, 20] {
+                put_events(&store, a, from..from + 10);
+            }
+            // Three full generations and the empty newest one.
+            assert_eq!(
+                generation_names(dir.path()),
+                ["events", "events.1", "events.2", "events.3"]
+            );
+            assert_eq!(sequences(&store, a), (0..30).collect::<Vec<_>>());
+            assert_eq!(store.scan(a, 0, 12, 25).count(), 13);
+
+            // A floor inside the second generation: the first goes, the second stays.
+            store.delete_below(a, 0, 0, 15).unwrap();
+            assert_eq!(sequences(&store, a), (15..30).collect::<Vec<_>>());
+            assert_eq!(generation_names(dir.path()), ["events.1", "events.2", "events.3"]);
+
+            // A scan in progress holds its generations until it ends.
+            let mut scan = store.scan(a, 0, 15, 30);
+            store.delete_below(a, 0, 15, 30).unwrap();
+            assert_eq!(generation_names(dir.path()), ["events.1", "events.2", "events.3"]);
+            assert_eq!(scan.next().unwrap().unwrap().0, 15);
+            drop(scan);
+            // (The scan started before the floor moved; a new one starts at the floor.)
+            assert!(sequences(&store, a).is_empty());
+            put_events(&store, a, 30..32);
+            store.delete_below(a, 0, 30, 30).unwrap();
+            assert_eq!(generation_names(dir.path()), ["events.3"]);
+        }
+        // Reopened: the generation numbers go on, and the floor holds.
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        store.set_generation_limits(SMALL);
+        let a = store.table_id("a").unwrap();
+        assert_eq!(sequences(&store, a), [30, 31]);
+        put_events(&store, a, 32..42);
+        assert_eq!(generation_names(dir.path()), ["events.3", "events.4"]);
+        assert_eq!(sequences(&store, a), (30..42).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_restart_drops_generations_deleted_before_it_and_reads_the_bounds_of_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = {
+            let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+            store.set_generation_limits(SMALL);
+            let (a, b) = (store.ensure_table("a").unwrap(), store.ensure_table("b").unwrap());
+            put_events(&store, a, 0..10);
+            put_events(&store, b, 0..10);
+            put_events(&store, a, 10..20);
+            // `a`'s first generation could go, but a batch is being built on the newest.
+            (a, b)
+        };
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        assert_eq!(sequences(&store, a), (0..20).collect::<Vec<_>>());
+        assert_eq!(sequences(&store, b), (0..10).collect::<Vec<_>>());
+        // The bounds read back at open decide what is dropped: `b`'s generation stays
+        // until `b` is deleted too.
+        store.delete_below(a, 0, 0, 20).unwrap();
+        assert_eq!(generation_names(dir.path()), ["events.1", "events.3"]);
+        store.delete_below(b, 0, 0, 10).unwrap();
+        assert_eq!(generation_names(dir.path()), ["events.3"]);
+        drop(store);
+        let store = HotStore::open_read_only(dir.path()).unwrap();
+        assert!(sequences(&store, a).is_empty() && sequences(&store, b).is_empty());
+    }
+
+    #[test]
+    fn an_event_written_again_in_a_newer_generation_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        store.set_generation_limits(SMALL);
+        let a = store.ensure_table("a").unwrap();
+        put_events(&store, a, 0..10);
+        // As a log record applied again at recovery does (`durability = "object"`).
+        put_events(&store, a, 5..15);
+        assert_eq!(generation_names(dir.path()).len(), 3);
+        assert_eq!(sequences(&store, a), (0..15).collect::<Vec<_>>());
+        assert_eq!(
+            store.scan(a, 0, 7, 12).map(|e| e.unwrap().0).collect::<Vec<_>>(),
+            [7, 8, 9, 10, 11]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The RocksDB options of the hot store: its three column families and how each is tuned
+//! The RocksDB options of the hot store: its column families (`meta`, `idem` and the
+//! events' generations) and how each is tuned
 //! (see `docs/architecture.md`, RocksDB layout).
 
 use rocksdb::{
@@ -7,38 +8,34 @@ use rocksdb::{
 };
 
 use super::idempotency::IdemRecord;
-use super::keys::{CF_EVENTS, CF_IDEM, CF_META};
+use zombi_shared::config::Durability;
+
+use super::generations::GENERATION_BYTES;
+use super::keys::{CF_IDEM, CF_META};
 use super::now_ms;
 
-/// The database options and the column families, for an idempotency window of
-/// `window_ms`.
-pub(super) fn open_options(window_ms: i64) -> (Options, Vec<ColumnFamilyDescriptor>) {
+/// The database options and the column families other than the events' generations
+/// (see [`events`]), for an idempotency window of `window_ms`.
+pub(super) fn open_options(
+    window_ms: i64,
+    durability: Durability,
+) -> (Options, Vec<ColumnFamilyDescriptor>) {
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
     db_opts.set_keep_log_file_num(4);
     // Small machines: a couple of background jobs are plenty.
     db_opts.set_max_background_jobs(2);
-    // Column families reach disk together, so that without a WAL (durability `none`)
+    // Without a WAL (durability `none`), column families reach disk together, so that
     // events, high-water marks and idempotency records can never disagree after a crash.
-    db_opts.set_atomic_flush(true);
-
-    let mut events = Options::default();
-    // Events live seconds to minutes; compress only what sinks to the bottom level
-    // (a stalled flusher) to keep the write path cheap.
-    events.set_compression_type(DBCompressionType::None);
-    events.set_bottommost_compression_type(DBCompressionType::Zstd);
-    events.set_write_buffer_size(32 << 20);
-    // Events are deleted (by range) soon after their flush: `flush.retention_secs`, 60 s
-    // by default. RocksDB's default of compacting L0 once it holds 4 files rewrote and
-    // compressed every event once more before its deletion, which cost the node about a
-    // fifth of its CPU under bulk load (docs/benchmarks.md). Letting L0 hold 80 memtables
-    // (2.5 GiB, a minute of ingest at ~40 MiB/s) before compacting means a compaction
-    // mostly drops deleted events instead of rewriting live ones. Reads stay cheap: the
-    // flusher and hot reads seek each L0 file once per scan.
-    events.set_level_zero_file_num_compaction_trigger(80);
-    events.set_level_zero_slowdown_writes_trigger(120);
-    events.set_level_zero_stop_writes_trigger(160);
+    // With a WAL, recovery replays it whole and each generation flushes on its own: a
+    // full memtable of the newest one does not push the older ones' (soon dropped) events
+    // to disk with it.
+    db_opts.set_atomic_flush(durability == Durability::None);
+    // All memtables together, most of them events, stay under this: over it, RocksDB
+    // writes the largest to a file. Below it, events whose generation is dropped before
+    // the budget fills never reach a file at all.
+    db_opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
 
     let mut idem = Options::default();
     let mut block = BlockBasedOptions::default();
@@ -54,9 +51,30 @@ pub(super) fn open_options(window_ms: i64) -> (Options, Vec<ColumnFamilyDescript
     });
 
     let cfs = vec![
-        ColumnFamilyDescriptor::new(CF_EVENTS, events),
         ColumnFamilyDescriptor::new(CF_META, Options::default()),
         ColumnFamilyDescriptor::new(CF_IDEM, idem),
     ];
     (db_opts, cfs)
+}
+
+/// What every memtable of the store may hold together.
+const MEMTABLE_BUDGET: usize = 256 << 20;
+
+/// The options of one generation of events ([`super::generations`]).
+pub(super) fn events() -> Options {
+    let mut events = Options::default();
+    // Events live seconds to minutes and leave with their generation, which is dropped
+    // whole: nothing is ever compacted, so nothing is compacted twice or compressed.
+    // (Before generations, RocksDB's compactions of events about to be deleted cost the
+    // node about a quarter of its CPU under bulk load: docs/benchmarks.md.)
+    events.set_disable_auto_compactions(true);
+    events.set_compression_type(DBCompressionType::None);
+    // One memtable holds a whole generation, so a generation dropped before the memtable
+    // budget fills is never written to a file.
+    events.set_write_buffer_size(GENERATION_BYTES as usize + (8 << 20));
+    // A generation's files are never compacted, so their count must not stall writes: a
+    // stalled flusher holds generations (each of a few files) until it recovers.
+    events.set_level_zero_slowdown_writes_trigger(1 << 20);
+    events.set_level_zero_stop_writes_trigger(1 << 20);
+    events
 }

@@ -22,7 +22,7 @@ impl HotStore {
     ) -> Result<BTreeMap<String, T>> {
         let mut out = BTreeMap::new();
         let meta = self.cf(CF_META);
-        for item in self.db.iterator_cf(meta, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self.db.iterator_cf(&meta, IteratorMode::From(&prefix, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
@@ -95,7 +95,7 @@ impl HotStore {
             high_water_marks: self.partition_values(keys::hwm_prefix(table))?,
             bytes: 0,
         };
-        if let Some(v) = self.db.get_cf(meta, keys::bytes_key(table))? {
+        if let Some(v) = self.db.get_cf(&meta, keys::bytes_key(table))? {
             counters.bytes = keys::parse_u64(&v).ok_or_else(|| corrupt(CF_META, "bytes value"))?;
         }
         Ok(counters)
@@ -105,7 +105,7 @@ impl HotStore {
     pub(super) fn partition_values(&self, prefix: [u8; 5]) -> Result<BTreeMap<u32, u64>> {
         let mut out = BTreeMap::new();
         let meta = self.cf(CF_META);
-        for item in self.db.iterator_cf(meta, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self.db.iterator_cf(&meta, IteratorMode::From(&prefix, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;

@@ -55,6 +55,15 @@ impl StorageLimits {
     pub fn slowest(&self) -> f64 {
         self.rocksdb_wal_mib_s.min(self.parquet_zstd_mib_s).min(self.json_parse_mib_s)
     }
+
+    /// CPU-seconds one core spends per GiB on all three steps, one after the other: what
+    /// the node's work costs at the machine's own limits.
+    pub fn cpu_seconds_per_gib(&self) -> f64 {
+        [self.rocksdb_wal_mib_s, self.parquet_zstd_mib_s, self.json_parse_mib_s]
+            .iter()
+            .map(|mib_s| 1024.0 / mib_s)
+            .sum()
+    }
 }
 
 /// Runs each step over `events` (NDJSON envelopes) for about `duration`, on this thread.

@@ -256,11 +256,16 @@ async fn bench() -> Result<()> {
 
     // The HTTP limit.
     let (mut http_limit, mut http_p50, mut http_p99) = (f64::NAN, f64::NAN, f64::NAN);
+    let mut http_cpu_us = f64::NAN;
     if plan.runs("http") {
         let (mut server, addr) = spawn_http_limit()?;
+        let cpu_before = sys::cpu_secs(server.id()).unwrap_or(f64::NAN);
         let mut http =
             load::closed_loop(&single_target(addr, "bench"), SINGLE_CONNECTIONS, plan.short)
                 .await?;
+        let cpu = sys::cpu_secs(server.id()).unwrap_or(f64::NAN) - cpu_before;
+        http_cpu_us = cpu * 1e6 / http.ok as f64;
+        report.set("http_limit_cpu_us_per_request", http_cpu_us);
         let _ = server.kill();
         let _ = server.wait();
         (http_limit, http_p50, http_p99) =
@@ -306,10 +311,19 @@ async fn bench() -> Result<()> {
         report.set("freshness_cold_p50_ms", cold.percentile(0.5));
         report.set("freshness_cold_p99_ms", cold_p99);
 
+        let cpu_before = (sys::cpu_secs(edge.pid()), sys::cpu_secs(node.pid()));
         let mut single =
             load::closed_loop(&single_target(edge_addr, "single"), SINGLE_CONNECTIONS, plan.short)
                 .await?;
         single_eps = single.ok_per_sec();
+        let per_event = |before: Option<f64>, pid: u32| {
+            (sys::cpu_secs(pid).unwrap_or(f64::NAN) - before.unwrap_or(f64::NAN)) * 1e6
+                / single.ok as f64
+        };
+        let edge_us = per_event(cpu_before.0, edge.pid());
+        let node_us = per_event(cpu_before.1, node.pid());
+        report.set("single_cpu_us_per_event_edge", edge_us);
+        report.set("single_cpu_us_per_event_node", node_us);
         report.set("single_wal_eps", single_eps);
         report.set("single_wal_p50_ms", single.percentile(0.5));
         report.set("single_wal_p99_ms", single.percentile(0.99));
@@ -320,6 +334,13 @@ async fn bench() -> Result<()> {
             format!("HTTP limit {}", fmt(http_limit)),
             ratio(single_eps, http_limit),
             "≥ 0.6×",
+        );
+        report.row(
+            "single events: edge + node CPU µs per event, 64 connections",
+            format!("{} (edge {} + node {})", fmt(edge_us + node_us), fmt(edge_us), fmt(node_us)),
+            format!("HTTP limit {} per request", fmt(http_cpu_us)),
+            ratio(edge_us + node_us, http_cpu_us),
+            "≤ 2.5×",
         );
         report.row(
             "single ack p50 / p99 ms, 64 connections",
@@ -421,6 +442,9 @@ async fn bench() -> Result<()> {
         report.set("cpu_seconds_per_gib", cpu / gib);
         report.set("edge_cpu_seconds_per_gib", edge_cpu / gib);
         report.set("node_cpu_seconds_per_gib", node_cpu / gib);
+        let storage_secs_per_gib =
+            storage.as_ref().map_or(f64::NAN, limits::StorageLimits::cpu_seconds_per_gib);
+        report.set("node_cpu_vs_storage_limits", node_cpu / gib / storage_secs_per_gib);
         report.set("freshness_under_load_p50_ms", loaded.percentile(0.5));
         report.set("freshness_under_load_p99_ms", loaded.percentile(0.99));
         edge_rss = sys::peak_rss_mib(edge_pid).unwrap_or(f64::NAN);
@@ -468,7 +492,14 @@ async fn bench() -> Result<()> {
             fmt(cpu / gib),
             format!("edge {} + node {}", fmt(edge_cpu / gib), fmt(node_cpu / gib)),
             "—".into(),
-            "—",
+            "edge ≤ 5",
+        );
+        report.row(
+            "node CPU s per GiB against its storage limits (RocksDB + Parquet + JSON, one core)",
+            fmt(node_cpu / gib),
+            format!("storage limits {} s per GiB", fmt(storage_secs_per_gib)),
+            ratio(node_cpu / gib, storage_secs_per_gib),
+            "≤ 1.5×",
         );
         report.row(
             "freshness p99 ms, ack → committed snapshot: quiet / under the bulk load",
