@@ -58,7 +58,7 @@ pub(super) fn open_options(
 }
 
 /// What every memtable of the store may hold together.
-const MEMTABLE_BUDGET: usize = 256 << 20;
+const MEMTABLE_BUDGET: usize = 128 << 20;
 
 /// The options of one generation of events ([`super::generations`]).
 pub(super) fn events() -> Options {
@@ -76,5 +76,11 @@ pub(super) fn events() -> Options {
     // stalled flusher holds generations (each of a few files) until it recovers.
     events.set_level_zero_slowdown_writes_trigger(1 << 20);
     events.set_level_zero_stop_writes_trigger(1 << 20);
+    // No block cache: events are read once (by the flusher, and by hot reads of recent
+    // data, mostly still in memtables), and RocksDB's default gives each column family a
+    // cache of its own, which across tens of generations held gigabytes.
+    let mut table = BlockBasedOptions::default();
+    table.disable_cache();
+    events.set_block_based_table_factory(&table);
     events
 }
