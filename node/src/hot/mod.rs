@@ -420,12 +420,18 @@ mod tests {
     const SMALL: generations::Limits =
         generations::Limits { bytes: 1024, age: std::time::Duration::from_secs(3600) };
 
+    /// A store at `dir` that seals its generations at [`SMALL`].
+    fn small_store(dir: &Path) -> HotStore {
+        let store = HotStore::open(dir, Durability::Wal, 60).unwrap();
+        store.set_generation_limits(SMALL);
+        store
+    }
+
     #[test]
     fn deleted_events_leave_with_their_generation() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
-            store.set_generation_limits(SMALL);
+            let store = small_store(dir.path());
             let a = store.ensure_table("a").unwrap();
             for from in [0, 10, 20] {
                 put_events(&store, a, from..from + 10);
@@ -456,8 +462,7 @@ mod tests {
             assert_eq!(generation_names(dir.path()), ["events.3"]);
         }
         // Reopened: the generation numbers go on, and the floor holds.
-        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
-        store.set_generation_limits(SMALL);
+        let store = small_store(dir.path());
         let a = store.table_id("a").unwrap();
         assert_eq!(sequences(&store, a), [30, 31]);
         put_events(&store, a, 32..42);
@@ -469,8 +474,7 @@ mod tests {
     fn a_restart_drops_generations_deleted_before_it_and_reads_the_bounds_of_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = {
-            let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
-            store.set_generation_limits(SMALL);
+            let store = small_store(dir.path());
             let (a, b) = (store.ensure_table("a").unwrap(), store.ensure_table("b").unwrap());
             put_events(&store, a, 0..10);
             put_events(&store, b, 0..10);
@@ -495,8 +499,7 @@ mod tests {
     #[test]
     fn an_event_written_again_in_a_newer_generation_is_read_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
-        store.set_generation_limits(SMALL);
+        let store = small_store(dir.path());
         let a = store.ensure_table("a").unwrap();
         put_events(&store, a, 0..10);
         // As a log record applied again at recovery does (`durability = "object"`).
