@@ -107,12 +107,22 @@ impl HotStore {
     /// Opens an existing store read-only (for `zombi-node dump`); safe while a node runs.
     pub fn open_read_only(path: &Path) -> Result<Self> {
         let opts = Options::default();
-        let generations = existing_generations(&opts, path);
-        let names = [CF_META.to_owned(), CF_IDEM.to_owned()]
-            .into_iter()
-            .chain(generations.iter().map(|n| generations::name_of(*n)));
-        let db = Db::open_cf_for_read_only(&opts, path, names, false)?;
-        Self::with_db(db, Durability::Wal, 0, &generations, true)
+        let mut attempts = 0;
+        loop {
+            let generations = existing_generations(&opts, path);
+            let names = [CF_META.to_owned(), CF_IDEM.to_owned()]
+                .into_iter()
+                .chain(generations.iter().map(|n| generations::name_of(*n)));
+            match Db::open_cf_for_read_only(&opts, path, names, false) {
+                Ok(db) => return Self::with_db(db, Durability::Wal, 0, &generations, true),
+                // The running node dropped or added a generation between the listing and
+                // the open: list again.
+                Err(_) if attempts < 3 && existing_generations(&opts, path) != generations => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn with_db(
