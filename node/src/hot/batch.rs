@@ -15,17 +15,65 @@ use zombi_shared::config::Durability;
 
 impl HotStore {
     pub fn batch(&self) -> HotBatch<'_> {
-        let generation = self.generations.read().unwrap().current().clone();
-        let events = self.db.cf_handle(&generation.name());
         HotBatch {
             store: self,
             batch: WriteBatch::default(),
             tables: BTreeSet::new(),
             log: (self.durability == Durability::Object).then(Recorder::default),
-            generation,
-            events,
-            added: Bounds::new(),
-            event_bytes: 0,
+            events: GenerationWrite::new(self),
+        }
+    }
+}
+
+/// The events one write adds to the newest generation, which it holds until written so
+/// that the generation is not dropped first (see [`super::generations`]).
+pub(super) struct GenerationWrite<'a> {
+    store: &'a HotStore,
+    generation: Arc<Generation>,
+    cf: Arc<BoundColumnFamily<'a>>,
+    /// The sequences and bytes of the events put so far.
+    added: Bounds,
+    bytes: u64,
+}
+
+impl<'a> GenerationWrite<'a> {
+    pub(super) fn new(store: &'a HotStore) -> Self {
+        let generation = store.generations.read().unwrap().current().clone();
+        let cf = store
+            .db
+            .cf_handle(&generation.name())
+            .expect("a held generation has its column family");
+        GenerationWrite { store, generation, cf, added: Bounds::new(), bytes: 0 }
+    }
+
+    /// Adds event `key` (of `table`, `partition`, `sequence`) to `batch`.
+    pub(super) fn put(
+        &mut self,
+        batch: &mut WriteBatch,
+        (table, partition, sequence): (TableId, u32, u64),
+        key: &[u8],
+        value: &[u8],
+    ) {
+        batch.put_cf(&self.cf, key, value);
+        generations::widen(&mut self.added, table, partition, sequence);
+        self.bytes += (key.len() + value.len()) as u64;
+    }
+
+    /// Records the events of the write that just succeeded in their generation, and
+    /// starts a new one if it is now full.
+    pub(super) fn written(self) {
+        if self.added.is_empty() {
+            return;
+        }
+        self.generation.record(&self.added, self.bytes);
+        let limits = self.store.generations.read().unwrap().limits;
+        if self.generation.is_full(limits) {
+            drop(self.generation);
+            // The write is done and durable: a failure to start the next generation only
+            // means the next writes go on filling this one.
+            if let Err(e) = self.store.seal_full_generation() {
+                tracing::warn!(error = %zombi_shared::error_chain(&e), "cannot start a new generation of events");
+            }
         }
     }
 }
@@ -38,12 +86,7 @@ pub struct HotBatch<'a> {
     /// Tables whose high-water marks this batch moves.
     pub(super) tables: BTreeSet<TableId>,
     log: Option<Recorder>,
-    /// The generation this batch's events go to, held so that it is not dropped first.
-    generation: Arc<Generation>,
-    events: Option<Arc<BoundColumnFamily<'a>>>,
-    /// The sequences and bytes of the events put so far.
-    added: Bounds,
-    event_bytes: u64,
+    events: GenerationWrite<'a>,
 }
 
 impl HotBatch<'_> {
@@ -56,13 +99,10 @@ impl HotBatch<'_> {
 
     pub fn put_event(&mut self, table: TableId, partition: u32, sequence: u64, value: &[u8]) {
         let key = keys::event_key(table, partition, sequence);
-        let cf = self.events.as_ref().expect("a held generation has its column family");
-        self.batch.put_cf(cf, key, value);
+        self.events.put(&mut self.batch, (table, partition, sequence), &key, value);
         if let Some(log) = &mut self.log {
             log.op(CF_EVENTS, &key, value);
         }
-        generations::widen(&mut self.added, table, partition, sequence);
-        self.event_bytes += (key.len() + value.len()) as u64;
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
@@ -102,23 +142,10 @@ impl HotBatch<'_> {
     /// Applies the batch; `synced`: with an fsync of the WAL whatever the mode.
     pub(super) fn commit_with(self, synced: bool) -> Result<()> {
         self.store.write_logged(self.batch, self.log, synced)?;
-        if !self.added.is_empty() {
-            self.generation.record(&self.added, self.event_bytes);
-        }
-        {
-            let mut activity = self.store.activity.lock().unwrap();
-            for t in self.tables {
-                *activity.entry(t).or_default() += 1;
-            }
-        }
-        let full = self.store.generations.read().unwrap().limits;
-        if self.generation.is_full(full) {
-            drop(self.generation);
-            // The write is done and durable: a failure to start the next generation only
-            // means the next writes go on filling this one.
-            if let Err(e) = self.store.seal_full_generation() {
-                tracing::warn!(error = %zombi_shared::error_chain(&e), "cannot start a new generation of events");
-            }
+        self.events.written();
+        let mut activity = self.store.activity.lock().unwrap();
+        for t in self.tables {
+            *activity.entry(t).or_default() += 1;
         }
         Ok(())
     }

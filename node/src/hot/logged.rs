@@ -23,7 +23,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::generations;
+use super::batch::GenerationWrite;
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
 use super::{HotError, HotStore, Result, corrupt, now_ms};
@@ -161,11 +161,7 @@ impl HotStore {
         // Values this record set, so that two operations on one key merge with each other.
         let mut counters: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut floors: HashMap<(TableId, u32), u64> = HashMap::new();
-        // Events go to the newest generation, held until written (see `super::generations`).
-        let generation = self.generations.read().unwrap().current().clone();
-        let events_cf =
-            self.db.cf_handle(&generation.name()).expect("a held generation has its column family");
-        let (mut added, mut added_bytes) = (generations::Bounds::new(), 0u64);
+        let mut events = GenerationWrite::new(self);
         for op in ops(record) {
             let (tag, key, value) = op?;
             match tag {
@@ -201,9 +197,7 @@ impl HotStore {
                         }
                     };
                     if seq >= floor {
-                        batch.put_cf(&events_cf, key, value);
-                        generations::widen(&mut added, t, p, seq);
-                        added_bytes += (key.len() + value.len()) as u64;
+                        events.put(&mut batch, (t, p, seq), key, value);
                     }
                     recorder.op(CF_EVENTS, key, value);
                 }
@@ -215,9 +209,7 @@ impl HotStore {
             }
         }
         self.write(batch)?;
-        if !added.is_empty() {
-            generation.record(&added, added_bytes);
-        }
+        events.written();
         Ok(recorder.into_parts().1)
     }
 

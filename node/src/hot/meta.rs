@@ -1,8 +1,9 @@
 //! The flusher's and catalog's durable state beside the events: flush watermarks, deletion
-//! floors (and the range deletion that moves them), a typed table's inferred columns, a
-//! dead-letter table's replay cursors, and the catalog's metadata pointers.
+//! floors (moving one drops the generations of events wholly below them), a typed table's
+//! inferred columns, a dead-letter table's replay cursors, and the catalog's metadata
+//! pointers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
@@ -50,23 +51,6 @@ impl HotStore {
         *floor = (*floor).max(to);
         drop(floors);
         self.reclaim()
-    }
-
-    /// Every persisted deletion floor, by (table, partition).
-    pub(super) fn read_floors(&self) -> Result<HashMap<(TableId, u32), u64>> {
-        let meta = self.cf(CF_META);
-        let mut out = HashMap::new();
-        let prefix = [keys::TAG_FLOOR];
-        for item in self.db.iterator_cf(&meta, IteratorMode::From(&prefix, Direction::Forward)) {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let key = keys::parse_partition_key(&k).ok_or_else(|| corrupt(CF_META, "floor key"))?;
-            let floor = keys::parse_u64(&v).ok_or_else(|| corrupt(CF_META, "floor"))?;
-            out.insert(key, floor);
-        }
-        Ok(out)
     }
 
     /// The columns the combiner inferred for a typed table (`zombi.evolve = additive`) and

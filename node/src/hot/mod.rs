@@ -145,8 +145,12 @@ impl HotStore {
             floors: Mutex::default(),
         };
         let registry = store.read_registry()?;
+        let mut floors = HashMap::new();
+        for &id in registry.values() {
+            floors.extend(store.floors(id)?.into_iter().map(|(p, f)| ((id, p), f)));
+        }
         *store.tables.lock().unwrap() = registry;
-        *store.floors.lock().unwrap() = store.read_floors()?;
+        *store.floors.lock().unwrap() = floors;
         let mut list = Vec::with_capacity(numbers.len().max(1));
         for &n in numbers {
             let (bounds, bytes) = store.read_bounds(&generations::name_of(n))?;
