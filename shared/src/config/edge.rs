@@ -67,6 +67,12 @@ pub struct ForwardConfig {
     pub linger_us: u64,
     /// Batches in flight to the node at once; more requests queue and coalesce.
     pub max_inflight_batches: u64,
+    /// How long a small batch (under 64 KiB of event weight) waits, in µs, while other
+    /// batches are in flight: it leaves as soon as none is, or when it grows large, or
+    /// when this time is up. Requests that arrive meanwhile join it, so under load the node
+    /// gets fewer, larger batches; at low load nothing is in flight and nothing waits.
+    /// 0: a batch leaves whenever a slot is free.
+    pub hold_us: u64,
     /// Requests waiting for a batch slot; beyond it requests get 429.
     pub queue_depth: u64,
     pub connect_timeout_ms: u64,
@@ -124,6 +130,7 @@ impl Default for ForwardConfig {
             max_batch_events: 20_000,
             linger_us: 0,
             max_inflight_batches: 4,
+            hold_us: 1_000,
             queue_depth: 4096,
             connect_timeout_ms: 1_000,
             request_timeout_ms: 10_000,
@@ -167,6 +174,7 @@ impl Validate for EdgeConfig {
         check_range("forward.max_batch_events", f.max_batch_events, 1, 10_000_000)?;
         check_range("forward.linger_us", f.linger_us, 0, 1_000_000)?;
         check_range("forward.max_inflight_batches", f.max_inflight_batches, 1, 1024)?;
+        check_range("forward.hold_us", f.hold_us, 0, 1_000_000)?;
         check_range("forward.queue_depth", f.queue_depth, 1, 1_000_000)?;
         check_range("forward.connect_timeout_ms", f.connect_timeout_ms, 1, 600_000)?;
         check_range("forward.request_timeout_ms", f.request_timeout_ms, 1, 600_000)?;
