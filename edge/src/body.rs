@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::body::{Body, HttpBody};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_ENCODING;
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -67,6 +68,23 @@ pub struct Reservation {
 impl Reservation {
     pub fn bytes(&self) -> usize {
         self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Gives back all but `bytes` of the reservation (nothing if it holds no more).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let held = self.bytes();
+        if held <= bytes {
+            return;
+        }
+        let released = match &mut self.permit {
+            Some(_) if bytes == 0 => {
+                self.permit = None;
+                held
+            }
+            Some(permit) => permit.split(held - bytes).map_or(0, |p| p.num_permits()),
+            None => 0,
+        };
+        metrics::inflight_bytes_changed(-(released as f64));
     }
 
     /// Reserves `bytes` more without waiting: an exhausted budget is an immediate 429.
@@ -134,7 +152,7 @@ impl Encoding {
 /// A fully read, decompressed body together with the budget it holds.
 #[derive(Debug)]
 pub struct LimitedBody {
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// Keep until the response is produced: the bytes (and what is parsed from them) live
     /// that long.
     pub reservation: Reservation,
@@ -185,18 +203,20 @@ pub async fn read_body(
         }
     }
 
-    // Capacity follows what arrived, not what was announced.
-    let mut bytes = Vec::new();
+    // Memory follows what arrived, not what was announced: the frames are kept as they
+    // came and joined once, at the end.
+    let mut received = Vec::new();
+    let mut total = 0;
     let read = async {
         while let Some(frame) = frames.next().await {
             let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
-            let total = bytes.len() + frame.len();
+            total += frame.len();
             if total > max_bytes {
                 discard(&mut frames).await;
                 return Err(BodyError::TooLarge { limit: max_bytes });
             }
             reservation.grow(frame.len())?;
-            bytes.extend_from_slice(&frame);
+            received.push(frame);
         }
         Ok(())
     };
@@ -204,6 +224,7 @@ pub async fn read_body(
         Ok(result) => result?,
         Err(_) => return Err(BodyError::Timeout { limit_ms: deadline.as_millis() }),
     }
+    let bytes = join(received, total);
     metrics::body_read(bytes.len());
 
     if encoding == Encoding::Identity {
@@ -212,10 +233,22 @@ pub async fn read_body(
     // Decompression is CPU work; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         let decoded = decompress(encoding, &bytes, max_bytes, &mut reservation)?;
-        Ok(LimitedBody { bytes: decoded, reservation })
+        Ok(LimitedBody { bytes: decoded.into(), reservation })
     })
     .await
     .map_err(|e| BodyError::Read(format!("decompression task failed: {e}")))?
+}
+
+/// The frames of a body as one buffer: the frame itself if there is one, else one copy.
+fn join(mut frames: Vec<Bytes>, total: usize) -> Bytes {
+    if frames.len() == 1 {
+        return frames.pop().unwrap_or_default();
+    }
+    let mut bytes = Vec::with_capacity(total);
+    for frame in frames {
+        bytes.extend_from_slice(&frame);
+    }
+    bytes.into()
 }
 
 /// Streams `compressed` through a decoder, reserving each decoded chunk before keeping it,
@@ -275,7 +308,6 @@ mod tests {
     use super::*;
 
     const LONG: std::time::Duration = std::time::Duration::from_secs(30);
-    use bytes::Bytes;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -316,6 +348,23 @@ mod tests {
         .unwrap();
         assert_eq!(body.bytes.len(), 400);
         assert_eq!(body.reservation.bytes(), 400);
+    }
+
+    #[test]
+    fn a_reservation_shrinks_to_what_it_still_holds() {
+        let budget = ByteBudget::new(1000);
+        let mut reservation = budget.reserve();
+        reservation.grow(600).unwrap();
+        reservation.shrink_to(800);
+        assert_eq!((reservation.bytes(), budget.available()), (600, 400));
+        reservation.shrink_to(250);
+        assert_eq!((reservation.bytes(), budget.available()), (250, 750));
+        reservation.grow(100).unwrap();
+        reservation.shrink_to(0);
+        assert_eq!((reservation.bytes(), budget.available()), (0, 1000));
+        reservation.grow(10).unwrap();
+        drop(reservation);
+        assert_eq!(budget.available(), 1000);
     }
 
     #[tokio::test]

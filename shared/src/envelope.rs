@@ -1,10 +1,12 @@
 //! The producer's JSON event envelope and the checks both edge and node apply to an event.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::{Payload, WireEvent};
+use crate::wire::{EventRef, Payload, PayloadRef, WireEvent};
 
 /// Longest accepted idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
@@ -25,8 +27,8 @@ pub struct Envelope<'a> {
     pub partition: Option<u32>,
     #[serde(default)]
     pub timestamp_ms: Option<i64>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
+    #[serde(borrow, default)]
+    pub idempotency_key: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
@@ -133,21 +135,22 @@ impl EventError {
     }
 }
 
-impl Envelope<'_> {
-    /// Turns the envelope into a wire event, checking it against `limits`.
-    /// `header_key` is the `Idempotency-Key` header of a single-event request.
-    pub fn into_event(
+impl<'a> Envelope<'a> {
+    /// Checks the envelope against `limits` and returns its event, borrowing the payload
+    /// text from the request. `header_key` is the `Idempotency-Key` header of a
+    /// single-event request.
+    pub fn check(
         self,
-        header_key: Option<&str>,
+        header_key: Option<&'a str>,
         limits: &EventLimits,
-    ) -> Result<WireEvent, EventError> {
+    ) -> Result<EventRef<'a>, EventError> {
         let payload = match (self.payload, self.payload_base64) {
-            (Some(raw), None) => Payload::Json(raw.get().to_owned()),
-            (None, Some(b64)) => Payload::Bytes(
+            (Some(raw), None) => PayloadRef::Json(raw.get()),
+            (None, Some(b64)) => PayloadRef::Bytes(Cow::Owned(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64.as_bytes())
                     .map_err(|e| EventError::BadBase64(e.to_string()))?,
-            ),
+            )),
             _ => return Err(EventError::PayloadChoice),
         };
         let idempotency_key = match (self.idempotency_key, header_key) {
@@ -155,16 +158,26 @@ impl Envelope<'_> {
                 return Err(EventError::KeyConflict);
             }
             (Some(body), _) => Some(body),
-            (None, header) => header.map(str::to_owned),
+            (None, header) => header.map(Cow::Borrowed),
         };
-        let event = WireEvent {
+        let event = EventRef {
             partition: self.partition.unwrap_or(0),
             timestamp_ms: self.timestamp_ms,
             idempotency_key,
             payload,
         };
-        check_event(&event, limits)?;
+        check_shape(&event, limits)?;
+        check_time(event.timestamp_ms, limits)?;
         Ok(event)
+    }
+
+    /// [`Envelope::check`], as an owned event.
+    pub fn into_event(
+        self,
+        header_key: Option<&'a str>,
+        limits: &EventLimits,
+    ) -> Result<WireEvent, EventError> {
+        self.check(header_key, limits).map(|event| event.to_owned_event())
     }
 }
 
@@ -173,7 +186,7 @@ impl Envelope<'_> {
 /// that an edge parsed the payload; it checks event times per group with
 /// [`check_event_time`], as its clock may differ a little from the edge's.
 pub fn check_event_strict(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
-    check_event_shape(event, limits)?;
+    check_shape(&event.as_ref(), limits)?;
     if let Payload::Json(text) = &event.payload {
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| EventError::BadJson(e.to_string()))?;
@@ -183,14 +196,18 @@ pub fn check_event_strict(event: &WireEvent, limits: &EventLimits) -> Result<(),
 
 /// The checks every event passes on the edge: its shape, then its time.
 pub fn check_event(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
-    check_event_shape(event, limits)?;
+    check_shape(&event.as_ref(), limits)?;
     check_event_time(event, limits)
 }
 
 /// The configured event-time bounds, against this process's clock (none: always `Ok`).
 pub fn check_event_time(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+    check_time(event.timestamp_ms, limits)
+}
+
+fn check_time(timestamp_ms: Option<i64>, limits: &EventLimits) -> Result<(), EventError> {
     let (age, skew) = (limits.max_event_age_ms, limits.max_future_skew_ms);
-    let Some(ts) = event.timestamp_ms else { return Ok(()) };
+    let Some(ts) = timestamp_ms else { return Ok(()) };
     if age == 0 && skew == 0 {
         return Ok(());
     }
@@ -207,7 +224,7 @@ pub fn check_event_time(event: &WireEvent, limits: &EventLimits) -> Result<(), E
 }
 
 /// Partition, timestamp range, key and size.
-fn check_event_shape(event: &WireEvent, limits: &EventLimits) -> Result<(), EventError> {
+fn check_shape(event: &EventRef<'_>, limits: &EventLimits) -> Result<(), EventError> {
     let max_event_bytes = limits.max_event_bytes;
     if event.partition > limits.max_partition {
         return Err(EventError::BadPartition(event.partition, limits.max_partition));

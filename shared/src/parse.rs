@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use crate::envelope::{Envelope, EventError};
-use crate::wire::WireEvent;
+use crate::wire::{EventRef, GroupEncoder, WireEvent};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
@@ -57,53 +57,115 @@ pub struct ParseLimits {
     pub max_records: usize,
 }
 
+/// Where parsed events go: the edge encodes them at once ([`GroupEncoder`]); tests and
+/// tools collect them as owned events.
+pub trait EventSink {
+    fn push(&mut self, event: EventRef<'_>);
+}
+
+impl EventSink for GroupEncoder {
+    fn push(&mut self, event: EventRef<'_>) {
+        GroupEncoder::push(self, &event);
+    }
+}
+
+impl EventSink for Vec<WireEvent> {
+    fn push(&mut self, event: EventRef<'_>) {
+        Vec::push(self, event.to_owned_event());
+    }
+}
+
 /// One event from a single-event request; `header_key` is its `Idempotency-Key` header.
 pub fn single(
     body: &[u8],
     header_key: Option<&str>,
     limits: ParseLimits,
 ) -> Result<WireEvent, ParseError> {
+    let mut events = Vec::with_capacity(1);
+    single_into(body, header_key, limits, &mut events)?;
+    Ok(events.pop().expect("a parsed single event"))
+}
+
+/// [`single`], into `sink`.
+pub fn single_into(
+    body: &[u8],
+    header_key: Option<&str>,
+    limits: ParseLimits,
+    sink: &mut impl EventSink,
+) -> Result<(), ParseError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| ParseError::from_json(None, &e))?;
-    envelope
-        .into_event(header_key, &limits.event)
-        .map_err(|source| ParseError::Event { record: None, source })
+    let event = envelope
+        .check(header_key, &limits.event)
+        .map_err(|source| ParseError::Event { record: None, source })?;
+    sink.push(event);
+    Ok(())
 }
 
 /// NDJSON: one envelope per non-empty line; record indexes count only non-empty lines.
 pub fn bulk_ndjson(body: &[u8], limits: ParseLimits) -> Result<Vec<WireEvent>, ParseError> {
     let mut events = Vec::new();
-    for line in body.split(|&b| b == b'\n').map(<[u8]>::trim_ascii).filter(|l| !l.is_empty()) {
-        let record = events.len();
+    bulk_ndjson_into(body, limits, &mut events)?;
+    Ok(events)
+}
+
+/// [`bulk_ndjson`], into `sink`; returns the number of records.
+pub fn bulk_ndjson_into(
+    body: &[u8],
+    limits: ParseLimits,
+    sink: &mut impl EventSink,
+) -> Result<usize, ParseError> {
+    let mut records = 0;
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let line = body[start..end].trim_ascii();
+        start = end + 1;
+        if line.is_empty() {
+            continue;
+        }
+        let record = records;
         if record == limits.max_records {
             return Err(ParseError::TooManyRecords { limit: limits.max_records });
         }
         let envelope: Envelope =
             serde_json::from_slice(line).map_err(|e| ParseError::from_json(Some(record), &e))?;
         let event = envelope
-            .into_event(None, &limits.event)
+            .check(None, &limits.event)
             .map_err(|source| ParseError::Event { record: Some(record), source })?;
-        events.push(event);
+        sink.push(event);
+        records += 1;
     }
-    if events.is_empty() {
+    if records == 0 {
         return Err(ParseError::NoRecords);
     }
-    Ok(events)
+    Ok(records)
 }
 
 /// `{"records": [...]}`. Records are validated while the array is streamed, so the first bad
 /// one is known by index and an oversized array stops at the record limit instead of being
 /// materialised first.
 pub fn bulk_json(body: &[u8], limits: ParseLimits) -> Result<Vec<WireEvent>, ParseError> {
+    let mut events = Vec::new();
+    bulk_json_into(body, limits, &mut events)?;
+    Ok(events)
+}
+
+/// [`bulk_json`], into `sink`; returns the number of records.
+pub fn bulk_json_into(
+    body: &[u8],
+    limits: ParseLimits,
+    sink: &mut impl EventSink,
+) -> Result<usize, ParseError> {
     let state = BulkState { limits, current: Cell::new(None), failure: Cell::new(None) };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = de.deserialize_map(BulkVisitor { state: &state }).and_then(|events| {
+    let parsed = de.deserialize_map(BulkVisitor { state: &state, sink }).and_then(|records| {
         de.end()?;
-        Ok(events)
+        Ok(records)
     });
     match parsed {
-        Ok(events) if events.is_empty() => Err(ParseError::NoRecords),
-        Ok(events) => Ok(events),
+        Ok(0) => Err(ParseError::NoRecords),
+        Ok(records) => Ok(records),
         // Our own checks stash their structured error; serde only carries a message.
         Err(e) => Err(state.failure.take().unwrap_or_else(|| {
             let record = state.current.get();
@@ -127,12 +189,13 @@ impl BulkState {
     }
 }
 
-struct BulkVisitor<'s> {
+struct BulkVisitor<'s, S> {
     state: &'s BulkState,
+    sink: &'s mut S,
 }
 
-impl<'de> Visitor<'de> for BulkVisitor<'_> {
-    type Value = Vec<WireEvent>;
+impl<'de, S: EventSink> Visitor<'de> for BulkVisitor<'_, S> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(r#"an object {"records": [...]}"#)
@@ -148,26 +211,28 @@ impl<'de> Visitor<'de> for BulkVisitor<'_> {
             if records.is_some() {
                 return Err(de::Error::duplicate_field("records"));
             }
-            records = Some(map.next_value_seed(RecordsSeed { state: self.state })?);
+            let seed = RecordsSeed { state: self.state, sink: &mut *self.sink };
+            records = Some(map.next_value_seed(seed)?);
         }
         records.ok_or_else(|| de::Error::missing_field("records"))
     }
 }
 
-struct RecordsSeed<'s> {
+struct RecordsSeed<'s, S> {
     state: &'s BulkState,
+    sink: &'s mut S,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = Vec<WireEvent>;
+impl<'de, S: EventSink> DeserializeSeed<'de> for RecordsSeed<'_, S> {
+    type Value = usize;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for RecordsSeed<'_> {
-    type Value = Vec<WireEvent>;
+impl<'de, S: EventSink> Visitor<'de> for RecordsSeed<'_, S> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of event envelopes")
@@ -175,9 +240,9 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let limits = self.state.limits;
-        let mut events = Vec::new();
+        let mut records = 0;
         loop {
-            let record = events.len();
+            let record = records;
             self.state.current.set(Some(record));
             let Some(envelope) = seq.next_element::<Envelope<'de>>()? else { break };
             if record == limits.max_records {
@@ -185,13 +250,14 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                     .state
                     .fail(ParseError::TooManyRecords { limit: limits.max_records }));
             }
-            let event = envelope.into_event(None, &limits.event).map_err(|source| {
+            let event = envelope.check(None, &limits.event).map_err(|source| {
                 self.state.fail(ParseError::Event { record: Some(record), source })
             })?;
-            events.push(event);
+            self.sink.push(event);
+            records += 1;
         }
         self.state.current.set(None);
-        Ok(events)
+        Ok(records)
     }
 }
 
@@ -225,6 +291,19 @@ mod tests {
         assert!(err.to_string().starts_with("event needs exactly one of"), "{err}");
         let big = format!(r#"{{"payload":"{}"}}"#, "x".repeat(200));
         assert!(single(big.as_bytes(), None, LIMITS).unwrap_err().is_too_large());
+    }
+
+    #[test]
+    fn events_encoded_while_parsed_are_the_events_parsed() {
+        let body = br#"{"records": [{"payload": {"a":"\u00e9"}, "idempotency_key": "k\n"},
+            {"payload_base64": "AP8=", "partition": 4, "timestamp_ms": 9}]}"#;
+        let mut encoder = GroupEncoder::new("t", 0);
+        assert_eq!(bulk_json_into(body, LIMITS, &mut encoder).unwrap(), 2);
+        let batch = crate::wire::encode_batch(vec![encoder.finish()]);
+        let decoded: crate::wire::IngestBatch = crate::wire::decode(&batch).unwrap();
+        assert_eq!(decoded.groups[0].events, bulk_json(body, LIMITS).unwrap());
+        assert_eq!(decoded.groups[0].events[0].idempotency_key.as_deref(), Some("k\n"));
+        assert_eq!(json_payload(&decoded.groups[0].events[0]), r#"{"a":"\u00e9"}"#);
     }
 
     #[test]
@@ -308,6 +387,8 @@ mod tests {
         assert!(err.to_string().starts_with("record 1: timestamp_ms -1"), "{err}");
 
         assert_eq!(bulk_ndjson(b"\n \n", LIMITS).unwrap_err(), ParseError::NoRecords);
+        // The last line needs no newline.
+        assert_eq!(bulk_ndjson(b"{\"payload\": 1}\n {\"payload\": 2} ", LIMITS).unwrap().len(), 2);
         let body = b"{\"payload\":1}\n{\"payload\":1}\n{\"payload\":1}\n{\"payload\":1}\n";
         assert_eq!(bulk_ndjson(body, LIMITS).unwrap_err(), ParseError::TooManyRecords { limit: 3 });
     }

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use zombi_shared::config::EdgeConfig;
 use zombi_shared::error_chain;
 use zombi_shared::wire::{
-    self, BatchResponse, COMMIT_WAIT_PATH, CommitWait, CommitWaitAnswer, INGEST_PATH, IngestBatch,
+    self, BatchResponse, COMMIT_WAIT_PATH, CommitWait, CommitWaitAnswer, EncodedGroup, INGEST_PATH,
     MSGPACK_CONTENT_TYPE,
 };
 
@@ -95,12 +95,11 @@ impl NodeClient {
         })
     }
 
-    /// Sends one batch and returns the node's per-group results. It takes the batch so that
-    /// its events are freed once encoded: while the node works, the edge holds the encoded
-    /// body only.
-    pub async fn send(&self, batch: IngestBatch) -> Result<BatchResponse, ForwardError> {
-        let body = bytes::Bytes::from(wire::encode(&batch));
-        drop(batch);
+    /// Sends one batch of `groups` and returns the node's per-group results. It takes the
+    /// groups so that each is freed once copied into the batch: while the node works, the
+    /// edge holds the batch's body only.
+    pub async fn send(&self, groups: Vec<EncodedGroup>) -> Result<BatchResponse, ForwardError> {
+        let body = bytes::Bytes::from(wire::encode_batch(groups));
         let first = self.current.load(Ordering::Acquire);
         let n = self.urls.len();
         let mut last = String::new();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use zombi_shared::config::ForwardConfig;
-use zombi_shared::wire::{Ack, Group, GroupError, GroupErrorCode, GroupResult, IngestBatch};
+use zombi_shared::wire::{Ack, EncodedGroup, GroupError, GroupErrorCode, GroupResult};
 
 pub use client::{ClientError, NodeClient};
 
@@ -63,7 +63,7 @@ impl From<GroupError> for ForwardError {
 type Reply = oneshot::Sender<Result<Vec<Ack>, ForwardError>>;
 
 struct Submission {
-    group: Group,
+    group: EncodedGroup,
     weight: usize,
     /// The producer's byte reservation: released when the batch is answered, not when the
     /// producer stops waiting, so queued work always counts against the budget.
@@ -108,7 +108,7 @@ impl std::fmt::Debug for Submission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Submission")
             .field("table", &self.group.table)
-            .field("events", &self.group.events.len())
+            .field("events", &self.group.events)
             .finish()
     }
 }
@@ -131,17 +131,17 @@ impl Forwarder {
     ///
     /// Cancel-safe: if the caller goes away, the batch still completes and the result is
     /// dropped.
-    pub async fn submit(&self, group: Group) -> Result<Vec<Ack>, ForwardError> {
+    pub async fn submit(&self, group: EncodedGroup) -> Result<Vec<Ack>, ForwardError> {
         self.submit_holding(group, None).await
     }
 
     /// Like [`Forwarder::submit`], keeping `hold` alive until the batch is answered.
     pub async fn submit_holding(
         &self,
-        group: Group,
+        group: EncodedGroup,
         hold: Option<Reservation>,
     ) -> Result<Vec<Ack>, ForwardError> {
-        let weight = group.events.iter().map(|e| e.weight()).sum();
+        let weight = group.weight;
         let (reply, result) = oneshot::channel();
         self.queue.try_send(Submission { group, weight, hold, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ForwardError::QueueFull,
@@ -270,7 +270,7 @@ struct PendingBatch {
 
 impl PendingBatch {
     fn new(first: Submission) -> Self {
-        let (events, bytes) = (first.group.events.len(), first.weight);
+        let (events, bytes) = (first.group.events, first.weight);
         PendingBatch { submissions: vec![first], events, bytes }
     }
 
@@ -284,7 +284,7 @@ impl PendingBatch {
     }
 
     fn try_add(&mut self, next: Submission, limits: &BatchLimits) -> Result<(), Submission> {
-        let events = self.events + next.group.events.len();
+        let events = self.events + next.group.events;
         let bytes = self.bytes + next.weight;
         if events > limits.max_events || bytes > limits.max_bytes {
             return Err(next);
@@ -302,12 +302,12 @@ impl PendingBatch {
         let mut waiters = Vec::with_capacity(group_count);
         let mut holds = Vec::with_capacity(group_count);
         for Submission { group, reply, hold, .. } in self.submissions {
-            waiters.push((group.events.len(), reply));
+            waiters.push((group.events, reply));
             groups.push(group);
             holds.push(hold);
         }
         let started = Instant::now();
-        let result = client.send(IngestBatch { groups }).await;
+        let result = client.send(groups).await;
         metrics::batch_sent(self.events, group_count, started.elapsed(), result.is_ok());
 
         let results: Vec<Result<Vec<Ack>, ForwardError>> = match result {
@@ -344,19 +344,19 @@ impl PendingBatch {
 #[cfg(test)]
 mod tests {
     use zombi_shared::config::EdgeConfig;
-    use zombi_shared::wire::{Payload, WireEvent};
+    use zombi_shared::wire::{Group, Payload, WireEvent};
 
     use super::*;
     use crate::test_support::{Seen, fake_node, gated_node, wait_until};
 
-    fn group(table: &str, events: usize) -> Group {
+    fn group(table: &str, events: usize) -> EncodedGroup {
         let event = WireEvent {
             partition: 0,
             timestamp_ms: None,
             idempotency_key: None,
             payload: Payload::Json("1".into()),
         };
-        Group { table: table.into(), events: vec![event; events] }
+        EncodedGroup::encode(&Group { table: table.into(), events: vec![event; events] })
     }
 
     fn forwarder(url: &str, limits: BatchLimits) -> Forwarder {
@@ -426,7 +426,7 @@ mod tests {
     /// Submits `group` and polls it once, so that it is in the forwarder's queue.
     async fn submitted(
         forwarder: &Forwarder,
-        group: Group,
+        group: EncodedGroup,
     ) -> std::pin::Pin<Box<impl Future<Output = Result<Vec<Ack>, ForwardError>> + '_>> {
         let mut submission = Box::pin(forwarder.submit(group));
         assert!(futures::poll!(submission.as_mut()).is_pending());
@@ -476,7 +476,8 @@ mod tests {
         seen_batches(&large_seen, 1).await;
         let payload = Payload::Json(format!("\"{}\"", "x".repeat(LARGE_BATCH_BYTES)));
         let event = WireEvent { partition: 0, timestamp_ms: None, idempotency_key: None, payload };
-        let large = submitted(&held, Group { table: "t".into(), events: vec![event] }).await;
+        let large = Group { table: "t".into(), events: vec![event] };
+        let large = submitted(&held, EncodedGroup::encode(&large)).await;
         seen_batches(&large_seen, 2).await;
 
         gate.open();

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 use zombi_shared::config::EdgeConfig;
 use zombi_shared::validate_producer_table;
-use zombi_shared::wire::{CommitWait, Group, MAX_COMMIT_WAIT_MS};
+use zombi_shared::wire::{CommitWait, GroupEncoder, MAX_COMMIT_WAIT_MS};
 
 use crate::auth::ProducerAuth;
 use crate::body::{ByteBudget, Encoding, read_body};
@@ -164,27 +164,39 @@ impl IngestService {
         let encoding = Encoding::from_headers(headers)?;
         let header_key = idempotency_header(headers, target.endpoint)?;
 
-        // Held until the node answered: the body and the events parsed from it are in
+        // Held until the node answered: the body, then the group encoded from it, are in
         // memory that long.
         let body =
             read_body(body, encoding, self.max_request_bytes, self.body_timeout, &self.budget)
                 .await?;
-        let reservation = body.reservation;
-        let events = match (target.endpoint, format) {
+        let mut reservation = body.reservation;
+        // Events are encoded for the node as they are parsed, their payloads copied once,
+        // straight from the body.
+        let estimate = body.bytes.len() + body.bytes.len() / 4;
+        let mut group = GroupEncoder::new(target.table, estimate);
+        let limits = self.parse_limits;
+        match (target.endpoint, format) {
             (Endpoint::Single, _) => {
-                vec![parse::single(&body.bytes, header_key, self.parse_limits)?]
+                parse::single_into(&body.bytes, header_key, limits, &mut group)?
             }
-            (Endpoint::Bulk, BodyFormat::Json) => parse::bulk_json(&body.bytes, self.parse_limits)?,
+            (Endpoint::Bulk, BodyFormat::Json) => {
+                parse::bulk_json_into(&body.bytes, limits, &mut group).map(drop)?
+            }
             (Endpoint::Bulk, BodyFormat::Ndjson) => {
-                parse::bulk_ndjson(&body.bytes, self.parse_limits)?
+                parse::bulk_ndjson_into(&body.bytes, limits, &mut group).map(drop)?
             }
         };
+        let group = group.finish();
+        // The encoded group takes the body's place in the budget. Both are held while the
+        // request is parsed, which no await interrupts, so at most one request per worker
+        // thread is in that state at any time.
+        reservation.grow(group.len().saturating_sub(reservation.bytes()))?;
         drop(body.bytes);
+        reservation.shrink_to(group.len());
 
         let table = target.table.to_owned();
         // The reservation travels with the group: if the producer gives up, the queued
         // group still counts against the budget until the node answered it.
-        let group = Group { table: table.clone(), events };
         let acks = self.forwarder.submit_holding(group, Some(reservation)).await?;
         metrics::events_acknowledged(acks.len());
         let commit = match wait_ms {
