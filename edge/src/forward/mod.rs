@@ -1,9 +1,9 @@
-//! Forwarding producer requests to the node. Each request is one [`Group`]; a dispatcher
-//! coalesces the groups queued while earlier batches are in flight into one MessagePack
-//! batch, so under load the node sees few large batches instead of many small ones. A
-//! small batch also waits, briefly, while others are in flight (`forward.hold_us`): each
-//! batch costs both processes an HTTP request, so a second small batch beside the first
-//! costs more than it saves in latency.
+//! Forwarding producer requests to the node. Each request is one [`EncodedGroup`]; a
+//! dispatcher coalesces the groups queued while earlier batches are in flight into one
+//! MessagePack batch, so under load the node sees few large batches instead of many small
+//! ones. A small batch also waits, briefly, while others are in flight (`forward.hold_us`):
+//! each batch costs both processes an HTTP request, so a second small batch beside the
+//! first costs more than it saves in latency.
 //!
 //! A producer is answered from its group's result only: a 2xx is never given before the
 //! node has acknowledged the group as durable.
@@ -235,7 +235,7 @@ impl Dispatcher {
     /// adding the submissions that arrive meanwhile. Returns the submission that did not
     /// fit, if any.
     async fn hold(&mut self, batch: &mut PendingBatch) -> Option<Submission> {
-        if self.limits.hold.is_zero() {
+        if self.limits.hold.is_zero() || self.in_flight() == 0 || batch.is_large(&self.limits) {
             return None;
         }
         let deadline = tokio::time::sleep(self.limits.hold);
