@@ -76,14 +76,8 @@ impl Reservation {
         if held <= bytes {
             return;
         }
-        let released = match &mut self.permit {
-            Some(_) if bytes == 0 => {
-                self.permit = None;
-                held
-            }
-            Some(permit) => permit.split(held - bytes).map_or(0, |p| p.num_permits()),
-            None => 0,
-        };
+        let Some(permit) = &mut self.permit else { return };
+        let released = permit.split(held - bytes).map_or(0, |p| p.num_permits());
         metrics::inflight_bytes_changed(-(released as f64));
     }
 
@@ -153,7 +147,7 @@ impl Encoding {
 #[derive(Debug)]
 pub struct LimitedBody {
     pub bytes: Bytes,
-    /// Keep until the response is produced: the bytes (and what is parsed from them) live
+    /// Keep until the node answered: the bytes, then the group encoded from them, are held
     /// that long.
     pub reservation: Reservation,
 }

@@ -170,15 +170,6 @@ impl<'a> Envelope<'a> {
         check_time(event.timestamp_ms, limits)?;
         Ok(event)
     }
-
-    /// [`Envelope::check`], as an owned event.
-    pub fn into_event(
-        self,
-        header_key: Option<&'a str>,
-        limits: &EventLimits,
-    ) -> Result<WireEvent, EventError> {
-        self.check(header_key, limits).map(|event| event.to_owned_event())
-    }
 }
 
 /// [`check_event`] without the event-time bounds, plus, for a JSON payload, that it is
@@ -254,7 +245,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<WireEvent, String> {
         let env: Envelope = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        env.into_event(None, &LIMITS).map_err(|e| e.to_string())
+        env.check(None, &LIMITS).map(|e| e.to_owned_event()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -336,17 +327,14 @@ mod tests {
     fn size_limit_is_413() {
         let big = format!(r#"{{"payload": "{}"}}"#, "x".repeat(2000));
         let env: Envelope = serde_json::from_str(&big).unwrap();
-        assert!(env.into_event(None, &LIMITS).unwrap_err().is_too_large());
+        assert!(env.check(None, &LIMITS).unwrap_err().is_too_large());
     }
 
     #[test]
     fn header_key_must_agree_with_body_key() {
         let env: Envelope = serde_json::from_str(r#"{"payload":1}"#).unwrap();
-        assert_eq!(
-            env.into_event(Some("h"), &SMALL).unwrap().idempotency_key.as_deref(),
-            Some("h")
-        );
+        assert_eq!(env.check(Some("h"), &SMALL).unwrap().idempotency_key.as_deref(), Some("h"));
         let env: Envelope = serde_json::from_str(r#"{"payload":1,"idempotency_key":"b"}"#).unwrap();
-        assert!(env.into_event(Some("h"), &SMALL).is_err());
+        assert!(env.check(Some("h"), &SMALL).is_err());
     }
 }

@@ -261,11 +261,6 @@ impl GroupEncoder {
         self.weight += event.weight();
     }
 
-    /// Events pushed so far.
-    pub fn events(&self) -> usize {
-        self.events
-    }
-
     pub fn finish(mut self) -> EncodedGroup {
         let count = u32::try_from(self.events).expect("a group holds fewer than 2^32 events");
         self.bytes[self.count_at + 1..self.count_at + 5].copy_from_slice(&count.to_be_bytes());
@@ -282,8 +277,8 @@ fn write<T, E: std::fmt::Debug>(result: Result<T, E>) {
     result.expect("writing msgpack to memory cannot fail");
 }
 
-/// An [`IngestBatch`] of `groups`, encoded: what [`encode`] writes for the same groups. Each
-/// group's bytes are freed once copied.
+/// An [`IngestBatch`] of `groups`, encoded: it decodes as what [`encode`] writes for the
+/// same groups. Each group's bytes are freed once copied.
 pub fn encode_batch(groups: Vec<EncodedGroup>) -> Vec<u8> {
     let size = groups.iter().map(EncodedGroup::len).sum::<usize>() + 16;
     let mut bytes = Vec::with_capacity(size);
