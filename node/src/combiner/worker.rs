@@ -405,13 +405,16 @@ fn put_row(
     *next += 1;
     let timestamp_ms = event.timestamp_ms.unwrap_or(now);
     let key = event.idempotency_key.as_deref();
-    let value = if role == Role::Diverted {
-        record::encode(timestamp_ms, now, key, &Payload::Json(String::new()), &role)
+    let none = Payload::Json(String::new());
+    let payload = if role == Role::Diverted {
+        &none
     } else {
         state.bytes += event.payload.len() as u64;
-        record::encode(timestamp_ms, now, key, &event.payload, &role)
+        &event.payload
     };
-    batch.put_event(state.id, event.partition, sequence, &value);
+    batch.put_event(state.id, event.partition, sequence, |out| {
+        record::encode_into(out, timestamp_ms, now, key, payload, &role)
+    });
     sequence
 }
 

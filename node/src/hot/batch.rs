@@ -1,7 +1,7 @@
 //! One `WriteBatch` of the combiner: events, high-water marks, byte counters, idempotency
 //! records, inferred columns and replay cursors, applied atomically.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rocksdb::{BoundColumnFamily, WriteBatch};
@@ -10,6 +10,7 @@ use super::generations::{self, Bounds, Generation};
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
 use super::logged::Recorder;
+use super::run::RunWriter;
 use super::{HotStore, Result};
 use zombi_shared::config::Durability;
 
@@ -21,6 +22,7 @@ impl HotStore {
             tables: BTreeSet::new(),
             log: (self.durability == Durability::Object).then(Recorder::default),
             events: GenerationWrite::new(self),
+            runs: BTreeMap::new(),
         }
     }
 }
@@ -46,16 +48,18 @@ impl<'a> GenerationWrite<'a> {
         GenerationWrite { store, generation, cf, added: Bounds::new(), bytes: 0 }
     }
 
-    /// Adds event `key` (of `table`, `partition`, `sequence`) to `batch`.
+    /// Adds the events `[first, end)` of (`table`, `partition`), stored under `key` as
+    /// `value` (see [`super::run`]), to `batch`.
     pub(super) fn put(
         &mut self,
         batch: &mut WriteBatch,
-        (table, partition, sequence): (TableId, u32, u64),
+        (table, partition, first, end): (TableId, u32, u64, u64),
         key: &[u8],
         value: &[u8],
     ) {
         batch.put_cf(&self.cf, key, value);
-        generations::widen(&mut self.added, table, partition, sequence);
+        generations::widen(&mut self.added, table, partition, first);
+        generations::widen(&mut self.added, table, partition, end - 1);
         self.bytes += (key.len() + value.len()) as u64;
     }
 
@@ -87,6 +91,8 @@ pub struct HotBatch<'a> {
     pub(super) tables: BTreeSet<TableId>,
     log: Option<Recorder>,
     events: GenerationWrite<'a>,
+    /// The runs being filled, one per (table, partition) this batch writes events to.
+    runs: BTreeMap<(TableId, u32), RunWriter>,
 }
 
 impl HotBatch<'_> {
@@ -97,12 +103,22 @@ impl HotBatch<'_> {
         }
     }
 
-    pub fn put_event(&mut self, table: TableId, partition: u32, sequence: u64, value: &[u8]) {
-        let key = keys::event_key(table, partition, sequence);
-        self.events.put(&mut self.batch, (table, partition, sequence), &key, value);
-        if let Some(log) = &mut self.log {
-            log.op(CF_EVENTS, &key, value);
+    /// Stages the record (see [`super::record`]) of event `sequence` of (`table`,
+    /// `partition`), which `encode` appends to the buffer it is given. Consecutive
+    /// sequences of a partition are stored together, as one run ([`super::run`]).
+    pub fn put_event(
+        &mut self,
+        table: TableId,
+        partition: u32,
+        sequence: u64,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let run = self.runs.entry((table, partition)).or_insert_with(|| RunWriter::new(sequence));
+        if run.next() != sequence || run.is_full() {
+            let done = std::mem::replace(run, RunWriter::new(sequence));
+            stage_run(&mut self.batch, &mut self.events, &mut self.log, (table, partition), done);
         }
+        run.push(encode);
     }
 
     pub fn put_high_water_mark(&mut self, table: TableId, partition: u32, next: u64) {
@@ -140,7 +156,10 @@ impl HotBatch<'_> {
     }
 
     /// Applies the batch; `synced`: with an fsync of the WAL whatever the mode.
-    pub(super) fn commit_with(self, synced: bool) -> Result<()> {
+    pub(super) fn commit_with(mut self, synced: bool) -> Result<()> {
+        for (at, run) in std::mem::take(&mut self.runs) {
+            stage_run(&mut self.batch, &mut self.events, &mut self.log, at, run);
+        }
         self.store.write_logged(self.batch, self.log, synced)?;
         self.events.written();
         let mut activity = self.store.activity.lock().unwrap();
@@ -148,5 +167,21 @@ impl HotBatch<'_> {
             *activity.entry(t).or_default() += 1;
         }
         Ok(())
+    }
+}
+
+/// Adds a filled run of (table, partition) to the batch (and to the log's record).
+fn stage_run(
+    batch: &mut WriteBatch,
+    events: &mut GenerationWrite<'_>,
+    log: &mut Option<Recorder>,
+    (table, partition): (TableId, u32),
+    run: RunWriter,
+) {
+    let Some((first, count, value)) = run.finish() else { return };
+    let key = keys::event_key(table, partition, first);
+    events.put(batch, (table, partition, first, first + u64::from(count)), &key, &value);
+    if let Some(log) = log {
+        log.op(CF_EVENTS, &key, &value);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `events` | table_id u32 · partition u32 · sequence u64 | [`super::record`] |
+//! | `events` | table_id u32 · partition u32 · first sequence u64 | [`super::run`] of [`super::record`]s |
 //! | `meta` | `T` · table name | table_id u32 |
 //! | `meta` | `H` · table_id u32 · partition u32 | next sequence u64 (high-water mark) |
 //! | `meta` | `B` · table_id u32 | payload bytes accepted, u64 |

@@ -12,8 +12,9 @@
 //! **Applying a record again is harmless**, which is what makes recovery simple: a node
 //! applies the latest checkpoint and every segment above it, in order, to whatever its
 //! RocksDB holds (nothing after a disk loss, all of it after a restart). Counters
-//! (high-water marks, byte counts, replay cursors) take the larger value; an event below
-//! its partition's deletion floor (flushed and deleted here already) is skipped; an
+//! (high-water marks, byte counts, replay cursors) take the larger value; a run of events
+//! wholly below its partition's deletion floor (flushed and deleted here already) is
+//! skipped; an
 //! idempotency record keeps its first acceptance; a table registration must agree with the
 //! registry.
 
@@ -26,6 +27,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 use super::batch::GenerationWrite;
 use super::idempotency::IdemRecord;
 use super::keys::{self, CF_EVENTS, CF_IDEM, CF_META, TableId};
+use super::run;
 use super::{HotError, HotStore, Result, corrupt, now_ms};
 use crate::log::{Contents, Log};
 
@@ -71,9 +73,10 @@ impl Recorder {
         self.ops.extend_from_slice(&(value.len() as u32).to_be_bytes());
         self.ops.extend_from_slice(value);
         if tag == OP_EVENTS {
-            if let Some((t, p, seq)) = keys::parse_event_key(key) {
+            if let (Some((t, p, first)), Some(count)) = (keys::parse_event_key(key), run::count(value))
+            {
                 let next = self.events.entry((t, p)).or_default();
-                *next = (*next).max(seq + 1);
+                *next = (*next).max(first + count);
             }
         } else if tag == OP_IDEM {
             self.idem.push(key.to_vec());
@@ -179,8 +182,10 @@ impl HotStore {
                 }
                 _ if idempotency_only => {}
                 OP_EVENTS => {
-                    let (t, p, seq) =
+                    let (t, p, first) =
                         keys::parse_event_key(key).ok_or_else(|| corrupt("log", "event key"))?;
+                    let end = first
+                        + run::count(value).ok_or_else(|| corrupt("log", "run of events"))?;
                     let floor = match floors.get(&(t, p)) {
                         Some(&f) => f,
                         None => {
@@ -196,8 +201,9 @@ impl HotStore {
                             f
                         }
                     };
-                    if seq >= floor {
-                        events.put(&mut batch, (t, p, seq), key, value);
+                    // A run that straddles the floor is kept whole: scans start at the floor.
+                    if end > floor {
+                        events.put(&mut batch, (t, p, first, end), key, value);
                     }
                     recorder.op(CF_EVENTS, key, value);
                 }

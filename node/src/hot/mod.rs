@@ -16,15 +16,16 @@ mod meta;
 mod options;
 pub mod record;
 mod registry;
+mod run;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{
-    BoundColumnFamily, DB, DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BoundColumnFamily, DB, DBRawIteratorWithThreadMode, DBWithThreadMode, MultiThreaded,
+    Options, ReadOptions, WriteBatch, WriteOptions,
 };
 use zombi_shared::config::Durability;
 
@@ -183,12 +184,17 @@ impl HotStore {
             let (t, p, first) =
                 keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
             it.seek_for_prev(keys::event_key(t, p, u64::MAX));
-            let (_, _, last) = it
+            let (_, _, last_run) = it
                 .key()
                 .and_then(keys::parse_event_key)
                 .ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+            let count = it
+                .value()
+                .and_then(run::count)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| corrupt(CF_EVENTS, "run of events"))?;
             generations::widen(&mut bounds, t, p, first);
-            generations::widen(&mut bounds, t, p, last);
+            generations::widen(&mut bounds, t, p, last_run + count - 1);
             it.next();
         }
         it.status()?;
@@ -283,60 +289,112 @@ impl HotStore {
 
     /// Events of one (table, partition) with `from <= sequence < to`, in sequence order,
     /// from the partition's deletion floor at the lowest.
-    pub fn scan(
-        &self,
-        table: TableId,
-        partition: u32,
-        from: u64,
-        to: u64,
-    ) -> impl Iterator<Item = Result<(u64, StoredEvent)>> + '_ {
+    pub fn scan(&self, table: TableId, partition: u32, from: u64, to: u64) -> Scan<'_> {
         let from = from.max(self.floor(table, partition));
         // Held until the scan ends, so that none of them is dropped under it.
         let held: Vec<Arc<Generation>> = {
             let gens = self.generations.read().unwrap();
             gens.list.iter().filter(|g| g.overlaps(table, partition, from, to)).cloned().collect()
         };
-        let upper = keys::event_key(table, partition, to);
         let start = keys::event_key(table, partition, from);
-        let iters: Vec<_> = held
+        let upper = keys::event_key(table, partition, to);
+        let iters = held
             .iter()
             .filter_map(|g| self.db.cf_handle(&g.name()))
             .map(|cf| {
                 let mut opts = ReadOptions::default();
                 opts.set_iterate_upper_bound(upper.to_vec());
-                self.db.iterator_cf_opt(&cf, opts, IteratorMode::From(&start, Direction::Forward))
+                let mut it = self.db.raw_iterator_cf_opt(&cf, opts);
+                // The run that holds `from` may start before it.
+                it.seek_for_prev(start);
+                let here = |k: &[u8]| {
+                    keys::parse_event_key(k).is_some_and(|(t, p, _)| (t, p) == (table, partition))
+                };
+                if !it.key().is_some_and(here) {
+                    it.seek(start);
+                }
+                it
             })
             .collect();
-        let mut next = from;
-        iters
-            .into_iter()
-            .flatten()
-            .map(move |item| -> Result<(u64, Box<[u8]>)> {
-                let _held = &held;
-                let (k, v) = item?;
-                let (_, _, seq) =
-                    keys::parse_event_key(&k).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
-                Ok((seq, v))
-            })
-            // A sequence a newer generation holds again (see [`generations`]) counts once.
-            .filter(move |item| match item {
-                Ok((seq, _)) if *seq < next => false,
-                Ok((seq, _)) => {
-                    next = seq + 1;
-                    true
-                }
-                Err(_) => true,
-            })
-            .map(|item| -> Result<(u64, StoredEvent)> {
-                let (seq, v) = item?;
-                let event = record::decode(&v).ok_or_else(|| corrupt(CF_EVENTS, "value"))?;
-                Ok((seq, event))
-            })
+        Scan { _held: held, iters, at: None, next: from, to }
     }
 
     /// The deletion floor of one partition: events below it are gone.
     fn floor(&self, table: TableId, partition: u32) -> u64 {
         self.floors.lock().unwrap().get(&(table, partition)).copied().unwrap_or(0)
+    }
+}
+
+/// The events of one partition in a sequence range ([`HotStore::scan`]): the runs of each
+/// generation that holds some, oldest generation first.
+pub struct Scan<'a> {
+    /// Not dropped while the scan reads them.
+    _held: Vec<Arc<Generation>>,
+    /// One iterator per generation, each over the keys of the range.
+    iters: VecDeque<DBRawIteratorWithThreadMode<'a, Db>>,
+    /// Within the value the first iterator is at: the sequence and offset of the next
+    /// record (`None` before its first).
+    at: Option<(u64, usize)>,
+    /// The lowest sequence still to yield: a sequence a newer generation holds again (see
+    /// [`generations`]) counts once.
+    next: u64,
+    to: u64,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(u64, StoredEvent)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let it = self.iters.front_mut()?;
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                let status = it.status();
+                self.iters.pop_front();
+                self.at = None;
+                match status {
+                    Ok(()) => continue,
+                    Err(e) => return Some(Err(e.into())),
+                }
+            };
+            let read = (|| {
+                let (_, _, first) = keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+                let (mut seq, mut records) = match self.at {
+                    Some((seq, offset)) => (seq, run::Records::resume(value, offset)),
+                    None => {
+                        run::count(value).ok_or_else(|| corrupt(CF_EVENTS, "run of events"))?;
+                        (first, run::records(value))
+                    }
+                };
+                while seq < self.to {
+                    let Some(record) = records.next() else { break };
+                    let record = record.ok_or_else(|| corrupt(CF_EVENTS, "run of events"))?;
+                    seq += 1;
+                    if seq > self.next {
+                        let event =
+                            record::decode(record).ok_or_else(|| corrupt(CF_EVENTS, "value"))?;
+                        return Ok(Some((seq - 1, event, records.offset())));
+                    }
+                }
+                Ok(None)
+            })();
+            match read {
+                Ok(Some((seq, event, offset))) => {
+                    self.next = seq + 1;
+                    self.at = Some((seq + 1, offset));
+                    return Some(Ok((seq, event)));
+                }
+                Ok(None) => {
+                    // This value has nothing more in the range: on to the next key.
+                    it.next();
+                    self.at = None;
+                }
+                Err(e) => {
+                    self.iters.pop_front();
+                    self.at = None;
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 }
 
@@ -371,12 +429,9 @@ mod tests {
             assert_eq!(store.ensure_table("a").unwrap(), a);
             let mut batch = store.batch();
             let payload = Payload::Json("1".into());
-            batch.put_event(
-                a,
-                3,
-                0,
-                &record::encode(1, 2, Some("k"), &payload, &record::Role::Event),
-            );
+            batch.put_event(a, 3, 0, |out| {
+                record::encode_into(out, 1, 2, Some("k"), &payload, &record::Role::Event)
+            });
             batch.put_high_water_mark(a, 3, 1);
             batch.put_bytes(a, 1);
             batch.put_idempotency(
@@ -406,12 +461,9 @@ mod tests {
         let mut batch = store.batch();
         for seq in sequences {
             let payload = Payload::Json(format!("{{\"n\":{seq},\"pad\":\"{}\"}}", "x".repeat(100)));
-            batch.put_event(
-                table,
-                0,
-                seq,
-                &record::encode(seq as i64, 0, None, &payload, &Role::Event),
-            );
+            batch.put_event(table, 0, seq, |out| {
+                record::encode_into(out, seq as i64, 0, None, &payload, &Role::Event)
+            });
         }
         batch.commit().unwrap();
     }
@@ -524,5 +576,85 @@ mod tests {
             store.scan(a, 0, 7, 12).map(|e| e.unwrap().0).collect::<Vec<_>>(),
             [7, 8, 9, 10, 11]
         );
+    }
+
+    /// The keys of the newest generation: one per run.
+    fn run_keys(store: &HotStore) -> Vec<u64> {
+        let name = store.generations.read().unwrap().current().name();
+        let cf = store.db.cf_handle(&name).unwrap();
+        let keys: Vec<_> = store.db.iterator_cf(&cf, rocksdb::IteratorMode::Start).collect();
+        keys.into_iter().map(|kv| keys::parse_event_key(&kv.unwrap().0).unwrap().2).collect()
+    }
+
+    #[test]
+    fn a_batch_stores_each_partitions_consecutive_events_as_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        let a = store.ensure_table("a").unwrap();
+        // 1,000 events of ~140 bytes: three runs of at most 64 KiB.
+        put_events(&store, a, 0..1000);
+        assert_eq!(run_keys(&store).len(), 3, "{:?}", run_keys(&store));
+        assert_eq!(sequences(&store, a), (0..1000).collect::<Vec<_>>());
+        // Ranges that start and end inside runs, and a single sequence.
+        let read = |from, to| -> Vec<u64> {
+            store.scan(a, 0, from, to).map(|e| e.unwrap().0).collect()
+        };
+        assert_eq!(read(490, 510), (490..510).collect::<Vec<_>>());
+        assert_eq!(read(999, 1000), [999]);
+        assert_eq!(read(1000, 2000), Vec::<u64>::new());
+        let (seq, event) = store.scan(a, 0, 777, 778).next().unwrap().unwrap();
+        assert_eq!((seq, event.timestamp_ms), (777, 777));
+
+        // Sequences that do not follow each other start a new run.
+        let mut batch = store.batch();
+        for seq in [1000, 1001, 1005, 1006] {
+            let payload = Payload::Json(format!("{seq}"));
+            batch.put_event(a, 0, seq, |out| {
+                record::encode_into(out, seq as i64, 0, None, &payload, &Role::Event)
+            });
+        }
+        batch.commit().unwrap();
+        assert_eq!(read(999, 1010), [999, 1000, 1001, 1005, 1006]);
+        assert_eq!(read(1002, 1010), [1005, 1006]);
+    }
+
+    #[test]
+    fn events_stored_one_per_key_before_runs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = {
+            let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+            let a = store.ensure_table("a").unwrap();
+            // As a store from before runs holds them: one record per key.
+            let cf = store.db.cf_handle(CF_EVENTS).unwrap();
+            for seq in 0..5 {
+                let payload = Payload::Json(format!("{seq}"));
+                let value = record::encode(seq as i64, 0, None, &payload, &Role::Event);
+                store.db.put_cf(&cf, keys::event_key(a, 0, seq), value).unwrap();
+            }
+            a
+        };
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        // The bounds read at open cover them, and runs follow them.
+        assert!(store.generations.read().unwrap().list[0].overlaps(a, 0, 4, 5));
+        put_events(&store, a, 5..8);
+        assert_eq!(sequences(&store, a), (0..8).collect::<Vec<_>>());
+        let read: Vec<_> = store.scan(a, 0, 3, 6).map(|e| e.unwrap().0).collect();
+        assert_eq!(read, [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_malformed_run_is_an_error_not_a_shorter_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HotStore::open(dir.path(), Durability::Wal, 60).unwrap();
+        let a = store.ensure_table("a").unwrap();
+        put_events(&store, a, 0..3);
+        let cf = store.db.cf_handle(CF_EVENTS).unwrap();
+        let key = keys::event_key(a, 0, 0);
+        let value = store.db.get_cf(&cf, key).unwrap().unwrap();
+        store.db.put_cf(&cf, key, &value[..value.len() - 1]).unwrap();
+        let read: Vec<_> = store.scan(a, 0, 0, 3).collect();
+        assert_eq!(read.len(), 3);
+        assert!(read[..2].iter().all(Result::is_ok));
+        assert!(matches!(read[2], Err(HotError::Corrupt { .. })), "{:?}", read[2]);
     }
 }

@@ -49,6 +49,7 @@ impl StoredEvent {
 /// Longest error text a dead-letter record keeps (longer ones are cut at a char boundary).
 const MAX_ERROR_LEN: usize = 4096;
 
+#[cfg(test)]
 pub fn encode(
     timestamp_ms: i64,
     ingest_ms: i64,
@@ -56,8 +57,22 @@ pub fn encode(
     payload: &Payload,
     role: &Role,
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, timestamp_ms, ingest_ms, idempotency_key, payload, role);
+    out
+}
+
+/// Appends the record to `out`.
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    timestamp_ms: i64,
+    ingest_ms: i64,
+    idempotency_key: Option<&str>,
+    payload: &Payload,
+    role: &Role,
+) {
     let key_len = idempotency_key.map_or(0, |k| 2 + k.len());
-    let mut out = Vec::with_capacity(HEADER + key_len + payload.len());
+    out.reserve(HEADER + key_len + payload.len());
     let mut flags = 0;
     if idempotency_key.is_some() {
         flags |= HAS_KEY;
@@ -94,7 +109,6 @@ pub fn encode(
             Payload::Bytes(b) => out.extend_from_slice(b),
         }
     }
-    out
 }
 
 pub fn decode(bytes: &[u8]) -> Option<StoredEvent> {

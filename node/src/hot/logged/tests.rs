@@ -47,8 +47,9 @@ impl Node {
             for seq in from..to {
                 let key = format!("k{seq}");
                 let payload = Payload::Json(format!("{seq}"));
-                let value = record::encode(1, 2, Some(&key), &payload, &record::Role::Event);
-                batch.put_event(id, 0, seq, &value);
+                batch.put_event(id, 0, seq, |out| {
+                    record::encode_into(out, 1, 2, Some(&key), &payload, &record::Role::Event)
+                });
                 let idem = IdemRecord { partition: 0, sequence: seq, accepted_ms: now_ms() };
                 batch.put_idempotency(id, &key, idem);
             }
