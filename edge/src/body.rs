@@ -2,9 +2,12 @@
 //! decompression, a deadline for the whole body, and a process-wide in-flight byte budget
 //! so that a flood of requests gets 429s instead of exhausting memory. Bytes are reserved
 //! as they arrive, before they are buffered: a request that announces 16 MiB and sends
-//! nothing holds nothing, and its deadline ends it.
+//! nothing holds nothing, and its deadline ends it. A compressed body gives back each frame
+//! once decoded.
 
-use std::io::Read;
+use std::cell::Cell;
+use std::io::{BufRead, Read};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody};
@@ -218,15 +221,14 @@ pub async fn read_body(
         Ok(result) => result?,
         Err(_) => return Err(BodyError::Timeout { limit_ms: deadline.as_millis() }),
     }
-    let bytes = join(received, total);
-    metrics::body_read(bytes.len());
+    metrics::body_read(total);
 
     if encoding == Encoding::Identity {
-        return Ok(LimitedBody { bytes, reservation });
+        return Ok(LimitedBody { bytes: join(received, total), reservation });
     }
     // Decompression is CPU work; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        let decoded = decompress(encoding, &bytes, max_bytes, &mut reservation)?;
+        let decoded = decompress(encoding, received, max_bytes, &mut reservation)?;
         Ok(LimitedBody { bytes: decoded.into(), reservation })
     })
     .await
@@ -245,11 +247,13 @@ fn join(mut frames: Vec<Bytes>, total: usize) -> Bytes {
     bytes.into()
 }
 
-/// Streams `compressed` through a decoder, reserving each decoded chunk before keeping it,
-/// so a small bomb stops at `max_bytes` instead of expanding in memory.
+/// Streams the `compressed` frames through a decoder, reserving each decoded chunk before
+/// keeping it, so a small bomb stops at `max_bytes` instead of expanding in memory. Each
+/// frame is dropped, and its bytes given back to the budget, once decoded: a request holds
+/// about the larger of its compressed and decompressed sizes, not their sum.
 fn decompress(
     encoding: Encoding,
-    compressed: &[u8],
+    compressed: Vec<Bytes>,
     max_bytes: usize,
     reservation: &mut Reservation,
 ) -> Result<Vec<u8>, BodyError> {
@@ -257,12 +261,13 @@ fn decompress(
         encoding: encoding.name(),
         message: e.to_string(),
     };
-    let mut decoder: Box<dyn Read + '_> = match encoding {
-        Encoding::Identity => return Ok(compressed.to_vec()),
-        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+    let released = Rc::new(Cell::new(0));
+    let frames = Frames { frames: compressed.into(), consumed: 0, released: Rc::clone(&released) };
+    let mut decoder: Box<dyn Read> = match encoding {
+        Encoding::Identity => Box::new(frames),
+        Encoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(frames)),
         Encoding::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(frames).map_err(corrupt)?;
             // A frame may ask for a window far larger than any body we accept; cap what the
             // decoder allocates.
             decoder.window_log_max(window_log_for(max_bytes)).map_err(corrupt)?;
@@ -281,10 +286,57 @@ fn decompress(
         if out.len() + n > max_bytes {
             return Err(BodyError::DecompressedTooLarge { limit: max_bytes });
         }
+        reservation.shrink_to(reservation.bytes().saturating_sub(released.take()));
         reservation.grow(n)?;
         out.extend_from_slice(&chunk[..n]);
     }
+    drop(decoder);
+    reservation.shrink_to(reservation.bytes().saturating_sub(released.take()));
     Ok(out)
+}
+
+/// Compressed frames read in order, each dropped once read to its end; `released` adds up
+/// the sizes of the frames dropped.
+struct Frames {
+    frames: std::collections::VecDeque<Bytes>,
+    /// Bytes read of the first frame.
+    consumed: usize,
+    released: Rc<Cell<usize>>,
+}
+
+impl Read for Frames {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl Frames {
+    /// Drops the frames read to their end (and empty ones).
+    fn drop_read(&mut self) {
+        while let Some(front) = self.frames.front()
+            && self.consumed >= front.len()
+        {
+            self.consumed -= front.len();
+            self.released.set(self.released.get() + front.len());
+            self.frames.pop_front();
+        }
+    }
+}
+
+impl BufRead for Frames {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.drop_read();
+        Ok(self.frames.front().map_or(&[][..], |f| &f[self.consumed..]))
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consumed += n;
+        self.drop_read();
+    }
 }
 
 /// Largest zstd window the decoder may allocate: enough for any body of `max_bytes`, and at
@@ -434,8 +486,8 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(body.bytes, data, "{encoding:?}");
-            // Both the compressed and the decompressed bytes are held.
-            assert_eq!(body.reservation.bytes(), compressed.len() + data.len());
+            // The compressed bytes were given back as they were decoded.
+            assert_eq!(body.reservation.bytes(), data.len());
         }
         assert_eq!(budget.available(), 1 << 20);
     }
@@ -454,6 +506,30 @@ mod tests {
             assert!(matches!(err, BodyError::DecompressedTooLarge { limit: 100_000 }), "{err}");
         }
         assert_eq!(budget.available(), 1 << 30);
+    }
+
+    #[tokio::test]
+    async fn a_compressed_body_holds_about_its_larger_size_not_both() {
+        // Incompressible bytes: compressed and decompressed are each about 300 KB.
+        let mut x = 1u64;
+        let data: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        for (encoding, compressed) in [(Encoding::Gzip, gzip(&data)), (Encoding::Zstd, zstd(&data))]
+        {
+            assert!(compressed.len() > 290_000, "{encoding:?}");
+            // Less than both together: each frame goes once decoded.
+            let budget = ByteBudget::new(400_000);
+            let frames = compressed.chunks(8192).map(<[u8]>::to_vec).collect();
+            let body = read_body(chunked(frames), encoding, 400_000, LONG, &budget).await.unwrap();
+            assert_eq!(body.bytes, data, "{encoding:?}");
+            assert_eq!(budget.available(), 100_000);
+            drop(body);
+            assert_eq!(budget.available(), 400_000);
+        }
     }
 
     #[tokio::test]

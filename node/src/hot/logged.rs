@@ -73,7 +73,8 @@ impl Recorder {
         self.ops.extend_from_slice(&(value.len() as u32).to_be_bytes());
         self.ops.extend_from_slice(value);
         if tag == OP_EVENTS {
-            if let (Some((t, p, first)), Some(count)) = (keys::parse_event_key(key), run::count(value))
+            if let (Some((t, p, first)), Some(count)) =
+                (keys::parse_event_key(key), run::count(value))
             {
                 let next = self.events.entry((t, p)).or_default();
                 *next = (*next).max(first + count);
@@ -184,8 +185,8 @@ impl HotStore {
                 OP_EVENTS => {
                     let (t, p, first) =
                         keys::parse_event_key(key).ok_or_else(|| corrupt("log", "event key"))?;
-                    let end = first
-                        + run::count(value).ok_or_else(|| corrupt("log", "run of events"))?;
+                    let end =
+                        first + run::count(value).ok_or_else(|| corrupt("log", "run of events"))?;
                     let floor = match floors.get(&(t, p)) {
                         Some(&f) => f,
                         None => {

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{
-    BoundColumnFamily, DB, DBRawIteratorWithThreadMode, DBWithThreadMode, MultiThreaded,
-    Options, ReadOptions, WriteBatch, WriteOptions,
+    BoundColumnFamily, DB, DBRawIteratorWithThreadMode, DBWithThreadMode, MultiThreaded, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 use zombi_shared::config::Durability;
 
@@ -357,7 +357,8 @@ impl Iterator for Scan<'_> {
                 }
             };
             let read = (|| {
-                let (_, _, first) = keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
+                let (_, _, first) =
+                    keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
                 let (mut seq, mut records) = match self.at {
                     Some((seq, offset)) => (seq, run::Records::resume(value, offset)),
                     None => {
@@ -368,11 +369,13 @@ impl Iterator for Scan<'_> {
                 while seq < self.to {
                     let Some(record) = records.next() else { break };
                     let record = record.ok_or_else(|| corrupt(CF_EVENTS, "run of events"))?;
+                    let this = seq;
                     seq += 1;
-                    if seq > self.next {
+                    // Records below the range (or already read) cost only their length.
+                    if this >= self.next {
                         let event =
                             record::decode(record).ok_or_else(|| corrupt(CF_EVENTS, "value"))?;
-                        return Ok(Some((seq - 1, event, records.offset())));
+                        return Ok(Some((this, event, records.offset())));
                     }
                 }
                 Ok(None)
@@ -596,9 +599,8 @@ mod tests {
         assert_eq!(run_keys(&store).len(), 3, "{:?}", run_keys(&store));
         assert_eq!(sequences(&store, a), (0..1000).collect::<Vec<_>>());
         // Ranges that start and end inside runs, and a single sequence.
-        let read = |from, to| -> Vec<u64> {
-            store.scan(a, 0, from, to).map(|e| e.unwrap().0).collect()
-        };
+        let read =
+            |from, to| -> Vec<u64> { store.scan(a, 0, from, to).map(|e| e.unwrap().0).collect() };
         assert_eq!(read(490, 510), (490..510).collect::<Vec<_>>());
         assert_eq!(read(999, 1000), [999]);
         assert_eq!(read(1000, 2000), Vec::<u64>::new());

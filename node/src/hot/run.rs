@@ -112,9 +112,9 @@ impl<'a> Iterator for Records<'a> {
             self.offset = self.value.len();
             return Some(Some(rest));
         }
-        let record = rest.split_at_checked(4).and_then(|(len, r)| {
-            r.get(..u32::from_le_bytes(len.try_into().ok()?) as usize)
-        });
+        let record = rest
+            .split_at_checked(4)
+            .and_then(|(len, r)| r.get(..u32::from_le_bytes(len.try_into().ok()?) as usize));
         match record {
             Some(record) => {
                 self.offset += 4 + record.len();

@@ -111,11 +111,12 @@ impl Default for EdgeLimits {
             max_future_skew_secs: 24 * 3600,
             max_request_bytes: 16 * MIB,
             max_records_per_request: 100_000,
-            // The bench's overload run (docs/benchmarks.md): the edge peaked at 541 MiB
-            // with 256 MiB, 217-250 with 64 MiB and 163-169 with 32 MiB, at the same
-            // throughput. 32 MiB is the least that admits any valid request: a compressed
-            // body of up to 16 MiB decompressing to up to 16 MiB holds both.
-            max_inflight_bytes: 32 * MIB,
+            // The bench's overload run (docs/benchmarks.md): the edge peaked at 82-84 MiB
+            // with 24 MiB and 100-104 with 32 MiB, in one sitting. A request holds about
+            // the larger of its compressed and decompressed sizes (each compressed frame is
+            // given back once decoded), so 24 MiB still admits the largest valid request
+            // (16 MiB each way) with room to spare.
+            max_inflight_bytes: 24 * MIB,
             header_read_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
             retry_after_secs: 1,
