@@ -290,8 +290,9 @@ fn decompress(
         reservation.grow(n)?;
         out.extend_from_slice(&chunk[..n]);
     }
+    // Every compressed frame is gone with the decoder: what is held is what was decoded.
     drop(decoder);
-    reservation.shrink_to(reservation.bytes().saturating_sub(released.take()));
+    reservation.shrink_to(out.len());
     Ok(out)
 }
 

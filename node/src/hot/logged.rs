@@ -14,9 +14,8 @@
 //! RocksDB holds (nothing after a disk loss, all of it after a restart). Counters
 //! (high-water marks, byte counts, replay cursors) take the larger value; a run of events
 //! wholly below its partition's deletion floor (flushed and deleted here already) is
-//! skipped; an
-//! idempotency record keeps its first acceptance; a table registration must agree with the
-//! registry.
+//! skipped; an idempotency record keeps its first acceptance; a table registration must
+//! agree with the registry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

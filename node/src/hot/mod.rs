@@ -316,7 +316,7 @@ impl HotStore {
                 it
             })
             .collect();
-        Scan { _held: held, iters, at: None, next: from, to }
+        Scan { _held: held, iters, offset: None, next: from, to }
     }
 
     /// The deletion floor of one partition: events below it are gone.
@@ -332,9 +332,9 @@ pub struct Scan<'a> {
     _held: Vec<Arc<Generation>>,
     /// One iterator per generation, each over the keys of the range.
     iters: VecDeque<DBRawIteratorWithThreadMode<'a, Db>>,
-    /// Within the value the first iterator is at: the sequence and offset of the next
-    /// record (`None` before its first).
-    at: Option<(u64, usize)>,
+    /// Within the value the first iterator is at, where the record of sequence `next`
+    /// starts (`None` before its first record).
+    offset: Option<usize>,
     /// The lowest sequence still to yield: a sequence a newer generation holds again (see
     /// [`generations`]) counts once.
     next: u64,
@@ -350,7 +350,7 @@ impl Iterator for Scan<'_> {
             let (Some(key), Some(value)) = (it.key(), it.value()) else {
                 let status = it.status();
                 self.iters.pop_front();
-                self.at = None;
+                self.offset = None;
                 match status {
                     Ok(()) => continue,
                     Err(e) => return Some(Err(e.into())),
@@ -359,8 +359,8 @@ impl Iterator for Scan<'_> {
             let read = (|| {
                 let (_, _, first) =
                     keys::parse_event_key(key).ok_or_else(|| corrupt(CF_EVENTS, "key"))?;
-                let (mut seq, mut records) = match self.at {
-                    Some((seq, offset)) => (seq, run::Records::resume(value, offset)),
+                let (mut seq, mut records) = match self.offset {
+                    Some(offset) => (self.next, run::Records::resume(value, offset)),
                     None => {
                         run::count(value).ok_or_else(|| corrupt(CF_EVENTS, "run of events"))?;
                         (first, run::records(value))
@@ -383,17 +383,17 @@ impl Iterator for Scan<'_> {
             match read {
                 Ok(Some((seq, event, offset))) => {
                     self.next = seq + 1;
-                    self.at = Some((seq + 1, offset));
+                    self.offset = Some(offset);
                     return Some(Ok((seq, event)));
                 }
                 Ok(None) => {
                     // This value has nothing more in the range: on to the next key.
                     it.next();
-                    self.at = None;
+                    self.offset = None;
                 }
                 Err(e) => {
                     self.iters.pop_front();
-                    self.at = None;
+                    self.offset = None;
                     return Some(Err(e));
                 }
             }
